@@ -1,0 +1,33 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Usher } from './index.js';
+import { Errors } from './http/errors.js';
+import { errorHandler, notFound } from './http/error-handler.js';
+import { requestLog } from './http/request-log.js';
+
+/** The standalone app: security headers, request log, health checks and Usher's routes. No listen. */
+export function buildApp(usher: Usher): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(helmet());
+  app.use(requestLog(usher.log));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res, next) => {
+    try {
+      await usher.ready();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      usher.log.warn({ err }, 'readiness check failed');
+      next(Errors.unavailable('The database does not answer.'));
+    }
+  });
+
+  app.use(usher.router);
+  app.use(notFound);
+  app.use(errorHandler(usher.log));
+  return app;
+}

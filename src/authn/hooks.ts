@@ -1,0 +1,24 @@
+import type { Logger } from 'pino';
+import { Errors } from '../http/errors.js';
+import type { UserService } from '../users/service.js';
+import type { PostAuthHook } from './types.js';
+
+/** A disabled account is refused, whatever proved it. */
+export const rejectDisabled: PostAuthHook = ({ user, method }) => {
+  if (!user.active) throw method === 'api-key' ? Errors.invalidApiKey('This account is disabled.') : Errors.unauthenticated('This account is disabled.');
+};
+
+const LAST_ACTIVE_EVERY_MS = 60_000;
+
+/** Records lastActiveAt, written at most once a minute per user and never on the request's critical path. */
+export function trackLastActive(users: UserService, log: Logger): PostAuthHook {
+  const written = new Map<number, number>();
+  return ({ user }) => {
+    const now = Date.now();
+    const last = Math.max(written.get(user.id) ?? 0, user.lastActiveAt ?? 0);
+    if (now - last < LAST_ACTIVE_EVERY_MS) return;
+    written.set(user.id, now);
+    user.lastActiveAt = now;
+    users.touchLastActive(user.id, now).catch((err: unknown) => log.warn({ err, userId: user.id }, 'could not record lastActiveAt'));
+  };
+}

@@ -1,0 +1,31 @@
+import type { Request } from 'express';
+import type { UserRecord } from '../users/model.js';
+
+/** Who a request is, once a method has proved it. */
+export interface Identity {
+  user: UserRecord;
+  /** The method that proved it: 'api-key', 'session', 'proxy', `oidc:${id}`. */
+  method: string;
+}
+
+/** One way of proving who a request is (see STYLE.md). */
+export interface AuthMethod {
+  readonly name: string;
+  /** Does this request carry my kind of credential? Cheap, no I/O. */
+  applies(req: Request): boolean;
+  /** Resolve null when it is not mine; throw an AppError when it is mine but invalid. */
+  authenticate(req: Request): Promise<Identity | null>;
+}
+
+/** Runs, in order, once an identity is known; throws to refuse it. */
+export type PostAuthHook = (identity: Identity, req: Request) => Promise<void> | void;
+
+/** What `req.user` holds on an authenticated request. */
+export type AuthUser = UserRecord & { readonly authMethod: string };
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Set by Usher's `authenticate` middleware; undefined for an anonymous request. */
+    user?: AuthUser;
+  }
+}

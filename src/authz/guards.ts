@@ -1,0 +1,39 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { Errors } from '../http/errors.js';
+import type { AuthUser } from '../authn/types.js';
+import type { Authorizer } from './enforcer.js';
+
+/** The authenticated caller, or a 401. */
+export function callerOf(req: Request): AuthUser {
+  if (!req.user) throw Errors.unauthenticated();
+  return req.user;
+}
+
+/** 401 for an anonymous request. */
+export const requireAuth: RequestHandler = (req, _res, next) => {
+  next(req.user ? undefined : Errors.unauthenticated());
+};
+
+/** 401 when anonymous, 403 unless the caller's role holds one of `roles` (directly). */
+export function requireRole(...roles: string[]): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (!req.user) return next(Errors.unauthenticated());
+    next(roles.includes(req.user.role) ? undefined : Errors.forbidden());
+  };
+}
+
+/** 401 when anonymous, 403 unless the policy grants (object, action) to the caller's role. */
+export function requirePermission(authz: Authorizer, object: string, action: string): RequestHandler {
+  return async (req: Request, _res: Response, next: NextFunction) => {
+    try {
+      await ensurePermission(authz, callerOf(req), object, action);
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+export async function ensurePermission(authz: Authorizer, user: AuthUser, object: string, action: string): Promise<void> {
+  if (!(await authz.can(user.role, object, action))) throw Errors.forbidden();
+}

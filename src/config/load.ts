@@ -1,0 +1,220 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { LOG_LEVELS, type LogLevel, type UsherConfig } from './schema.js';
+
+/** Thrown when configuration is wrong; `problems` holds one line per problem, each naming its key. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
+type Parser<T> = (raw: unknown) => Parsed<T>;
+
+/** One option: where it lives in the file, which variable overrides it, how to read it, its default. */
+interface Option<T> {
+  path: string;
+  env?: string;
+  parse: Parser<T>;
+  fallback: T;
+}
+
+const show = (raw: unknown): string => JSON.stringify(typeof raw === 'string' ? raw : (raw ?? null));
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad = (problem: string, raw: unknown): Parsed<never> => ({ ok: false, problem: `${problem}, got ${show(raw)}` });
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const text = typeof raw === 'number' ? String(raw) : raw;
+    if (typeof text === 'string' && /^\d+$/.test(text.trim())) {
+      const n = Number(text.trim());
+      if (n >= min && n <= max) return ok(n);
+    }
+    return bad(`must be an integer ${min}-${max}`, raw);
+  };
+}
+
+function text(opts: { minLength?: number; what?: string } = {}): Parser<string | undefined> {
+  return (raw) => {
+    if (raw === undefined || raw === null || raw === '') return ok(undefined);
+    if (typeof raw !== 'string' && typeof raw !== 'number') return bad('must be a string', raw);
+    const s = String(raw);
+    if (opts.minLength && s.length < opts.minLength) {
+      return { ok: false, problem: `must be at least ${opts.minLength} characters${opts.what ? ` (${opts.what})` : ''}` };
+    }
+    return ok(s);
+  };
+}
+
+const secretText = (minLength: number, what: string): Parser<string | undefined> => (raw) => {
+  const r = text({ minLength, what })(raw);
+  // Never echo a secret back in an error message.
+  return r.ok ? r : { ok: false, problem: r.problem.replace(/, got .*$/, '') };
+};
+
+const databaseUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  if (/^postgres(ql)?:\/\//.test(r.value)) {
+    try {
+      new URL(r.value);
+      return r;
+    } catch {
+      return { ok: false, problem: 'must be a valid postgres:// URL' };
+    }
+  }
+  return { ok: false, problem: 'must be a postgres:// or postgresql:// URL (leave it unset for the SQLite file in the data dir)' };
+};
+
+const schemaName: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  return /^[a-z_][a-z0-9_]{0,62}$/.test(r.value) ? r : bad('must be a lower-case SQL identifier', raw);
+};
+
+const logLevel: Parser<LogLevel> = (raw) =>
+  typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
+    ? ok(raw as LogLevel)
+    : bad(`must be one of ${LOG_LEVELS.join('|')}`, raw);
+
+const username: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  return r.value.trim().length > 0 && r.value.trim().length <= 64 ? r : bad('must be 1-64 characters', raw);
+};
+
+const OPTIONS = {
+  port: { path: 'server.port', env: 'USHER_PORT', parse: integer(1, 65535), fallback: 8787 },
+  host: { path: 'server.host', env: 'USHER_HOST', parse: (raw: unknown) => text()(raw), fallback: '0.0.0.0' },
+  dataDir: { path: 'dataDir', env: 'USHER_DATA_DIR', parse: text(), fallback: './data' },
+  databaseUrl: { path: 'database.url', env: 'USHER_DATABASE_URL', parse: databaseUrl, fallback: undefined },
+  databaseSchema: { path: 'database.schema', env: 'USHER_DATABASE_SCHEMA', parse: schemaName, fallback: undefined },
+  secret: { path: 'secret', env: 'USHER_SECRET', parse: secretText(32, 'generate one with: openssl rand -base64 48'), fallback: undefined },
+  adminUsername: { path: 'bootstrap.adminUsername', env: 'USHER_BOOTSTRAP_ADMIN_USERNAME', parse: username, fallback: undefined },
+  adminPassword: { path: 'bootstrap.adminPassword', env: 'USHER_BOOTSTRAP_ADMIN_PASSWORD', parse: secretText(1, ''), fallback: undefined },
+  adminApiKey: { path: 'bootstrap.adminApiKey', env: 'USHER_BOOTSTRAP_ADMIN_API_KEY', parse: secretText(32, 'an API key'), fallback: undefined },
+  logLevel: { path: 'log.level', env: 'USHER_LOG_LEVEL', parse: logLevel, fallback: 'info' as LogLevel },
+  passwordMinLength: { path: 'passwords.minLength', env: 'USHER_PASSWORD_MIN_LENGTH', parse: integer(1, 1024), fallback: 8 },
+  apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
+} satisfies Record<string, Option<unknown>>;
+
+interface Values {
+  port: number;
+  host: string | undefined;
+  dataDir: string | undefined;
+  databaseUrl: string | undefined;
+  databaseSchema: string | undefined;
+  secret: string | undefined;
+  adminUsername: string | undefined;
+  adminPassword: string | undefined;
+  adminApiKey: string | undefined;
+  logLevel: LogLevel;
+  passwordMinLength: number;
+  apiKeyCacheTtl: number;
+}
+
+/** Where configuration comes from; later sources override earlier ones. */
+export interface ConfigSources {
+  /** Parsed config file contents (same shape as config/usher.example.yaml). */
+  file?: unknown;
+  /** Environment variables (normally process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+function lookup(tree: unknown, path: string): unknown {
+  let node = tree;
+  for (const part of path.split('.')) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+function unknownKeys(tree: unknown, known: Set<string>, prefix = ''): string[] {
+  if (tree === null || typeof tree !== 'object' || Array.isArray(tree)) return [];
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(tree)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (known.has(path)) continue;
+    const isBranch = [...known].some((k) => k.startsWith(`${path}.`));
+    if (isBranch && value !== null && typeof value === 'object') found.push(...unknownKeys(value, known, path));
+    else found.push(path);
+  }
+  return found;
+}
+
+/**
+ * Reads and validates configuration: defaults < file < environment.
+ * Reports every problem at once (one line each, naming the key); changes nothing.
+ */
+export function resolveConfig(sources: ConfigSources): UsherConfig {
+  const problems: string[] = [];
+  const env = sources.env ?? {};
+  const file = sources.file ?? {};
+  if (typeof file !== 'object' || file === null || Array.isArray(file)) {
+    throw new ConfigError(['config: the config file must hold a mapping of keys']);
+  }
+  const known = new Set(Object.values(OPTIONS).map((o) => o.path));
+  for (const key of unknownKeys(file, known)) problems.push(`config: ${key}: unknown key`);
+
+  const values: Record<string, unknown> = {};
+  for (const [name, option] of Object.entries(OPTIONS) as [string, Option<unknown>][]) {
+    const fromEnv = option.env ? env[option.env] : undefined;
+    const [key, raw] = fromEnv !== undefined && fromEnv !== '' ? [option.env!, fromEnv] : [option.path, lookup(file, option.path)];
+    if (raw === undefined || raw === null) {
+      values[name] = option.fallback;
+      continue;
+    }
+    const result = option.parse(raw);
+    if (result.ok) values[name] = result.value ?? option.fallback;
+    else problems.push(`config: ${key}: ${result.problem}`);
+  }
+  const v = values as unknown as Values;
+  if ((v.adminUsername === undefined) !== (v.adminPassword === undefined)) {
+    problems.push('config: USHER_BOOTSTRAP_ADMIN_USERNAME: bootstrap needs both the admin username and password');
+  }
+  if (v.adminApiKey !== undefined && v.adminUsername === undefined) {
+    problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: needs USHER_BOOTSTRAP_ADMIN_USERNAME and USHER_BOOTSTRAP_ADMIN_PASSWORD');
+  }
+  if (v.adminPassword !== undefined && v.adminPassword.length < v.passwordMinLength) {
+    problems.push(`config: USHER_BOOTSTRAP_ADMIN_PASSWORD: must be at least ${v.passwordMinLength} characters`);
+  }
+  if (v.databaseSchema !== undefined && v.databaseUrl === undefined) {
+    problems.push('config: database.schema: only applies to PostgreSQL (set database.url)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    port: v.port,
+    host: v.host ?? '0.0.0.0',
+    dataDir: v.dataDir ?? './data',
+    database: Object.freeze({ url: v.databaseUrl, schema: v.databaseSchema }),
+    secret: v.secret,
+    bootstrap: Object.freeze({ adminUsername: v.adminUsername, adminPassword: v.adminPassword, adminApiKey: v.adminApiKey }),
+    logLevel: v.logLevel,
+    passwordMinLength: v.passwordMinLength,
+    apiKeyCacheTtlMs: v.apiKeyCacheTtl * 1000,
+  });
+}
+
+/** Reads the YAML file named by USHER_CONFIG (if any) and resolves it with the environment. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): UsherConfig {
+  const path = env.USHER_CONFIG;
+  let file: unknown = {};
+  if (path) {
+    let source: string;
+    try {
+      source = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`config: USHER_CONFIG: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`]);
+    }
+    try {
+      file = parseYaml(source) ?? {};
+    } catch (err) {
+      throw new ConfigError([`config: USHER_CONFIG: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`]);
+    }
+  }
+  return resolveConfig({ file, env });
+}

@@ -1,0 +1,45 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ServerKeys } from './secret.js';
+
+/** Recognisable prefix, so leaked keys can be found by secret scanners. */
+export const API_KEY_PREFIX = 'usk_';
+
+/** A new key: the prefix and 32 random bytes, base64url. */
+export function generateApiKey(): string {
+  return API_KEY_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** The lookup digest: a keyed HMAC, fast enough for every request, useless without the server secret. */
+export function digestApiKey(keys: ServerKeys, apiKey: string): string {
+  return createHmac('sha256', keys.apiKeyDigest).update(apiKey, 'utf8').digest('hex');
+}
+
+/** Constant-time comparison of two hex digests. */
+export function sameDigest(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** AES-256-GCM, as `v1.<iv>.<tag>.<ciphertext>` in base64url; the user id is bound as associated data. */
+export function encryptApiKey(keys: ServerKeys, apiKey: string, userId: number): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', keys.apiKeyCipher, iv);
+  cipher.setAAD(Buffer.from(`user:${userId}`));
+  const body = Buffer.concat([cipher.update(apiKey, 'utf8'), cipher.final()]);
+  return ['v1', iv, cipher.getAuthTag(), body].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+}
+
+/** Decrypts a stored copy; null when it cannot be read (for example after the server secret changed). */
+export function decryptApiKey(keys: ServerKeys, stored: string, userId: number): string | null {
+  const [version, iv, tag, body] = stored.split('.');
+  if (version !== 'v1' || !iv || !tag || body === undefined) return null;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', keys.apiKeyCipher, Buffer.from(iv, 'base64url'));
+    decipher.setAAD(Buffer.from(`user:${userId}`));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+  } catch {
+    return null;
+  }
+}

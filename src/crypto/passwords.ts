@@ -1,0 +1,24 @@
+import { Algorithm, hash, verify } from '@node-rs/argon2';
+
+/** OWASP's current argon2id parameters: 19 MiB, 2 iterations, 1 lane. Hashing runs off the event loop. */
+const PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, PARAMS);
+}
+
+export async function verifyPassword(stored: string, password: string): Promise<boolean> {
+  try {
+    return await verify(stored, password);
+  } catch {
+    return false;
+  }
+}
+
+let dummy: Promise<string> | undefined;
+/** Verifies against a throwaway hash, so an unknown user costs as much time as a wrong password. */
+export async function verifyDummy(password: string): Promise<false> {
+  dummy ??= hashPassword('usher-dummy-password');
+  await verifyPassword(await dummy, password);
+  return false;
+}

@@ -1,0 +1,56 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import knex, { type Knex } from 'knex';
+import type { UsherConfig } from '../config/schema.js';
+
+export type Db = Knex;
+
+/** Opens the configured database: PostgreSQL for a postgres:// URL, else the SQLite file in the data dir. */
+export function openDatabase(config: UsherConfig): Db {
+  const { url, schema } = config.database;
+  if (url) {
+    return knex({
+      client: 'pg',
+      connection: url,
+      searchPath: schema ? [schema] : undefined,
+      pool: { min: 0, max: 10 },
+      acquireConnectionTimeout: 10_000,
+    });
+  }
+  const dir = resolve(config.dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return knex({
+    client: 'sqlite3',
+    connection: { filename: join(dir, 'usher.db') },
+    useNullAsDefault: true,
+    // One connection: SQLite has one writer, and this serialises our transactions.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null) => void) {
+        conn.run('PRAGMA journal_mode = WAL', (err) => {
+          if (err) return done(err);
+          conn.run('PRAGMA foreign_keys = ON', (err2) => {
+            if (err2) return done(err2);
+            conn.run('PRAGMA busy_timeout = 5000', done);
+          });
+        });
+      },
+    },
+  });
+}
+
+/** True when the error is a unique-constraint violation (SQLite or PostgreSQL). */
+export function uniqueViolation(err: unknown): string | null {
+  const e = err as { code?: string; constraint?: string; message?: string };
+  if (e?.code === '23505') return e.constraint ?? '';
+  if (e?.code === 'SQLITE_CONSTRAINT' && /UNIQUE/.test(e.message ?? '')) return e.message ?? '';
+  return null;
+}
+
+/** Whether a schema must be created before migrating (PostgreSQL with database.schema). */
+export async function ensureSchema(db: Db, config: UsherConfig): Promise<void> {
+  if (config.database.url && config.database.schema) {
+    await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [config.database.schema]);
+  }
+}

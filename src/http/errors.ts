@@ -1,0 +1,48 @@
+/** A known failure with a stable code; the error handler turns it into `{ error: { code, message } }`. */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+type ErrorFactory = (message?: string) => AppError;
+
+function define(status: number, code: string, defaultMessage: string): ErrorFactory {
+  return (message = defaultMessage) => new AppError(status, code, message);
+}
+
+/** Every error Usher answers with, declared once. */
+export const Errors = {
+  invalidInput: define(400, 'request.invalid', 'The request is invalid.'),
+  malformedJson: define(400, 'request.malformed_json', 'The request body is not valid JSON.'),
+  keyInUrl: define(400, 'auth.key_in_url', 'API keys are not accepted in the URL; send the X-Api-Key header.'),
+  unauthenticated: define(401, 'auth.unauthenticated', 'Authentication is required.'),
+  invalidApiKey: define(401, 'auth.invalid_api_key', 'The API key is not valid.'),
+  invalidCredentials: define(401, 'auth.invalid_credentials', 'The username or password is wrong.'),
+  forbidden: define(403, 'auth.forbidden', 'You are not allowed to do this.'),
+  wrongCurrentPassword: define(403, 'user.wrong_current_password', 'The current password is wrong.'),
+  notFound: define(404, 'not_found', 'Not found.'),
+  userNotFound: define(404, 'user.not_found', 'There is no such user.'),
+  methodNotAllowed: define(405, 'request.method_not_allowed', 'This method is not allowed here.'),
+  usernameTaken: define(409, 'user.username_taken', 'That username is taken.'),
+  emailTaken: define(409, 'user.email_taken', 'That email address is already in use.'),
+  lastAdmin: define(409, 'user.last_admin', 'The last enabled admin cannot be demoted, disabled or deleted.'),
+  adminNeedsPassword: define(409, 'user.admin_needs_password', 'An admin must have a password.'),
+  cannotDeleteSelf: define(409, 'user.cannot_delete_self', 'You cannot delete your own account.'),
+  setupDone: define(409, 'setup.already_done', 'Setup is already done: a user exists.'),
+  apiKeyUnreadable: define(409, 'api_key.unreadable', 'The stored key cannot be read (the server secret changed); rotate it with POST.'),
+  tooLarge: define(413, 'request.too_large', 'The request body is too large (100 KB at most).'),
+  unsupportedMediaType: define(415, 'request.unsupported_media_type', 'The request body must be application/json.'),
+  unavailable: define(503, 'service.unavailable', 'The service is not ready.'),
+} as const;
+
+/** A 400 that names the offending field. */
+export function invalidField(field: string, problem: string): AppError {
+  return Errors.invalidInput(`${field}: ${problem}`);
+}

@@ -1,0 +1,125 @@
+import { Router, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { resolveConfig } from './config/load.js';
+import type { UsherConfig } from './config/schema.js';
+import { openDatabase, type Db } from './db/connect.js';
+import { migrateLatest } from './db/migrate.js';
+import { deriveKeys, loadSecret } from './crypto/secret.js';
+import { createLogger } from './logger.js';
+import { Authorizer } from './authz/enforcer.js';
+import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
+import { authenticateWith } from './authn/chain.js';
+import { ApiKeyMethod } from './authn/methods/api-key.js';
+import { rejectDisabled, trackLastActive } from './authn/hooks.js';
+import { publicAuthRouter } from './authn/routes.js';
+import { jsonBody } from './http/body.js';
+import { errorHandler, notFound } from './http/error-handler.js';
+import { userSchemas } from './users/schemas.js';
+import { UserService, type UserHooks } from './users/service.js';
+import { usersRouter } from './users/routes.js';
+import { bootstrapAdmin } from './bootstrap.js';
+
+export type { UsherConfig } from './config/schema.js';
+export type { AuthUser, AuthMethod, Identity, PostAuthHook } from './authn/types.js';
+export type { PublicUser } from './users/model.js';
+export type { UserHooks } from './users/service.js';
+export { ConfigError, loadConfig, resolveConfig } from './config/load.js';
+export { AppError } from './http/errors.js';
+
+/** Mount point of Usher's API inside `router`. */
+export const API_BASE = '/api/v1/auth';
+
+export interface UsherOptions extends UserHooks {
+  /** Settings in the config file's shape (validated like the file), or a config from `loadConfig()`. */
+  config?: unknown;
+  /** Where logs go; defaults to a pino logger on stdout at the configured level. */
+  logger?: Logger;
+  /** Folder holding model.conf and policy.csv; defaults to the package's policies/. */
+  policyDir?: string;
+}
+
+/** What a host app gets: mount `router`, put `authenticate` before its own routes, guard them with `requireRole`. */
+export interface Usher {
+  readonly config: UsherConfig;
+  /** Usher's routes under /api/v1/auth, with JSON body parsing and JSON errors. Mount at the app's root. */
+  readonly router: Router;
+  /** Sets `req.user` when the request proves who it is; leaves it undefined for anonymous requests. */
+  readonly authenticate: RequestHandler;
+  /** 401 unless authenticated. */
+  readonly requireAuth: RequestHandler;
+  /** 401 unless authenticated, 403 unless the caller has one of these roles. */
+  requireRole(...roles: string[]): RequestHandler;
+  /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller's role. */
+  requirePermission(object: string, action: string): RequestHandler;
+  readonly users: UserService;
+  readonly authz: Authorizer;
+  readonly db: Db;
+  readonly log: Logger;
+  /** Resolves when the database answers. */
+  ready(): Promise<void>;
+  /** Closes the database. */
+  close(): Promise<void>;
+}
+
+const resolved = new WeakSet<object>();
+
+/** Validates settings unless they already came from loadConfig/resolveConfig. */
+function toConfig(config: unknown): UsherConfig {
+  if (config && typeof config === 'object' && resolved.has(config)) return config as UsherConfig;
+  const result = resolveConfig({ file: config ?? {} });
+  resolved.add(result);
+  return result;
+}
+
+/** Marks a config as already validated (used by the standalone server). */
+export function validated(config: UsherConfig): UsherConfig {
+  resolved.add(config);
+  return config;
+}
+
+/** Builds Usher: opens and migrates the database, loads the policy, creates the bootstrap admin. */
+export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
+  const config = toConfig(options.config);
+  const log = options.logger ?? createLogger(config.logLevel);
+  const keys = deriveKeys(loadSecret(config));
+  const authz = await Authorizer.load(options.policyDir);
+  const db = openDatabase(config);
+  try {
+    const applied = await migrateLatest(db, config);
+    if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
+    const users = new UserService(db, keys, log, { onUserCreated: options.onUserCreated, onUserDeleted: options.onUserDeleted });
+    await bootstrapAdmin(config, users, log);
+
+    const authenticate = authenticateWith([new ApiKeyMethod(users, config.apiKeyCacheTtlMs)], [rejectDisabled, trackLastActive(users, log)]);
+    const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
+
+    const api = Router();
+    api.use(jsonBody, authenticate);
+    api.use(publicAuthRouter(users, schemas));
+    api.use(usersRouter(users, authz, schemas));
+    api.use(notFound);
+    api.use(errorHandler(log));
+    const router = Router();
+    router.use(API_BASE, api);
+
+    return {
+      config,
+      router,
+      authenticate,
+      requireAuth,
+      requireRole,
+      requirePermission: (object, action) => requirePermission(authz, object, action),
+      users,
+      authz,
+      db,
+      log,
+      async ready() {
+        await db.raw('select 1');
+      },
+      close: () => db.destroy(),
+    };
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+}

@@ -1,0 +1,76 @@
+import { invalidField } from '../http/errors.js';
+import { SORT_COLUMNS, type ListQuery, type SortField } from './repository.js';
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+
+/** Navidrome's and others' names for the same sort fields. */
+const SORT_ALIASES: Record<string, SortField> = { userName: 'username', lastAccessAt: 'lastActiveAt' };
+
+function single(query: Record<string, unknown>, name: string): string | undefined {
+  const value = query[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw invalidField(name, 'must be given once, as a plain value');
+  return value;
+}
+
+function nonNegative(name: string, raw: string): number {
+  if (!/^\d{1,9}$/.test(raw)) throw invalidField(name, 'must be a non-negative integer');
+  return Number(raw);
+}
+
+/**
+ * Reads `offset`/`limit`/`sort`/`order`/`q`/`role`/`active`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
+ * Anything outside the allow-lists is a 400, never silently ignored.
+ */
+export function parseListQuery(query: Record<string, unknown>): ListQuery {
+  const offsetName = query.offset !== undefined ? 'offset' : '_start';
+  const offsetRaw = single(query, offsetName);
+  const offset = offsetRaw === undefined ? 0 : nonNegative(offsetName, offsetRaw);
+
+  let limit = DEFAULT_LIMIT;
+  const limitRaw = single(query, 'limit');
+  const endRaw = single(query, '_end');
+  if (limitRaw !== undefined) {
+    if (!/^\d{1,9}$/.test(limitRaw)) throw invalidField('limit', `must be an integer 1-${MAX_LIMIT}`);
+    limit = Number(limitRaw);
+    if (limit < 1 || limit > MAX_LIMIT) throw invalidField('limit', `must be an integer 1-${MAX_LIMIT}`);
+  } else if (endRaw !== undefined) {
+    const end = nonNegative('_end', endRaw);
+    limit = end - offset;
+    if (limit < 1 || limit > MAX_LIMIT) throw invalidField('_end', `must be 1-${MAX_LIMIT} more than _start`);
+  }
+
+  const sortRaw = single(query, 'sort') ?? single(query, '_sort');
+  let sort: SortField = 'id';
+  if (sortRaw !== undefined) {
+    const candidate = SORT_ALIASES[sortRaw] ?? sortRaw;
+    if (!Object.hasOwn(SORT_COLUMNS, candidate)) {
+      throw invalidField('sort', `must be one of ${Object.keys(SORT_COLUMNS).join(', ')}`);
+    }
+    sort = candidate as SortField;
+  }
+
+  const orderRaw = single(query, 'order') ?? single(query, '_order');
+  let order: 'asc' | 'desc' = 'asc';
+  if (orderRaw !== undefined) {
+    const lower = orderRaw.toLowerCase();
+    if (lower !== 'asc' && lower !== 'desc') throw invalidField('order', 'must be asc or desc');
+    order = lower;
+  }
+
+  const result: ListQuery = { offset, limit, sort, order };
+  const q = single(query, 'q');
+  if (q !== undefined && q !== '') {
+    if (q.length > 256) throw invalidField('q', 'must be at most 256 characters');
+    result.q = q.normalize('NFKC').trim();
+  }
+  const role = single(query, 'role');
+  if (role !== undefined) result.role = role;
+  const active = single(query, 'active');
+  if (active !== undefined) {
+    if (!['true', 'false', '1', '0'].includes(active)) throw invalidField('active', 'must be true or false');
+    result.active = active === 'true' || active === '1';
+  }
+  return result;
+}

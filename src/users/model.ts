@@ -1,0 +1,83 @@
+/** A user as stored (without secrets). */
+export interface User {
+  id: number;
+  username: string;
+  name: string | null;
+  email: string | null;
+  role: string;
+  active: boolean;
+  hasPassword: boolean;
+  authSource: string;
+  createdAt: number;
+  updatedAt: number;
+  lastActiveAt: number | null;
+  lastLoginAt: number | null;
+}
+
+/** A user with the stored secrets; never leaves the server. */
+export interface UserRecord extends User {
+  passwordHash: string | null;
+  apiKeyDigest: string | null;
+  apiKeyCipher: string | null;
+}
+
+/** A user as the API returns it: no password, hash or key; times in ISO-8601 UTC. */
+export interface PublicUser {
+  id: number;
+  username: string;
+  name: string | null;
+  email: string | null;
+  role: string;
+  active: boolean;
+  hasPassword: boolean;
+  authSource: string;
+  createdAt: string;
+  updatedAt: string;
+  lastActiveAt: string | null;
+  lastLoginAt: string | null;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function toPublicUser(u: User): PublicUser {
+  return {
+    id: u.id,
+    username: u.username,
+    name: u.name,
+    email: u.email,
+    role: u.role,
+    active: u.active,
+    hasPassword: u.hasPassword,
+    authSource: u.authSource,
+    createdAt: iso(u.createdAt)!,
+    updatedAt: iso(u.updatedAt)!,
+    lastActiveAt: iso(u.lastActiveAt),
+    lastLoginAt: iso(u.lastLoginAt),
+  };
+}
+
+/** The role the safety rails protect. */
+export const ADMIN_ROLE = 'admin';
+export const DEFAULT_ROLE = 'user';
+
+/** Trimmed and NFKC-normalised, as stored. */
+export function normalizeUsername(raw: string): string {
+  return raw.normalize('NFKC').trim();
+}
+
+/** The case-insensitive uniqueness key. */
+export function usernameKey(username: string): string {
+  return normalizeUsername(username).toLowerCase();
+}
+
+/** Control, format (zero-width, bidi), unassigned, private-use, surrogate and line/paragraph separator characters. */
+const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+
+/** Why a (normalised) username is unacceptable, or null. */
+export function usernameProblem(username: string): string | null {
+  const length = [...username].length;
+  if (length < 1 || length > 64) return 'must be 1 to 64 characters';
+  if (INVISIBLE.test(username)) return 'must not contain control or invisible characters';
+  if (/\s/u.test(username.replace(/ /g, ''))) return 'must not contain whitespace other than spaces';
+  return null;
+}

@@ -1,0 +1,172 @@
+import type { Knex } from 'knex';
+import type { UserRecord } from './model.js';
+
+/** Anything that can run a query: the database or a transaction. */
+export type Queryable = Knex | Knex.Transaction;
+
+interface UserRow {
+  id: number;
+  username: string;
+  username_key: string;
+  name: string | null;
+  email: string | null;
+  email_key: string | null;
+  role: string;
+  active: boolean | number;
+  password_hash: string | null;
+  auth_source: string;
+  api_key_digest: string | null;
+  api_key_cipher: string | null;
+  created_at: number | string;
+  updated_at: number | string;
+  last_active_at: number | string | null;
+  last_login_at: number | string | null;
+}
+
+const time = (v: number | string | null): number | null => (v === null ? null : Number(v));
+
+function fromRow(r: UserRow): UserRecord {
+  return {
+    id: Number(r.id),
+    username: r.username,
+    name: r.name,
+    email: r.email,
+    role: r.role,
+    active: Boolean(r.active),
+    hasPassword: r.password_hash !== null,
+    authSource: r.auth_source,
+    createdAt: time(r.created_at)!,
+    updatedAt: time(r.updated_at)!,
+    lastActiveAt: time(r.last_active_at),
+    lastLoginAt: time(r.last_login_at),
+    passwordHash: r.password_hash,
+    apiKeyDigest: r.api_key_digest,
+    apiKeyCipher: r.api_key_cipher,
+  };
+}
+
+export interface NewUserRow {
+  username: string;
+  username_key: string;
+  name: string | null;
+  email: string | null;
+  email_key: string | null;
+  role: string;
+  active: boolean;
+  password_hash: string | null;
+  auth_source: string;
+  api_key_digest: string;
+}
+
+export type UserChanges = Partial<Omit<NewUserRow, 'auth_source'>> & {
+  api_key_cipher?: string | null;
+  last_login_at?: number;
+};
+
+/** Columns a list may be sorted by, keyed by their API names. */
+export const SORT_COLUMNS = {
+  id: 'id',
+  username: 'username_key',
+  name: 'name',
+  email: 'email_key',
+  role: 'role',
+  createdAt: 'created_at',
+  lastActiveAt: 'last_active_at',
+} as const;
+export type SortField = keyof typeof SORT_COLUMNS;
+
+export interface ListQuery {
+  offset: number;
+  limit: number;
+  sort: SortField;
+  order: 'asc' | 'desc';
+  q?: string;
+  role?: string;
+  active?: boolean;
+}
+
+/** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
+const likePattern = (q: string) => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** SQL for users, and nothing else. */
+export const usersRepo = {
+  async findById(db: Queryable, id: number): Promise<UserRecord | null> {
+    const row = (await db<UserRow>('users').where({ id }).first()) as UserRow | undefined;
+    return row ? fromRow(row) : null;
+  },
+
+  async findByUsername(db: Queryable, key: string): Promise<UserRecord | null> {
+    const row = (await db<UserRow>('users').where({ username_key: key }).first()) as UserRow | undefined;
+    return row ? fromRow(row) : null;
+  },
+
+  async findByApiKeyDigest(db: Queryable, digest: string): Promise<UserRecord | null> {
+    const row = (await db<UserRow>('users').where({ api_key_digest: digest }).first()) as UserRow | undefined;
+    return row ? fromRow(row) : null;
+  },
+
+  async count(db: Queryable): Promise<number> {
+    const row = (await db('users').count({ n: '*' }).first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  },
+
+  /** Enabled admins other than `exceptId`. */
+  async countEnabledAdmins(db: Queryable, role: string, exceptId: number): Promise<number> {
+    const row = (await db('users').where({ role, active: true }).whereNot({ id: exceptId }).count({ n: '*' }).first()) as
+      | { n: number | string }
+      | undefined;
+    return Number(row?.n ?? 0);
+  },
+
+  async insert(db: Queryable, row: NewUserRow, now: number): Promise<number> {
+    const [inserted] = (await db('users')
+      .insert({ ...row, created_at: now, updated_at: now })
+      .returning('id')) as ({ id: number } | number)[];
+    return Number(typeof inserted === 'object' ? inserted.id : inserted);
+  },
+
+  async update(db: Queryable, id: number, changes: UserChanges, now: number): Promise<void> {
+    await db('users').where({ id }).update({ ...changes, updated_at: now });
+  },
+
+  async touchLastActive(db: Queryable, id: number, now: number): Promise<void> {
+    await db('users').where({ id }).update({ last_active_at: now });
+  },
+
+  async remove(db: Queryable, id: number): Promise<void> {
+    await db('users').where({ id }).delete();
+  },
+
+  async list(db: Queryable, q: ListQuery): Promise<{ users: UserRecord[]; total: number }> {
+    const filtered = db<UserRow>('users').modify((b) => {
+      if (q.role !== undefined) b.where('role', q.role);
+      if (q.active !== undefined) b.where('active', q.active);
+      if (q.q) {
+        const pattern = likePattern(q.q);
+        b.where((w) =>
+          w
+            .whereRaw("username_key LIKE ? ESCAPE '\\'", [pattern])
+            .orWhereRaw("LOWER(name) LIKE ? ESCAPE '\\'", [pattern])
+            .orWhereRaw("email_key LIKE ? ESCAPE '\\'", [pattern]),
+        );
+      }
+    });
+    const countRow = (await filtered.clone().count({ n: '*' }).first()) as { n: number | string } | undefined;
+    const rows = (await filtered
+      .clone()
+      .select('*')
+      .orderBy(SORT_COLUMNS[q.sort], q.order, 'last')
+      .orderBy('id', q.order)
+      .offset(q.offset)
+      .limit(q.limit)) as UserRow[];
+    return { users: rows.map(fromRow), total: Number(countRow?.n ?? 0) };
+  },
+
+  /**
+   * Takes the users lock inside a transaction: every change that could break a safety rail
+   * (the admin set, the first user) holds it, so concurrent changes run one after another.
+   */
+  async lock(trx: Knex.Transaction): Promise<void> {
+    await trx('locks').where({ name: 'users' }).increment('version', 1);
+  },
+};

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { normalizeUsername, usernameProblem } from './model.js';
+
+export interface SchemaContext {
+  passwordMinLength: number;
+  roles: ReadonlySet<string>;
+}
+
+export function userSchemas(ctx: SchemaContext) {
+  const username = z
+    .string()
+    .transform(normalizeUsername)
+    .superRefine((value, issue) => {
+      const problem = usernameProblem(value);
+      if (problem) issue.addIssue({ code: 'custom', message: problem });
+    });
+  const password = z
+    .string()
+    .min(ctx.passwordMinLength, `must be at least ${ctx.passwordMinLength} characters`)
+    .max(1024, 'must be at most 1024 characters');
+  const name = z
+    .string()
+    .trim()
+    .max(256, 'must be at most 256 characters')
+    .refine((v) => !/\p{Cc}/u.test(v), 'must not contain control characters')
+    .transform((v) => (v === '' ? null : v))
+    .nullable();
+  const email = z
+    .string()
+    .trim()
+    .max(320, 'must be at most 320 characters')
+    .pipe(z.union([z.literal(''), z.email('must be a valid email address')]))
+    .transform((v) => (v === '' ? null : v))
+    .nullable();
+  const role = z.string().refine((r) => ctx.roles.has(r), { message: `must be one of ${[...ctx.roles].join(', ')}` });
+
+  return {
+    credentials: z.strictObject({ username, password }),
+    create: z.strictObject({
+      username,
+      password: password.nullable().optional(),
+      role: role.optional(),
+      name: name.optional(),
+      email: email.optional(),
+    }),
+    update: z.strictObject({
+      role: role.optional(),
+      name: name.optional(),
+      email: email.optional(),
+      password: password.nullable().optional(),
+      currentPassword: z.string().max(1024).optional(),
+    }),
+    status: z.strictObject({ active: z.boolean() }),
+    resetPassword: z.strictObject({ password }),
+  };
+}
+
+export type UserSchemas = ReturnType<typeof userSchemas>;
+
+/** Fields a user may change on their own account without the admin capability. */
+export const SELF_FIELDS: ReadonlySet<string> = new Set(['name', 'email', 'password', 'currentPassword']);

@@ -1,0 +1,272 @@
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { AppError, Errors } from '../http/errors.js';
+import { uniqueViolation, type Db } from '../db/connect.js';
+import { decryptApiKey, digestApiKey, encryptApiKey, generateApiKey } from '../crypto/api-keys.js';
+import { hashPassword, verifyPassword } from '../crypto/passwords.js';
+import type { ServerKeys } from '../crypto/secret.js';
+import { ADMIN_ROLE, DEFAULT_ROLE, normalizeUsername, toPublicUser, usernameKey, type PublicUser, type UserRecord } from './model.js';
+import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
+
+/** Called after a change is committed; a failing hook is logged, never undoes the change. */
+export interface UserHooks {
+  onUserCreated?: (user: PublicUser) => void | Promise<void>;
+  onUserDeleted?: (user: PublicUser) => void | Promise<void>;
+}
+
+export interface NewUser {
+  username: string;
+  password?: string | null;
+  role?: string;
+  name?: string | null;
+  email?: string | null;
+  authSource?: string;
+  /** A chosen API key (bootstrap automation); otherwise one is generated. */
+  apiKey?: string;
+}
+
+export interface UserPatch {
+  role?: string;
+  name?: string | null;
+  email?: string | null;
+  /** null clears the password (a password-less, invite-only account). */
+  password?: string | null;
+}
+
+/** The users' rules: uniqueness, safety rails, keys. Routes call this; SQL lives in the repository. */
+export class UserService {
+  /** Called whenever a user changes, so caches of authenticated users can drop what they hold. */
+  readonly changeListeners = new Set<(userId: number) => void>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly keys: ServerKeys,
+    private readonly log: Logger,
+    private readonly hooks: UserHooks = {},
+  ) {}
+
+  get(id: number): Promise<UserRecord | null> {
+    return usersRepo.findById(this.db, id);
+  }
+
+  async require(id: number): Promise<UserRecord> {
+    const user = await usersRepo.findById(this.db, id);
+    if (!user) throw Errors.userNotFound();
+    return user;
+  }
+
+  findByUsername(username: string): Promise<UserRecord | null> {
+    return usersRepo.findByUsername(this.db, usernameKey(username));
+  }
+
+  findByApiKey(apiKey: string): Promise<UserRecord | null> {
+    return usersRepo.findByApiKeyDigest(this.db, digestApiKey(this.keys, apiKey));
+  }
+
+  list(query: ListQuery) {
+    return usersRepo.list(this.db, query);
+  }
+
+  async count(): Promise<number> {
+    return usersRepo.count(this.db);
+  }
+
+  /** Creates a user with a fresh API key (returned once, to be shown to its owner). */
+  async create(input: NewUser): Promise<{ user: UserRecord; apiKey: string }> {
+    const prepared = await this.prepareNew(input);
+    const result = await this.transaction((trx) => this.insertPrepared(trx, prepared));
+    this.afterCreate(result.user);
+    return result;
+  }
+
+  /**
+   * Creates the first account, always an admin, only while no user exists.
+   * Concurrent calls serialise on the users lock: exactly one succeeds.
+   */
+  async setupFirst(input: NewUser, onExisting: () => AppError = Errors.setupDone): Promise<{ user: UserRecord; apiKey: string }> {
+    const prepared = await this.prepareNew({ ...input, role: ADMIN_ROLE });
+    const result = await this.transaction(async (trx) => {
+      await usersRepo.lock(trx);
+      if ((await usersRepo.count(trx)) > 0) throw onExisting();
+      return this.insertPrepared(trx, prepared);
+    });
+    this.afterCreate(result.user);
+    return result;
+  }
+
+  /** Partial update; `self` means the caller edits their own account (password change then needs the current one). */
+  async update(id: number, patch: UserPatch, opts: { currentPassword?: string; self?: boolean } = {}): Promise<UserRecord> {
+    const changes: UserChanges = {};
+    if (patch.name !== undefined) changes.name = patch.name;
+    if (patch.email !== undefined) {
+      changes.email = patch.email;
+      changes.email_key = patch.email === null ? null : patch.email.toLowerCase();
+    }
+    if (patch.role !== undefined) changes.role = patch.role;
+    if (patch.password !== undefined) {
+      if (opts.self && patch.password !== null) {
+        const current = await this.require(id);
+        if (current.passwordHash !== null) {
+          if (opts.currentPassword === undefined) throw Errors.invalidInput('currentPassword: is required to change your own password');
+          if (!(await verifyPassword(current.passwordHash, opts.currentPassword))) throw Errors.wrongCurrentPassword();
+        }
+      }
+      changes.password_hash = patch.password === null ? null : await hashPassword(patch.password);
+    }
+    return this.change(id, (before) => {
+      const after = {
+        role: changes.role ?? before.role,
+        hasPassword: changes.password_hash !== undefined ? changes.password_hash !== null : before.hasPassword,
+      };
+      return { changes, after };
+    });
+  }
+
+  async setActive(id: number, active: boolean): Promise<UserRecord> {
+    return this.change(id, (before) => ({ changes: { active }, after: { role: before.role, active, hasPassword: before.hasPassword } }));
+  }
+
+  async resetPassword(id: number, password: string): Promise<void> {
+    const password_hash = await hashPassword(password);
+    await this.change(id, (before) => ({ changes: { password_hash }, after: { role: before.role, hasPassword: true } }));
+  }
+
+  /** Replaces the user's key; the old one stops working at once. */
+  async rotateApiKey(id: number): Promise<string> {
+    const apiKey = generateApiKey();
+    const digest = digestApiKey(this.keys, apiKey);
+    await this.change(id, (before) => ({
+      changes: { api_key_digest: digest, api_key_cipher: encryptApiKey(this.keys, apiKey, id) },
+      after: { role: before.role, hasPassword: before.hasPassword },
+    }));
+    return apiKey;
+  }
+
+  /** The owner's key, decrypted; null when it cannot be read (rotate it then). */
+  readApiKey(user: UserRecord): string | null {
+    return user.apiKeyCipher ? decryptApiKey(this.keys, user.apiKeyCipher, user.id) : null;
+  }
+
+  async remove(actorId: number, id: number): Promise<void> {
+    if (actorId === id) throw Errors.cannotDeleteSelf();
+    let removed: UserRecord | undefined;
+    await this.transaction(async (trx) => {
+      await usersRepo.lock(trx);
+      const before = await usersRepo.findById(trx, id);
+      if (!before) throw Errors.userNotFound();
+      await this.checkAdminRemains(trx, before, { role: undefined, active: false });
+      await usersRepo.remove(trx, id);
+      removed = before;
+    });
+    this.notifyChange(id);
+    if (removed) void this.runHook('onUserDeleted', removed);
+  }
+
+  /** Records a successful login. */
+  async markLogin(id: number): Promise<void> {
+    await usersRepo.update(this.db, id, { last_login_at: Date.now() }, Date.now());
+  }
+
+  touchLastActive(id: number, now: number): Promise<void> {
+    return usersRepo.touchLastActive(this.db, id, now);
+  }
+
+  // ---- internals ----
+
+  private transaction<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
+  }
+
+  /** Applies a change under the users lock after checking the rails against the row as it is now. */
+  private async change(
+    id: number,
+    plan: (before: UserRecord) => { changes: UserChanges; after: { role: string; active?: boolean; hasPassword: boolean } },
+  ): Promise<UserRecord> {
+    const updated = await this.transaction(async (trx) => {
+      await usersRepo.lock(trx);
+      const before = await usersRepo.findById(trx, id);
+      if (!before) throw Errors.userNotFound();
+      const { changes, after } = plan(before);
+      if (after.role === ADMIN_ROLE && !after.hasPassword) throw Errors.adminNeedsPassword();
+      await this.checkAdminRemains(trx, before, { role: after.role, active: after.active ?? before.active });
+      try {
+        await usersRepo.update(trx, id, changes, Date.now());
+      } catch (err) {
+        throw this.conflict(err);
+      }
+      return (await usersRepo.findById(trx, id))!;
+    });
+    this.notifyChange(id);
+    return updated;
+  }
+
+  /** Refuses a change that would leave no enabled admin. Must run under the users lock. */
+  private async checkAdminRemains(trx: Knex.Transaction, before: UserRecord, after: { role: string | undefined; active: boolean }) {
+    const wasEnabledAdmin = before.role === ADMIN_ROLE && before.active;
+    const staysEnabledAdmin = after.role === ADMIN_ROLE && after.active;
+    if (wasEnabledAdmin && !staysEnabledAdmin && (await usersRepo.countEnabledAdmins(trx, ADMIN_ROLE, before.id)) === 0) {
+      throw Errors.lastAdmin();
+    }
+  }
+
+  private async prepareNew(input: NewUser) {
+    const role = input.role ?? DEFAULT_ROLE;
+    const password = input.password ?? null;
+    if (role === ADMIN_ROLE && password === null) throw Errors.adminNeedsPassword();
+    const username = normalizeUsername(input.username);
+    const apiKey = input.apiKey ?? generateApiKey();
+    return {
+      apiKey,
+      row: {
+        username,
+        username_key: usernameKey(username),
+        name: input.name ?? null,
+        email: input.email ?? null,
+        email_key: input.email ? input.email.toLowerCase() : null,
+        role,
+        active: true,
+        password_hash: password === null ? null : await hashPassword(password),
+        auth_source: input.authSource ?? 'local',
+        api_key_digest: digestApiKey(this.keys, apiKey),
+      },
+    };
+  }
+
+  private async insertPrepared(trx: Knex.Transaction, prepared: Awaited<ReturnType<UserService['prepareNew']>>) {
+    let id: number;
+    try {
+      id = await usersRepo.insert(trx, prepared.row, Date.now());
+    } catch (err) {
+      throw this.conflict(err);
+    }
+    // The copy is bound to the id, which exists only after the insert.
+    await trx('users').where({ id }).update({ api_key_cipher: encryptApiKey(this.keys, prepared.apiKey, id) });
+    const user = (await usersRepo.findById(trx, id))!;
+    return { user, apiKey: prepared.apiKey };
+  }
+
+  private conflict(err: unknown): unknown {
+    const constraint = uniqueViolation(err);
+    if (constraint === null) return err;
+    if (constraint.includes('email')) return Errors.emailTaken();
+    if (constraint.includes('api_key')) return Errors.invalidInput('apiKey: that key is already in use');
+    return Errors.usernameTaken();
+  }
+
+  private afterCreate(user: UserRecord) {
+    this.notifyChange(user.id);
+    void this.runHook('onUserCreated', user);
+  }
+
+  private notifyChange(id: number) {
+    for (const listener of this.changeListeners) listener(id);
+  }
+
+  private async runHook(name: keyof UserHooks, user: UserRecord) {
+    try {
+      await this.hooks[name]?.(toPublicUser(user));
+    } catch (err) {
+      this.log.error({ err, hook: name, userId: user.id }, 'user hook failed');
+    }
+  }
+}
