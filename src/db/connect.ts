@@ -44,7 +44,9 @@ export function openDatabase(config: UsherConfig): Db {
 export function uniqueViolation(err: unknown): string | null {
   const e = err as { code?: string; constraint?: string; message?: string };
   if (e?.code === '23505') return e.constraint ?? '';
-  if (e?.code === 'SQLITE_CONSTRAINT' && /UNIQUE/.test(e.message ?? '')) return e.message ?? '';
+  // knex prefixes SQLite's message with the SQL; the constraint's columns come after this phrase.
+  const sqlite = /UNIQUE constraint failed: ([\w., ]+)/.exec(e?.message ?? '');
+  if (e?.code === 'SQLITE_CONSTRAINT' && sqlite) return sqlite[1]!;
   return null;
 }
 

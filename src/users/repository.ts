@@ -155,7 +155,9 @@ export const usersRepo = {
     const rows = (await filtered
       .clone()
       .select('*')
-      .orderBy(SORT_COLUMNS[q.sort], q.order, 'last')
+      // NULLs last in both databases (knex's own nulls option drops the column on SQLite).
+      .orderByRaw('(?? IS NULL) ASC', [SORT_COLUMNS[q.sort]])
+      .orderBy(SORT_COLUMNS[q.sort], q.order)
       .orderBy('id', q.order)
       .offset(q.offset)
       .limit(q.limit)) as UserRow[];

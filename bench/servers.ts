@@ -1,0 +1,113 @@
+/**
+ * One benchmark target per process, started by bench/run.ts with `node --import tsx bench/servers.ts <mode>`.
+ *
+ *   bare       Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON.
+ *   usher      The standalone Usher app (buildApp) on a fresh SQLite data dir.
+ *   usher-pg   The same on PostgreSQL (BENCH_PG_URL, BENCH_PG_SCHEMA).
+ *
+ * Settings come from the environment (BENCH_DATA_DIR, BENCH_API_KEY, BENCH_PG_URL, BENCH_PG_SCHEMA).
+ * The port is reported to the parent over IPC as { type: 'ready', port }; the process exits when the
+ * parent disconnects or sends SIGTERM/SIGINT.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express } from 'express';
+import { buildApp } from '../src/app.js';
+import { createUsher, type Usher } from '../src/index.js';
+
+// Only types may be imported from this file: importing a value would start a server in the importer.
+export type ServerMode = 'bare' | 'usher' | 'usher-pg';
+
+/** What a server tells its parent over IPC. */
+export type ServerMessage = { type: 'ready'; port: number } | { type: 'failed'; message: string };
+
+/** What GET /me answers for the bootstrap admin, in the shape toPublicUser() gives. */
+const BARE_USER = Object.freeze({
+  id: 1,
+  username: 'bench',
+  name: null,
+  email: null,
+  role: 'admin',
+  active: true,
+  hasPassword: true,
+  authSource: 'local',
+  createdAt: '2026-01-15T09:30:12.345Z',
+  updatedAt: '2026-01-15T09:30:12.345Z',
+  lastActiveAt: '2026-01-15T09:31:02.118Z',
+  lastLoginAt: null,
+});
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+function send(message: ServerMessage): void {
+  if (process.send) process.send(message);
+}
+
+async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher }> {
+  if (mode === 'bare') {
+    const app = express();
+    app.disable('x-powered-by');
+    app.get('/api/v1/auth/me', (_req, res) => {
+      res.json(BARE_USER);
+    });
+    return { app };
+  }
+  const database =
+    mode === 'usher-pg' ? { url: required('BENCH_PG_URL'), schema: required('BENCH_PG_SCHEMA') } : undefined;
+  const usher = await createUsher({
+    config: {
+      dataDir: required('BENCH_DATA_DIR'),
+      ...(database ? { database } : {}),
+      log: { level: 'info' },
+      bootstrap: { adminUsername: 'bench', adminPassword: 'bench-password-1', adminApiKey: required('BENCH_API_KEY') },
+    },
+  });
+  return { app: buildApp(usher), usher };
+}
+
+async function main(): Promise<void> {
+  const mode = process.argv[2];
+  if (mode !== 'bare' && mode !== 'usher' && mode !== 'usher-pg') {
+    throw new Error(`unknown mode ${JSON.stringify(mode)} (bare | usher | usher-pg)`);
+  }
+
+  // Filled in as start-up proceeds; stop() may run at any point of it.
+  const state: { server?: Server; usher?: Usher; stopping: boolean } = { stopping: false };
+  const stop = () => {
+    if (state.stopping) return;
+    state.stopping = true;
+    setTimeout(() => process.exit(0), 3_000).unref();
+    const closeDb = () => void (state.usher ? state.usher.close() : Promise.resolve()).finally(() => process.exit(0));
+    if (!state.server) return closeDb();
+    state.server.closeAllConnections();
+    state.server.close(closeDb);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // The parent went away (finished or crashed): never outlive it.
+  process.on('disconnect', stop);
+
+  const built = await build(mode);
+  state.usher = built.usher;
+  if (state.stopping || (process.send && !process.connected)) return stop();
+  // Express 5 calls this back once: with an error if listening failed, else when listening.
+  const server = built.app.listen(0, '127.0.0.1', (err?: Error) => {
+    if (err) {
+      send({ type: 'failed', message: `cannot listen: ${err.message}` });
+      process.exit(1);
+    }
+    send({ type: 'ready', port: (server.address() as AddressInfo).port });
+  });
+  state.server = server;
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`bench server ${process.argv[2] ?? '?'}: ${message}\n`);
+  send({ type: 'failed', message });
+  process.exit(1);
+});

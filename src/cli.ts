@@ -1,0 +1,84 @@
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { ConfigError, loadConfig } from './config/load.js';
+import { openDatabase } from './db/connect.js';
+import { migrateLatest } from './db/migrate.js';
+import { deriveKeys, loadSecret } from './crypto/secret.js';
+import { createLogger } from './logger.js';
+import { AppError } from './http/errors.js';
+import { ADMIN_ROLE } from './users/model.js';
+import { UserService } from './users/service.js';
+import { userSchemas } from './users/schemas.js';
+import { parseWith } from './http/validate.js';
+
+const USAGE = `usage: npm run usher -- <command>
+  migrate                     apply pending database migrations
+  reset-password <username>   set a user's password (prompted, or read from standard input)
+  create-admin <username>     create an enabled admin (password prompted, or read from standard input)`;
+
+/** Reads a password: a hidden prompt on a terminal, else the first line of standard input. */
+async function readPassword(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    let data = '';
+    for await (const chunk of process.stdin) data += String(chunk);
+    return data.split(/\r?\n/, 1)[0] ?? '';
+  }
+  const muted = new Writable({ write: (_c, _e, cb) => cb() });
+  process.stderr.write(prompt);
+  const rl = createInterface({ input: process.stdin, output: muted, terminal: true });
+  const answer = await new Promise<string>((resolve) => rl.question('', resolve));
+  rl.close();
+  process.stderr.write('\n');
+  return answer;
+}
+
+/** Break-glass commands working directly on the database (like `grafana cli admin reset-admin-password`). */
+async function main(argv: string[]): Promise<number> {
+  const [command, username, ...rest] = argv;
+  if (!command || rest.length > 0 || (command !== 'migrate' && !username)) {
+    process.stderr.write(`${USAGE}\n`);
+    return 64;
+  }
+  const config = loadConfig(process.env);
+  const log = createLogger('warn', process.stderr);
+  const db = openDatabase(config);
+  try {
+    const applied = await migrateLatest(db, config);
+    if (command === 'migrate') {
+      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
+      return 0;
+    }
+    const users = new UserService(db, deriveKeys(loadSecret(config)), log);
+    const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: new Set([ADMIN_ROLE]) });
+    if (command === 'reset-password') {
+      const user = await users.findByUsername(username!);
+      if (!user) throw new Error(`no user named ${JSON.stringify(username)}`);
+      const { password } = parseWith(schemas.resetPassword, { password: await readPassword(`New password for ${user.username}: `) });
+      await users.resetPassword(user.id, password);
+      process.stdout.write(`password reset for ${user.username} (id ${user.id})\n`);
+      return 0;
+    }
+    if (command === 'create-admin') {
+      const input = parseWith(schemas.credentials, { username, password: await readPassword(`Password for ${username}: `) });
+      const { user, apiKey } = await users.create({ ...input, role: ADMIN_ROLE });
+      process.stdout.write(`admin ${user.username} created (id ${user.id})\nAPI key: ${apiKey}\n`);
+      return 0;
+    }
+    process.stderr.write(`unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
+    return 64;
+  } finally {
+    await db.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) process.stderr.write(`${line}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`usher: ${err instanceof AppError ? `${err.code}: ${err.message}` : (err as Error).message}\n`);
+    process.exit(1);
+  },
+);

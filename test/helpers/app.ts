@@ -1,0 +1,57 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { buildApp } from '../../src/app.js';
+import { createUsher, type Usher, type UsherOptions } from '../../src/index.js';
+import { PG_URL, dropSchema, freshSchema, type DbKind } from './db.js';
+
+export interface TestServer {
+  url: string;
+  usher: Usher;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** Settings in the config file's shape for a fresh database of the given kind. */
+export function testSettings(kind: DbKind, extra: Record<string, unknown> = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'usher-test-'));
+  const schema = kind === 'postgres' ? freshSchema() : undefined;
+  const settings: Record<string, unknown> = {
+    dataDir,
+    log: { level: 'silent' },
+    ...(schema ? { database: { url: PG_URL, schema } } : {}),
+    ...extra,
+  };
+  const cleanup = async () => {
+    if (schema) await dropSchema(schema);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { settings, dataDir, cleanup };
+}
+
+/** Starts the standalone app on a fresh database, listening on a free loopback port. */
+export async function startServer(
+  kind: DbKind,
+  opts: { settings?: Record<string, unknown>; hooks?: Omit<UsherOptions, 'config'> } = {},
+): Promise<TestServer> {
+  const { settings, dataDir, cleanup } = testSettings(kind, opts.settings);
+  const usher = await createUsher({ config: settings, logger: pino({ level: 'silent' }), ...opts.hooks });
+  const server: Server = await new Promise((resolve) => {
+    const s = buildApp(usher).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    usher,
+    dataDir,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await usher.close();
+      await cleanup();
+    },
+  };
+}
