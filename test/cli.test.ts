@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createUsher } from '../src/index.js';
+import { verifyPassword } from '../src/crypto/passwords.js';
+import { runTs } from './helpers/process.js';
+
+describe('break-glass CLI (npm run usher -- ...)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'usher-cli-'));
+  const env = { USHER_DATA_DIR: dataDir };
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  const open = () => createUsher({ config: { dataDir }, logger: pino({ level: 'silent' }) });
+
+  it('creates an admin, reading the password from standard input', async () => {
+    const ran = await runTs('src/cli.ts', ['create-admin', 'rescuer'], env, 'rescue-password-1\n');
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toMatch(/admin rescuer created \(id 1\)\nAPI key: usk_/);
+    const usher = await open();
+    const user = (await usher.users.findByUsername('rescuer'))!;
+    expect(user).toMatchObject({ role: 'admin', active: true });
+    expect(await verifyPassword(user.passwordHash!, 'rescue-password-1')).toBe(true);
+    await usher.close();
+  });
+
+  it('resets a password directly on the database', async () => {
+    const ran = await runTs('src/cli.ts', ['reset-password', 'RESCUER'], env, 'brand-new-password\n');
+    expect(ran.code, ran.stderr).toBe(0);
+    const usher = await open();
+    const user = (await usher.users.findByUsername('rescuer'))!;
+    expect(await verifyPassword(user.passwordHash!, 'brand-new-password')).toBe(true);
+    await usher.close();
+  });
+
+  it.each([
+    [['reset-password', 'nobody'], 'long-enough-pw\n', 1, /no user named "nobody"/],
+    [['create-admin', 'rescuer'], 'long-enough-pw\n', 1, /user.username_taken/],
+    [['create-admin', 'weak'], 'short\n', 1, /password: must be at least 8 characters/],
+    [['explode', 'x'], '', 64, /unknown command/],
+    [[], '', 64, /usage:/],
+  ])('fails clearly for %o', async (args, input, code, message) => {
+    const ran = await runTs('src/cli.ts', args, env, input);
+    expect(ran.code).toBe(code);
+    expect(ran.stderr).toMatch(message);
+  });
+
+  it('applies migrations with npm run migrate', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'usher-cli-'));
+    try {
+      const first = await runTs('src/cli.ts', ['migrate'], { USHER_DATA_DIR: fresh });
+      expect(first.stdout).toMatch(/applied: .*users/);
+      const again = await runTs('src/cli.ts', ['migrate'], { USHER_DATA_DIR: fresh });
+      expect(again.stdout).toBe('already up to date\n');
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,84 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express from 'express';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUsher, type PublicUser, type Usher } from '../src/index.js';
+import { testSettings } from './helpers/app.js';
+import { client, type Client } from './helpers/http.js';
+import { createUser, setupAdmin } from './helpers/users.js';
+
+/** A host app in the manner of Bindery: each user's library is their own. */
+describe('library mode: Usher mounted in a host app', () => {
+  const books: { owner: number; title: string }[] = [];
+  const created: PublicUser[] = [];
+  const deleted: PublicUser[] = [];
+  let usher: Usher;
+  let server: Server;
+  let cleanup: () => Promise<void>;
+  let c: Client;
+
+  beforeAll(async () => {
+    const made = testSettings('sqlite');
+    cleanup = made.cleanup;
+    usher = await createUsher({
+      config: made.settings,
+      logger: pino({ level: 'silent' }),
+      onUserCreated: (u) => void created.push(u),
+      onUserDeleted: (u) => void deleted.push(u),
+    });
+    const app = express();
+    app.use(usher.router);
+    app.use('/api/books', express.json(), usher.authenticate, usher.requireAuth);
+    app.get('/api/books', (req, res) => {
+      res.json(books.filter((b) => b.owner === req.user!.id));
+    });
+    app.post('/api/books', (req, res) => {
+      books.push({ owner: req.user!.id, title: String(req.body.title) });
+      res.status(201).json({ ok: true });
+    });
+    app.get('/api/admin/stats', usher.authenticate, usher.requireRole('admin'), (_req, res) => {
+      res.json({ books: books.length });
+    });
+    app.get('/api/admin/users-count', usher.authenticate, usher.requirePermission('users', 'list'), async (_req, res) => {
+      res.json({ users: await usher.users.count() });
+    });
+    server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    c = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+    await usher?.close();
+    await cleanup?.();
+  });
+
+  it("isolates each user's records and guards host routes by role", async () => {
+    const adminKey = await setupAdmin(c);
+    const fakeServer = { usher, url: '', dataDir: '', close: async () => {} };
+    const alice = await createUser(fakeServer, c, adminKey, { username: 'alice', password: 'alice-password' });
+    const bob = await createUser(fakeServer, c, adminKey, { username: 'bob', password: 'bob-password' });
+    expect((await c.post('/api/books', { key: alice.key, body: { title: 'Dune' } })).status).toBe(201);
+    expect((await c.post('/api/books', { key: bob.key, body: { title: 'Emma' } })).status).toBe(201);
+    expect((await c.get('/api/books', { key: alice.key })).body).toEqual([{ owner: alice.user.id, title: 'Dune' }]);
+    expect((await c.get('/api/books', { key: bob.key })).body).toEqual([{ owner: bob.user.id, title: 'Emma' }]);
+    expect((await c.get('/api/books')).status).toBe(401);
+    expect((await c.get('/api/admin/stats', { key: alice.key })).status).toBe(403);
+    expect((await c.get('/api/admin/stats', { key: adminKey })).body).toEqual({ books: 2 });
+    expect((await c.get('/api/admin/users-count', { key: bob.key })).status).toBe(403);
+    expect((await c.get('/api/admin/users-count', { key: adminKey })).body).toEqual({ users: 3 });
+  });
+
+  it('calls onUserCreated and onUserDeleted, and leaves the host\'s data to the host', async () => {
+    expect(created.map((u) => u.username)).toEqual(['admin', 'alice', 'bob']);
+    const adminKey = usher.users.readApiKey((await usher.users.get(1))!)!;
+    const bob = (await usher.users.findByUsername('bob'))!;
+    expect((await c.del(`/api/v1/auth/users/${bob.id}`, { key: adminKey })).status).toBe(204);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(deleted.map((u) => u.username)).toEqual(['bob']);
+    expect(deleted[0]).not.toHaveProperty('passwordHash');
+    expect(books.filter((b) => b.owner === bob.id)).toHaveLength(1);
+  });
+});

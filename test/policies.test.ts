@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { Authorizer } from '../src/authz/enforcer.js';
+
+describe('the Casbin policy in policies/', () => {
+  it('knows exactly the roles user and admin', async () => {
+    const authz = await Authorizer.load();
+    expect([...authz.roles].sort()).toEqual(['admin', 'user']);
+  });
+
+  it.each([
+    ['user', 'self', 'read', true],
+    ['user', 'self', 'update', true],
+    ['user', 'self', 'api-key', true],
+    ['user', 'users', 'list', false],
+    ['user', 'users', 'create', false],
+    ['user', 'users', 'read', false],
+    ['user', 'users', 'update', false],
+    ['user', 'users', 'set-role', false],
+    ['user', 'users', 'delete', false],
+    ['admin', 'users', 'list', true],
+    ['admin', 'users', 'create', true],
+    ['admin', 'users', 'set-role', true],
+    ['admin', 'users', 'set-status', true],
+    ['admin', 'users', 'reset-password', true],
+    ['admin', 'users', 'rotate-api-key', true],
+    ['admin', 'users', 'delete', true],
+    // admin inherits what user may do
+    ['admin', 'self', 'read', true],
+    ['admin', 'self', 'api-key', true],
+    ['stranger', 'self', 'read', false],
+    ['admin', 'users', 'launch-missiles', false],
+  ])('%s may %s/%s: %s', async (role, object, action, allowed) => {
+    const authz = await Authorizer.load();
+    expect(await authz.can(role, object, action)).toBe(allowed);
+  });
+});

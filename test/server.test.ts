@@ -1,0 +1,66 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { client } from './helpers/http.js';
+import { startServerProcess } from './helpers/process.js';
+
+/** The standalone server as `npm start` runs it: no configuration but a port. */
+describe('standalone server', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'usher-start-'));
+  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it("serves with no configuration, keeps data in ./data, and runs the seed's curl commands", async () => {
+    const run = await startServerProcess({}, cwd);
+    let adminKey: string;
+    try {
+      const c = client(run.url);
+      const health = await c.get('/healthz');
+      expect(health.status).toBe(200);
+      expect(health.headers.get('x-powered-by')).toBeNull();
+      expect(health.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(health.headers.get('content-security-policy')).toContain("default-src 'self'");
+      expect((await c.get('/readyz')).body).toEqual({ status: 'ready' });
+
+      const setup = await c.post('/api/v1/auth/setup', { body: { username: 'admin', password: 'admin-password-1' } });
+      expect(setup.status).toBe(201);
+      adminKey = setup.body.apiKey;
+
+      // The seed's commands, as written there (host and key aside).
+      const create = await c.post('/api/v1/auth/users', { key: adminKey, body: { username: 'alice', password: 'correct-horse-battery', role: 'user' } });
+      expect(create.status).toBe(201);
+      expect(create.body).toMatchObject({ id: 2, username: 'alice', role: 'user' });
+      expect((await c.put('/api/v1/auth/users/2', { key: adminKey, body: { role: 'admin' } })).body.role).toBe('admin');
+      expect((await c.put('/api/v1/auth/users/2', { key: adminKey, body: { role: 'user' } })).body.role).toBe('user');
+      const list = await c.get('/api/v1/auth/users', { key: adminKey });
+      expect(list.body.map((u: { username: string }) => u.username)).toEqual(['admin', 'alice']);
+      expect((await c.del('/api/v1/auth/users/2', { key: adminKey })).status).toBe(204);
+    } finally {
+      await run.stop();
+    }
+
+    const secret = statSync(join(cwd, 'data', 'secret'));
+    expect(secret.mode & 0o777).toBe(0o600);
+    expect(statSync(join(cwd, 'data', 'usher.db')).isFile()).toBe(true);
+
+    const lines = run.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const requests = lines.filter((l) => l.msg === 'request');
+    expect(requests.length).toBeGreaterThanOrEqual(9);
+    expect(requests.find((l) => l.path === '/api/v1/auth/users' && l.method === 'POST')).toMatchObject({ status: 201, userId: 1, auth: 'api-key' });
+    const everything = run.output();
+    expect(everything).not.toContain(adminKey);
+    expect(everything).not.toContain('correct-horse-battery');
+    expect(everything).not.toContain(readFileSync(join(cwd, 'data', 'secret'), 'utf8').trim());
+
+    // A restart reuses the secret and the database: the same key still works.
+    const again = await startServerProcess({}, cwd);
+    try {
+      const me = await client(again.url).get('/api/v1/auth/me', { key: adminKey });
+      expect(me.status).toBe(200);
+      expect(me.body.username).toBe('admin');
+      expect((await client(again.url).get('/api/v1/auth/me/api-key', { key: adminKey })).body.apiKey).toBe(adminKey);
+    } finally {
+      await again.stop();
+    }
+  });
+});
