@@ -14,7 +14,8 @@ import { parseWith } from './http/validate.js';
 const USAGE = `usage: npm run usher -- <command>
   migrate                     apply pending database migrations
   reset-password <username>   set a user's password (prompted, or read from standard input)
-  create-admin <username>     create an enabled admin (password prompted, or read from standard input)`;
+  create-admin <username>     create an enabled admin (password prompted, or read from standard input)
+  rotate-api-key <username>   give a user a new API key and print it (the old one stops working)`;
 
 /** Reads a password: a hidden prompt on a terminal, else the first line of standard input. */
 async function readPassword(prompt: string): Promise<string> {
@@ -56,6 +57,12 @@ async function main(argv: string[]): Promise<number> {
       const { password } = parseWith(schemas.resetPassword, { password: await readPassword(`New password for ${user.username}: `) });
       await users.resetPassword(user.id, password);
       process.stdout.write(`password reset for ${user.username} (id ${user.id})\n`);
+      return 0;
+    }
+    if (command === 'rotate-api-key') {
+      const user = await users.findByUsername(username!);
+      if (!user) throw new Error(`no user named ${JSON.stringify(username)}`);
+      process.stdout.write(`API key for ${user.username}: ${await users.rotateApiKey(user.id)}\n`);
       return 0;
     }
     if (command === 'create-admin') {

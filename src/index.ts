@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { resolveConfig } from './config/load.js';
+import { isResolvedConfig, resolveConfig } from './config/load.js';
 import type { UsherConfig } from './config/schema.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { migrateLatest } from './db/migrate.js';
@@ -61,20 +61,9 @@ export interface Usher {
   close(): Promise<void>;
 }
 
-const resolved = new WeakSet<object>();
-
 /** Validates settings unless they already came from loadConfig/resolveConfig. */
 function toConfig(config: unknown): UsherConfig {
-  if (config && typeof config === 'object' && resolved.has(config)) return config as UsherConfig;
-  const result = resolveConfig({ file: config ?? {} });
-  resolved.add(result);
-  return result;
-}
-
-/** Marks a config as already validated (used by the standalone server). */
-export function validated(config: UsherConfig): UsherConfig {
-  resolved.add(config);
-  return config;
+  return isResolvedConfig(config) ? config : resolveConfig({ file: config ?? {} });
 }
 
 /** Builds Usher: opens and migrates the database, loads the policy, creates the bootstrap admin. */

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config/load.js';
 import { buildApp } from './app.js';
-import { createUsher, validated } from './index.js';
+import { createUsher } from './index.js';
 
 /** Standalone entry: load config, build, listen. Exit 2 on configuration errors. */
 async function main() {
@@ -14,7 +14,7 @@ async function main() {
     }
     throw err;
   }
-  const usher = await createUsher({ config: validated(config) });
+  const usher = await createUsher({ config });
   const server = buildApp(usher).listen(config.port, config.host, () => {
     usher.log.info({ port: config.port, host: config.host }, 'usher listening');
   });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { createUsher } from '../src/index.js';
+import { createUsher, resolveConfig } from '../src/index.js';
 import { startServer, testSettings, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client } from './helpers/http.js';
@@ -24,6 +24,18 @@ describe.each(DB_KINDS)('bootstrap admin on %s', (kind) => {
     expect((await c.get('/api/v1/auth/status')).body.setupRequired).toBe(false);
     const setup = await c.post('/api/v1/auth/setup', { body: { username: 'late', password: 'late-password' } });
     expect(setup.status).toBe(409);
+  });
+
+  it('accepts a config from resolveConfig as is (library mode with environment variables)', async () => {
+    const { settings, cleanup } = testSettings(kind);
+    try {
+      const config = resolveConfig({ file: settings, env: { USHER_BOOTSTRAP_ADMIN_USERNAME: 'envroot', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'env-password' } });
+      const usher = await createUsher({ config, logger: pino({ level: 'silent' }) });
+      expect((await usher.users.get(1))?.username).toBe('envroot');
+      await usher.close();
+    } finally {
+      await cleanup();
+    }
   });
 
   it('never overwrites or re-creates an existing user', async () => {

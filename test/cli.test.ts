@@ -34,6 +34,15 @@ describe('break-glass CLI (npm run usher -- ...)', () => {
     await usher.close();
   });
 
+  it('rotates and prints a user\'s API key', async () => {
+    const ran = await runTs('src/cli.ts', ['rotate-api-key', 'rescuer'], env);
+    expect(ran.code, ran.stderr).toBe(0);
+    const key = /API key for rescuer: (usk_\S+)/.exec(ran.stdout)?.[1];
+    const usher = await open();
+    expect((await usher.users.findByApiKey(key!))?.username).toBe('rescuer');
+    await usher.close();
+  });
+
   it.each([
     [['reset-password', 'nobody'], 'long-enough-pw\n', 1, /no user named "nobody"/],
     [['create-admin', 'rescuer'], 'long-enough-pw\n', 1, /user.username_taken/],

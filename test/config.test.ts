@@ -41,6 +41,7 @@ describe('configuration', () => {
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'root' }, 'config: USHER_BOOTSTRAP_ADMIN_USERNAME: bootstrap needs both the admin username and password'],
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'root', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'long-enough', USHER_BOOTSTRAP_ADMIN_API_KEY: 'too-short' }, 'config: USHER_BOOTSTRAP_ADMIN_API_KEY: must be at least 32 characters (an API key)'],
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'root', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'short' }, 'config: USHER_BOOTSTRAP_ADMIN_PASSWORD: must be at least 8 characters'],
+    [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'ro\u200bot', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'long-enough' }, 'config: USHER_BOOTSTRAP_ADMIN_USERNAME: must not contain control or invisible characters, got "ro\u200bot"'],
   ])('names the key and the problem for %o', (env, line) => {
     expect(problems(env)).toEqual([line]);
   });
@@ -61,6 +62,8 @@ describe('configuration', () => {
     writeFileSync(file, 'server:\n  port: 9999\nauth:\n  apiKeyCacheTtl: 0\n');
     expect(loadConfig({ USHER_CONFIG: file })).toMatchObject({ port: 9999, apiKeyCacheTtlMs: 0 });
     expect(() => loadConfig({ USHER_CONFIG: 'config/usher.example.yaml' })).not.toThrow();
+    writeFileSync(file, 'server:\n  port: 9998\nbootstrap:\n  # adminUsername: root\n');
+    expect(loadConfig({ USHER_CONFIG: file }).port).toBe(9998);
     writeFileSync(file, 'server: [unclosed');
     expect(() => loadConfig({ USHER_CONFIG: file })).toThrow(/USHER_CONFIG: .* is not valid YAML/);
     expect(() => loadConfig({ USHER_CONFIG: join(dir, 'missing.yaml') })).toThrow(/USHER_CONFIG: cannot read/);

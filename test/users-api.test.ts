@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../src/crypto/passwords.js';
 import { startServer, type TestServer } from './helpers/app.js';
@@ -133,6 +134,10 @@ describe.each(DB_KINDS)('users API on %s', (kind) => {
       const wrong = await c.get(`${USERS}/1/status`, { key: adminKey });
       expect(wrong.status).toBe(405);
       expect(errorCode(wrong)).toBe('request.method_not_allowed');
+      expect(wrong.headers.get('allow')).toBe('POST');
+      expect((await c.del(USERS, { key: adminKey })).headers.get('allow')).toBe('GET, POST, HEAD');
+      const anonymous = await c.get('/api/v1/auth/nope');
+      expect(anonymous.status).toBe(404);
     });
 
     it.each(['abc', '0', '-1', '1.5', '99999999999999999999'])('answers a malformed id %s with 400', async (id) => {
@@ -337,6 +342,15 @@ describe.each(DB_KINDS)('users API on %s', (kind) => {
       }
       const conflicting = await c.get('/api/v1/auth/me', { key, headers: { authorization: `Bearer ${adminKey}` } });
       expect(conflicting.status).toBe(400);
+      // fetch folds repeated headers into one line; node:http sends two.
+      const twice = await new Promise<number>((resolve, reject) => {
+        http.get(`${server.url}/api/v1/auth/me`, { headers: { 'x-api-key': [key, key] } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        }).on('error', reject);
+      });
+      expect(twice).toBe(400);
+      expect((await c.get(`${USERS}?q=usk_lookalike`, { key: adminKey })).status).toBe(200);
       const bogus = await c.get('/api/v1/auth/me', { key: 'usk_not-a-real-key' });
       expect(bogus.status).toBe(401);
       expect(errorCode(bogus)).toBe('auth.invalid_api_key');

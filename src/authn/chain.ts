@@ -5,11 +5,14 @@ import type { AuthMethod, PostAuthHook } from './types.js';
 /** Query parameters that would carry a key in the URL, where logs and Referer headers keep it. */
 const KEY_PARAMS = /^(x[-_]?)?api[-_]?key$|^apikey$/i;
 
+/** A whole Usher key (prefix and 43 base64url characters), wherever in the query it stands. */
+const KEY_VALUE = /^usk_[A-Za-z0-9_-]{43}$/;
+
 function refuseKeyInUrl(req: Request) {
   for (const [name, value] of Object.entries(req.query)) {
     if (KEY_PARAMS.test(name)) throw Errors.keyInUrl();
     const values = Array.isArray(value) ? value : [value];
-    if (values.some((v) => typeof v === 'string' && v.startsWith('usk_'))) throw Errors.keyInUrl();
+    if (values.some((v) => typeof v === 'string' && KEY_VALUE.test(v))) throw Errors.keyInUrl();
   }
 }
 

@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { normalizeUsername, usernameProblem } from '../users/model.js';
 import { LOG_LEVELS, type LogLevel, type UsherConfig } from './schema.js';
+
+const resolvedConfigs = new WeakSet<object>();
+
+/** True for a config that resolveConfig/loadConfig produced (so it is not validated twice). */
+export function isResolvedConfig(value: unknown): value is UsherConfig {
+  return typeof value === 'object' && value !== null && resolvedConfigs.has(value);
+}
 
 /** Thrown when configuration is wrong; `problems` holds one line per problem, each naming its key. */
 export class ConfigError extends Error {
@@ -36,7 +44,7 @@ function integer(min: number, max: number): Parser<number> {
   };
 }
 
-function text(opts: { minLength?: number; what?: string } = {}): Parser<string | undefined> {
+function text(opts: { minLength?: number; maxLength?: number; what?: string } = {}): Parser<string | undefined> {
   return (raw) => {
     if (raw === undefined || raw === null || raw === '') return ok(undefined);
     if (typeof raw !== 'string' && typeof raw !== 'number') return bad('must be a string', raw);
@@ -44,12 +52,13 @@ function text(opts: { minLength?: number; what?: string } = {}): Parser<string |
     if (opts.minLength && s.length < opts.minLength) {
       return { ok: false, problem: `must be at least ${opts.minLength} characters${opts.what ? ` (${opts.what})` : ''}` };
     }
+    if (opts.maxLength && s.length > opts.maxLength) return { ok: false, problem: `must be at most ${opts.maxLength} characters` };
     return ok(s);
   };
 }
 
-const secretText = (minLength: number, what: string): Parser<string | undefined> => (raw) => {
-  const r = text({ minLength, what })(raw);
+const secretText = (minLength: number, maxLength: number, what: string): Parser<string | undefined> => (raw) => {
+  const r = text({ minLength, maxLength, what })(raw);
   // Never echo a secret back in an error message.
   return r.ok ? r : { ok: false, problem: r.problem.replace(/, got .*$/, '') };
 };
@@ -82,7 +91,8 @@ const logLevel: Parser<LogLevel> = (raw) =>
 const username: Parser<string | undefined> = (raw) => {
   const r = text()(raw);
   if (!r.ok || r.value === undefined) return r;
-  return r.value.trim().length > 0 && r.value.trim().length <= 64 ? r : bad('must be 1-64 characters', raw);
+  const problem = usernameProblem(normalizeUsername(r.value));
+  return problem ? bad(problem, raw) : r;
 };
 
 const OPTIONS = {
@@ -91,10 +101,10 @@ const OPTIONS = {
   dataDir: { path: 'dataDir', env: 'USHER_DATA_DIR', parse: text(), fallback: './data' },
   databaseUrl: { path: 'database.url', env: 'USHER_DATABASE_URL', parse: databaseUrl, fallback: undefined },
   databaseSchema: { path: 'database.schema', env: 'USHER_DATABASE_SCHEMA', parse: schemaName, fallback: undefined },
-  secret: { path: 'secret', env: 'USHER_SECRET', parse: secretText(32, 'generate one with: openssl rand -base64 48'), fallback: undefined },
+  secret: { path: 'secret', env: 'USHER_SECRET', parse: secretText(32, 4096, 'generate one with: openssl rand -base64 48'), fallback: undefined },
   adminUsername: { path: 'bootstrap.adminUsername', env: 'USHER_BOOTSTRAP_ADMIN_USERNAME', parse: username, fallback: undefined },
-  adminPassword: { path: 'bootstrap.adminPassword', env: 'USHER_BOOTSTRAP_ADMIN_PASSWORD', parse: secretText(1, ''), fallback: undefined },
-  adminApiKey: { path: 'bootstrap.adminApiKey', env: 'USHER_BOOTSTRAP_ADMIN_API_KEY', parse: secretText(32, 'an API key'), fallback: undefined },
+  adminPassword: { path: 'bootstrap.adminPassword', env: 'USHER_BOOTSTRAP_ADMIN_PASSWORD', parse: secretText(1, 1024, ''), fallback: undefined },
+  adminApiKey: { path: 'bootstrap.adminApiKey', env: 'USHER_BOOTSTRAP_ADMIN_API_KEY', parse: secretText(32, 512, 'an API key'), fallback: undefined },
   logLevel: { path: 'log.level', env: 'USHER_LOG_LEVEL', parse: logLevel, fallback: 'info' as LogLevel },
   passwordMinLength: { path: 'passwords.minLength', env: 'USHER_PASSWORD_MIN_LENGTH', parse: integer(1, 1024), fallback: 8 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
@@ -138,6 +148,8 @@ function unknownKeys(tree: unknown, known: Set<string>, prefix = ''): string[] {
   for (const [key, value] of Object.entries(tree)) {
     const path = prefix ? `${prefix}.${key}` : key;
     if (known.has(path)) continue;
+    // An empty section (`bootstrap:` with every child commented out) parses as null: nothing to check.
+    if (value === null) continue;
     const isBranch = [...known].some((k) => k.startsWith(`${path}.`));
     if (isBranch && value !== null && typeof value === 'object') found.push(...unknownKeys(value, known, path));
     else found.push(path);
@@ -160,6 +172,8 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   for (const key of unknownKeys(file, known)) problems.push(`config: ${key}: unknown key`);
 
   const values: Record<string, unknown> = {};
+  // Cross-checks below skip options that already failed, so one mistake gives one line.
+  const failed = new Set<string>();
   for (const [name, option] of Object.entries(OPTIONS) as [string, Option<unknown>][]) {
     const fromEnv = option.env ? env[option.env] : undefined;
     const [key, raw] = fromEnv !== undefined && fromEnv !== '' ? [option.env!, fromEnv] : [option.path, lookup(file, option.path)];
@@ -169,13 +183,16 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     }
     const result = option.parse(raw);
     if (result.ok) values[name] = result.value ?? option.fallback;
-    else problems.push(`config: ${key}: ${result.problem}`);
+    else {
+      problems.push(`config: ${key}: ${result.problem}`);
+      failed.add(name);
+    }
   }
   const v = values as unknown as Values;
-  if ((v.adminUsername === undefined) !== (v.adminPassword === undefined)) {
+  if (!failed.has('adminUsername') && !failed.has('adminPassword') && (v.adminUsername === undefined) !== (v.adminPassword === undefined)) {
     problems.push('config: USHER_BOOTSTRAP_ADMIN_USERNAME: bootstrap needs both the admin username and password');
   }
-  if (v.adminApiKey !== undefined && v.adminUsername === undefined) {
+  if (v.adminApiKey !== undefined && v.adminUsername === undefined && !failed.has('adminUsername')) {
     problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: needs USHER_BOOTSTRAP_ADMIN_USERNAME and USHER_BOOTSTRAP_ADMIN_PASSWORD');
   }
   if (v.adminPassword !== undefined && v.adminPassword.length < v.passwordMinLength) {
@@ -186,7 +203,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  return Object.freeze({
+  const config: UsherConfig = Object.freeze({
     port: v.port,
     host: v.host ?? '0.0.0.0',
     dataDir: v.dataDir ?? './data',
@@ -197,6 +214,8 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     passwordMinLength: v.passwordMinLength,
     apiKeyCacheTtlMs: v.apiKeyCacheTtl * 1000,
   });
+  resolvedConfigs.add(config);
+  return config;
 }
 
 /** Reads the YAML file named by USHER_CONFIG (if any) and resolves it with the environment. */

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { ServerKeys } from './secret.js';
 
 /** Recognisable prefix, so leaked keys can be found by secret scanners. */
@@ -12,13 +12,6 @@ export function generateApiKey(): string {
 /** The lookup digest: a keyed HMAC, fast enough for every request, useless without the server secret. */
 export function digestApiKey(keys: ServerKeys, apiKey: string): string {
   return createHmac('sha256', keys.apiKeyDigest).update(apiKey, 'utf8').digest('hex');
-}
-
-/** Constant-time comparison of two hex digests. */
-export function sameDigest(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** AES-256-GCM, as `v1.<iv>.<tag>.<ciphertext>` in base64url; the user id is bound as associated data. */

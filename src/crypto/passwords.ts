@@ -14,11 +14,3 @@ export async function verifyPassword(stored: string, password: string): Promise<
     return false;
   }
 }
-
-let dummy: Promise<string> | undefined;
-/** Verifies against a throwaway hash, so an unknown user costs as much time as a wrong password. */
-export async function verifyDummy(password: string): Promise<false> {
-  dummy ??= hashPassword('usher-dummy-password');
-  await verifyPassword(await dummy, password);
-  return false;
-}

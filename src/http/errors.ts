@@ -24,7 +24,6 @@ export const Errors = {
   keyInUrl: define(400, 'auth.key_in_url', 'API keys are not accepted in the URL; send the X-Api-Key header.'),
   unauthenticated: define(401, 'auth.unauthenticated', 'Authentication is required.'),
   invalidApiKey: define(401, 'auth.invalid_api_key', 'The API key is not valid.'),
-  invalidCredentials: define(401, 'auth.invalid_credentials', 'The username or password is wrong.'),
   forbidden: define(403, 'auth.forbidden', 'You are not allowed to do this.'),
   wrongCurrentPassword: define(403, 'user.wrong_current_password', 'The current password is wrong.'),
   notFound: define(404, 'not_found', 'Not found.'),

@@ -21,7 +21,7 @@ function nonNegative(name: string, raw: string): number {
 
 /**
  * Reads `offset`/`limit`/`sort`/`order`/`q`/`role`/`active`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
- * Anything outside the allow-lists is a 400, never silently ignored.
+ * A value outside an allow-list is a 400, never silently replaced; parameters it does not know are ignored.
  */
 export function parseListQuery(query: Record<string, unknown>): ListQuery {
   const offsetName = query.offset !== undefined ? 'offset' : '_start';

@@ -8,8 +8,16 @@ import { parseListQuery } from './list-query.js';
 import { SELF_FIELDS, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
 
-/** Answers 405 for a method a path does not offer. */
-export const methodNotAllowed: RequestHandler = (_req, _res, next) => next(Errors.methodNotAllowed());
+/** Answers 405, with the Allow header, for a method a path does not offer. Use as a route's last `.all()`. */
+export const methodNotAllowed: RequestHandler = (req, _res, next) => {
+  const methods = Object.keys((req.route as { methods?: Record<string, boolean> } | undefined)?.methods ?? {})
+    .filter((m) => m !== '_all')
+    .map((m) => m.toUpperCase());
+  if (methods.includes('GET')) methods.push('HEAD');
+  const err = Errors.methodNotAllowed();
+  Object.assign(err.headers, { Allow: methods.join(', ') });
+  next(err);
+};
 
 /** HTTP only: parse, check the caller's capability, call the service, shape the answer. */
 export function usersRouter(users: UserService, authz: Authorizer, schemas: UserSchemas): Router {
@@ -41,7 +49,8 @@ export function usersRouter(users: UserService, authz: Authorizer, schemas: User
     return users.update(id, fields as UserPatch, { self, currentPassword });
   }
 
-  router.use(requireAuth);
+  // Only these paths need a caller; anything else falls through to the JSON 404.
+  router.use(['/users', '/me'], requireAuth);
 
   router
     .route('/users')

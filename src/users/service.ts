@@ -162,11 +162,6 @@ export class UserService {
     if (removed) void this.runHook('onUserDeleted', removed);
   }
 
-  /** Records a successful login. */
-  async markLogin(id: number): Promise<void> {
-    await usersRepo.update(this.db, id, { last_login_at: Date.now() }, Date.now());
-  }
-
   touchLastActive(id: number, now: number): Promise<void> {
     return usersRepo.touchLastActive(this.db, id, now);
   }

@@ -6,8 +6,9 @@ import type { AuthMethod, Identity } from '../types.js';
 
 /** The key a request carries in X-Api-Key or Authorization: Bearer; both with different values is an error. */
 export function apiKeyOf(req: Request): string | undefined {
-  const header = req.headers['x-api-key'];
-  if (Array.isArray(header)) throw Errors.invalidInput('X-Api-Key: send the header once');
+  const all = req.headersDistinct['x-api-key'];
+  if (all && all.length > 1) throw Errors.invalidInput('X-Api-Key: send the header once');
+  const header = all?.[0];
   const auth = req.headers.authorization;
   const bearer = auth && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
   if (header !== undefined && bearer !== undefined && header !== bearer) {
