@@ -196,7 +196,7 @@ const keysOf = (body: unknown) => (body && typeof body === 'object' ? Object.key
 async function sanityCheck(targets: Target[], apiKey: string): Promise<void> {
   const bare = await getJson(`${targets[0]!.url}${PATH}`, { 'x-api-key': apiKey });
   if (bare.status !== 200) throw new BenchFailure(`${targets[0]!.name}: GET ${PATH} answered ${bare.status}`);
-  for (const target of targets.slice(1)) {
+  for (const target of targets.filter((t) => t.mode.startsWith('usher'))) {
     const withKey = await getJson(`${target.url}${PATH}`, { 'x-api-key': apiKey });
     if (withKey.status !== 200) {
       throw new BenchFailure(`${target.name}: GET ${PATH} with the API key answered ${withKey.status}: ${JSON.stringify(withKey.body)}`);
@@ -273,6 +273,7 @@ async function main(): Promise<number> {
   };
   const targets: Target[] = [
     { name: 'bare express', mode: 'bare', env: {} },
+    { name: 'express+helmet+log', mode: 'bare-dressed', env: {} },
     { name: 'usher (sqlite)', mode: 'usher', env: { BENCH_DATA_DIR: dataDir(), BENCH_API_KEY: apiKey } },
   ];
   if (withPg) {
@@ -322,7 +323,8 @@ function report(targets: Target[], best: Map<string, Figures>, duration: number)
     const f = best.get(target.name)!;
     const isBare = target === targets[0];
     const ratios = { rps: ratio(f.rps, bare.rps), p50: ratio(f.p50, bare.p50), p99: ratio(f.p99, bare.p99) };
-    if (!isBare && (ratios.rps === null || ratios.rps < TARGET_RATIO)) missed = true;
+    // The dressed baseline is a reference that shows what helmet and logging cost alone.
+    if (target.mode.startsWith('usher') && (ratios.rps === null || ratios.rps < TARGET_RATIO)) missed = true;
     rows.push([
       target.name,
       f.rps.toFixed(0),
@@ -346,7 +348,7 @@ function report(targets: Target[], best: Map<string, Figures>, duration: number)
   out.write(`\nGET ${PATH} (X-Api-Key), ${CONNECTIONS} connections, best of ${ROUNDS} × ${duration} s\n\n`);
   out.write(`${table(rows)}\n\n`);
   out.write('ratios are Usher / bare Express from this run: req/s higher is better, latency lower is better.\n');
-  for (const target of targets.slice(1)) {
+  for (const target of targets.filter((t) => t.mode.startsWith('usher'))) {
     const r = ratio(best.get(target.name)!.rps, bare.rps);
     const verdict = r !== null && r >= TARGET_RATIO ? 'meets target' : 'BELOW TARGET';
     out.write(`target: ${target.name} req/s >= ${TARGET_RATIO} × bare express: ${showRatio(r)} (${verdict})\n`);

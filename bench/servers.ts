@@ -12,11 +12,14 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { requestLog } from '../src/http/request-log.js';
+import { createLogger } from '../src/logger.js';
 import { buildApp } from '../src/app.js';
 import { createUsher, type Usher } from '../src/index.js';
 
 // Only types may be imported from this file: importing a value would start a server in the importer.
-export type ServerMode = 'bare' | 'usher' | 'usher-pg';
+export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg';
 
 /** What a server tells its parent over IPC. */
 export type ServerMessage = { type: 'ready'; port: number } | { type: 'failed'; message: string };
@@ -48,9 +51,11 @@ function send(message: ServerMessage): void {
 }
 
 async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher }> {
-  if (mode === 'bare') {
+  if (mode === 'bare' || mode === 'bare-dressed') {
     const app = express();
     app.disable('x-powered-by');
+    // The reference with what every Usher response also carries: helmet's headers and a JSON log line.
+    if (mode === 'bare-dressed') app.use(helmet(), requestLog(createLogger('info')));
     app.get('/api/v1/auth/me', (_req, res) => {
       res.json(BARE_USER);
     });
@@ -71,7 +76,7 @@ async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher }>
 
 async function main(): Promise<void> {
   const mode = process.argv[2];
-  if (mode !== 'bare' && mode !== 'usher' && mode !== 'usher-pg') {
+  if (mode !== 'bare' && mode !== 'bare-dressed' && mode !== 'usher' && mode !== 'usher-pg') {
     throw new Error(`unknown mode ${JSON.stringify(mode)} (bare | usher | usher-pg)`);
   }
 

@@ -11,12 +11,12 @@ import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { authenticateWith } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
 import { rejectDisabled, trackLastActive } from './authn/hooks.js';
-import { publicAuthRouter } from './authn/routes.js';
+import { registerPublicAuthRoutes } from './authn/routes.js';
 import { jsonBody } from './http/body.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService, type UserHooks } from './users/service.js';
-import { usersRouter } from './users/routes.js';
+import { registerUserRoutes } from './users/routes.js';
 import { bootstrapAdmin } from './bootstrap.js';
 
 export type { UsherConfig } from './config/schema.js';
@@ -82,14 +82,13 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const authenticate = authenticateWith([new ApiKeyMethod(users, config.apiKeyCacheTtlMs)], [rejectDisabled, trackLastActive(users, log)]);
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
-    const api = Router();
-    api.use(jsonBody, authenticate);
-    api.use(publicAuthRouter(users, schemas));
-    api.use(usersRouter(users, authz, schemas));
-    api.use(notFound);
-    api.use(errorHandler(log));
+    // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
-    router.use(API_BASE, api);
+    router.use(API_BASE, jsonBody, authenticate);
+    registerUserRoutes(router, API_BASE, users, authz, schemas);
+    registerPublicAuthRoutes(router, API_BASE, users, schemas);
+    router.use(API_BASE, notFound);
+    router.use(API_BASE, errorHandler(log));
 
     return {
       config,

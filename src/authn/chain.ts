@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { Errors } from '../http/errors.js';
-import type { AuthMethod, PostAuthHook } from './types.js';
+import { withoutSecrets } from '../users/model.js';
+import type { AuthMethod, Identity, PostAuthHook } from './types.js';
 
 /** Query parameters that would carry a key in the URL, where logs and Referer headers keep it. */
 const KEY_PARAMS = /^(x[-_]?)?api[-_]?key$|^apikey$/i;
@@ -9,6 +10,7 @@ const KEY_PARAMS = /^(x[-_]?)?api[-_]?key$|^apikey$/i;
 const KEY_VALUE = /^usk_[A-Za-z0-9_-]{43}$/;
 
 function refuseKeyInUrl(req: Request) {
+  if (!req.url.includes('?')) return;
   for (const [name, value] of Object.entries(req.query)) {
     if (KEY_PARAMS.test(name)) throw Errors.keyInUrl();
     const values = Array.isArray(value) ? value : [value];
@@ -16,23 +18,56 @@ function refuseKeyInUrl(req: Request) {
   }
 }
 
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T>)?.then === 'function';
+
 /**
  * Tries each method in order; the first that recognises the request decides it.
  * No method recognising it leaves the request anonymous (req.user undefined).
+ * Runs synchronously while every step answers synchronously (a cached API key), so the
+ * common case costs no promise; any step may return a promise instead.
  */
 export function authenticateWith(methods: AuthMethod[], hooks: PostAuthHook[]): RequestHandler {
-  return async (req: Request, _res: Response, next: NextFunction) => {
+  const accept = (identity: Identity, req: Request) => {
+    // Never hand the host app the password hash or key material.
+    req.user = Object.assign(withoutSecrets(identity.user), { authMethod: identity.method });
+  };
+
+  /** Runs hooks from index i; returns a promise only if some hook is asynchronous. */
+  const runHooks = (identity: Identity, req: Request, i: number): void | Promise<void> => {
+    for (; i < hooks.length; i++) {
+      const result = hooks[i]!(identity, req);
+      if (isPromise(result)) {
+        const next = i + 1;
+        return result.then(() => runHooks(identity, req, next));
+      }
+    }
+  };
+
+  /** Tries methods from index i; resolves true when one authenticated the request. */
+  const tryMethods = (req: Request, i: number): boolean | Promise<boolean> => {
+    for (; i < methods.length; i++) {
+      const method = methods[i]!;
+      if (!method.applies(req)) continue;
+      const result = method.authenticate(req);
+      const next = i + 1;
+      const decide = (identity: Identity | null): boolean | Promise<boolean> => {
+        if (!identity) return tryMethods(req, next);
+        const done = runHooks(identity, req, 0);
+        if (isPromise(done)) return done.then(() => (accept(identity, req), true));
+        accept(identity, req);
+        return true;
+      };
+      return isPromise(result) ? result.then(decide) : decide(result);
+    }
+    return false;
+  };
+
+  return (req: Request, _res: Response, next: NextFunction) => {
     try {
       refuseKeyInUrl(req);
-      for (const method of methods) {
-        if (!method.applies(req)) continue;
-        const identity = await method.authenticate(req);
-        if (!identity) continue;
-        for (const hook of hooks) await hook(identity, req);
-        req.user = { ...identity.user, authMethod: identity.method };
-        break;
-      }
-      next();
+      const done = tryMethods(req, 0);
+      if (isPromise(done)) done.then(() => next(), next);
+      else next();
     } catch (err) {
       next(err);
     }

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { objectBody, parseWith } from '../http/validate.js';
 import { toPublicUser } from '../users/model.js';
 import type { UserSchemas } from '../users/schemas.js';
@@ -6,24 +6,20 @@ import type { UserService } from '../users/service.js';
 import { methodNotAllowed } from '../users/routes.js';
 
 /** Public routes a login page needs before anyone is signed in. */
-export function publicAuthRouter(users: UserService, schemas: UserSchemas): Router {
-  const router = Router();
-
+export function registerPublicAuthRoutes(router: Router, base: string, users: UserService, schemas: UserSchemas): void {
   router
-    .route('/status')
+    .route(`${base}/status`)
     .get(async (_req, res) => {
       res.set('Cache-Control', 'no-store').json({ setupRequired: (await users.count()) === 0 });
     })
     .all(methodNotAllowed);
 
   router
-    .route('/setup')
+    .route(`${base}/setup`)
     .post(async (req, res) => {
       const { username, password } = parseWith(schemas.credentials, objectBody(req.body));
       const { user, apiKey } = await users.setupFirst({ username, password });
       res.status(201).set('Cache-Control', 'no-store').json({ user: toPublicUser(user), apiKey });
     })
     .all(methodNotAllowed);
-
-  return router;
 }

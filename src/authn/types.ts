@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { UserRecord } from '../users/model.js';
+import type { User, UserRecord } from '../users/model.js';
 
 /** Who a request is, once a method has proved it. */
 export interface Identity {
@@ -13,15 +13,18 @@ export interface AuthMethod {
   readonly name: string;
   /** Does this request carry my kind of credential? Cheap, no I/O. */
   applies(req: Request): boolean;
-  /** Resolve null when it is not mine; throw an AppError when it is mine but invalid. */
-  authenticate(req: Request): Promise<Identity | null>;
+  /**
+   * Resolve null when it is not mine; throw (or reject with) an AppError when it is mine but invalid.
+   * May answer synchronously when no I/O is needed (a cached credential).
+   */
+  authenticate(req: Request): Identity | null | Promise<Identity | null>;
 }
 
 /** Runs, in order, once an identity is known; throws to refuse it. */
 export type PostAuthHook = (identity: Identity, req: Request) => Promise<void> | void;
 
-/** What `req.user` holds on an authenticated request. */
-export type AuthUser = UserRecord & { readonly authMethod: string };
+/** What `req.user` holds on an authenticated request: the user without any secret, and how they proved it. */
+export type AuthUser = User & { readonly authMethod: string };
 
 declare module 'express-serve-static-core' {
   interface Request {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newEnforcer, type Enforcer } from 'casbin';
+import { newEnforcer } from 'casbin';
 
 /** The top-level policies/ folder, found from this file whether run from src/ or dist/src/. */
 export function defaultPolicyDir(): string {
@@ -13,13 +13,14 @@ export function defaultPolicyDir(): string {
   throw new Error('policies/ folder not found');
 }
 
-/** Decides who may do what, from policies/model.conf and policies/policy.csv. */
+/**
+ * Decides who may do what, from policies/model.conf and policies/policy.csv.
+ * The policy is static while running, so every (role, object, action) the policy names is asked of the
+ * Casbin enforcer once at load; checks on the request path are then a set lookup, with no promise.
+ */
 export class Authorizer {
-  // The policy is static while running, so each (role, object, action) answer is computed once.
-  private readonly memo = new Map<string, boolean>();
-
   private constructor(
-    private readonly enforcer: Enforcer,
+    private readonly allowed: ReadonlySet<string>,
     /** Every role the policy names. */
     readonly roles: ReadonlySet<string>,
   ) {}
@@ -27,22 +28,28 @@ export class Authorizer {
   static async load(policyDir = defaultPolicyDir()): Promise<Authorizer> {
     const enforcer = await newEnforcer(join(policyDir, 'model.conf'), join(policyDir, 'policy.csv'));
     const roles = new Set<string>();
-    for (const [sub] of await enforcer.getPolicy()) if (sub) roles.add(sub);
+    const capabilities = new Map<string, [string, string]>();
+    for (const [sub, obj, act] of await enforcer.getPolicy()) {
+      if (sub) roles.add(sub);
+      if (obj && act) capabilities.set(key('', obj, act), [obj, act]);
+    }
     for (const [member, role] of await enforcer.getGroupingPolicy()) {
       if (member) roles.add(member);
       if (role) roles.add(role);
     }
-    return new Authorizer(enforcer, roles);
+    const allowed = new Set<string>();
+    for (const role of roles) {
+      for (const [obj, act] of capabilities.values()) {
+        if (await enforcer.enforce(role, obj, act)) allowed.add(key(role, obj, act));
+      }
+    }
+    return new Authorizer(allowed, roles);
   }
 
   /** May a holder of `role` do `action` on `object`? */
-  async can(role: string, object: string, action: string): Promise<boolean> {
-    const key = `${role}\u0000${object}\u0000${action}`;
-    let answer = this.memo.get(key);
-    if (answer === undefined) {
-      answer = await this.enforcer.enforce(role, object, action);
-      this.memo.set(key, answer);
-    }
-    return answer;
+  can(role: string, object: string, action: string): boolean {
+    return this.allowed.has(key(role, object, action));
   }
 }
+
+const key = (role: string, object: string, action: string) => `${role}\u0000${object}\u0000${action}`;

@@ -24,9 +24,9 @@ export function requireRole(...roles: string[]): RequestHandler {
 
 /** 401 when anonymous, 403 unless the policy grants (object, action) to the caller's role. */
 export function requirePermission(authz: Authorizer, object: string, action: string): RequestHandler {
-  return async (req: Request, _res: Response, next: NextFunction) => {
+  return (req: Request, _res: Response, next: NextFunction) => {
     try {
-      await ensurePermission(authz, callerOf(req), object, action);
+      ensurePermission(authz, callerOf(req), object, action);
       next();
     } catch (err) {
       next(err);
@@ -34,6 +34,6 @@ export function requirePermission(authz: Authorizer, object: string, action: str
   };
 }
 
-export async function ensurePermission(authz: Authorizer, user: AuthUser, object: string, action: string): Promise<void> {
-  if (!(await authz.can(user.role, object, action))) throw Errors.forbidden();
+export function ensurePermission(authz: Authorizer, user: AuthUser, object: string, action: string): void {
+  if (!authz.can(user.role, object, action)) throw Errors.forbidden();
 }

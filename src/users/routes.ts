@@ -1,7 +1,7 @@
-import { Router, type Request, type RequestHandler } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
 import { Errors } from '../http/errors.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
-import { callerOf, ensurePermission, requireAuth } from '../authz/guards.js';
+import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
 import { toPublicUser } from './model.js';
 import { parseListQuery } from './list-query.js';
@@ -19,15 +19,17 @@ export const methodNotAllowed: RequestHandler = (req, _res, next) => {
   next(err);
 };
 
-/** HTTP only: parse, check the caller's capability, call the service, shape the answer. */
-export function usersRouter(users: UserService, authz: Authorizer, schemas: UserSchemas): Router {
-  const router = Router();
+/**
+ * HTTP only: parse, check the caller's capability, call the service, shape the answer.
+ * Every handler starts with `can()`, which answers 401 to an anonymous caller.
+ */
+export function registerUserRoutes(router: Router, base: string, users: UserService, authz: Authorizer, schemas: UserSchemas): void {
   const can = (req: Request, object: string, action: string) => ensurePermission(authz, callerOf(req), object, action);
 
   /** Reading a user: yourself needs (self, read); anyone else (users, read). */
   async function readable(req: Request, id: number) {
     const caller = callerOf(req);
-    await can(req, caller.id === id ? 'self' : 'users', 'read');
+    can(req, caller.id === id ? 'self' : 'users', 'read');
     return users.require(id);
   }
 
@@ -36,91 +38,24 @@ export function usersRouter(users: UserService, authz: Authorizer, schemas: User
     const caller = callerOf(req);
     const self = caller.id === id;
     const body = objectBody(req.body);
-    const admin = await authz.can(caller.role, 'users', 'update');
+    const admin = authz.can(caller.role, 'users', 'update');
     if (!admin) {
       if (!self) throw Errors.forbidden();
-      await can(req, 'self', 'update');
+      can(req, 'self', 'update');
       const refused = Object.keys(body).filter((k) => !SELF_FIELDS.has(k));
       if (refused.length > 0) throw Errors.forbidden(`${refused.join(', ')}: you may not change this`);
     }
     const { currentPassword, ...fields } = parseWith(schemas.update, body);
-    if (fields.role !== undefined) await can(req, 'users', 'set-role');
+    if (fields.role !== undefined) can(req, 'users', 'set-role');
     if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
     return users.update(id, fields as UserPatch, { self, currentPassword });
   }
 
-  // Only these paths need a caller; anything else falls through to the JSON 404.
-  router.use(['/users', '/me'], requireAuth);
-
+  // The caller's own routes first: they are the most frequent.
   router
-    .route('/users')
-    .get(async (req, res) => {
-      await can(req, 'users', 'list');
-      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>));
-      res.set('X-Total-Count', String(total)).json(page.map(toPublicUser));
-    })
-    .post(async (req, res) => {
-      await can(req, 'users', 'create');
-      const input = parseWith(schemas.create, objectBody(req.body));
-      const { user } = await users.create(input);
-      res.status(201).location(`${req.baseUrl}/users/${user.id}`).json(toPublicUser(user));
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route('/users/:id')
-    .get(async (req, res) => {
-      res.json(toPublicUser(await readable(req, pathId(req.params.id))));
-    })
-    .put(async (req, res) => {
-      res.json(toPublicUser(await update(req, pathId(req.params.id))));
-    })
-    .patch(async (req, res) => {
-      res.json(toPublicUser(await update(req, pathId(req.params.id))));
-    })
-    .delete(async (req, res) => {
-      const id = pathId(req.params.id);
-      await can(req, 'users', 'delete');
-      await users.remove(callerOf(req).id, id);
-      res.status(204).end();
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route('/users/:id/status')
-    .post(async (req, res) => {
-      const id = pathId(req.params.id);
-      await can(req, 'users', 'set-status');
-      const { active } = parseWith(schemas.status, objectBody(req.body));
-      res.json(toPublicUser(await users.setActive(id, active)));
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route('/users/:id/reset-password')
-    .post(async (req, res) => {
-      const id = pathId(req.params.id);
-      await can(req, 'users', 'reset-password');
-      const { password } = parseWith(schemas.resetPassword, objectBody(req.body));
-      await users.resetPassword(id, password);
-      res.status(204).end();
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route('/users/:id/api-key')
-    .post(async (req, res) => {
-      const id = pathId(req.params.id);
-      await can(req, 'users', 'rotate-api-key');
-      await users.rotateApiKey(id);
-      res.status(204).end();
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route('/me')
-    .get(async (req, res) => {
-      await can(req, 'self', 'read');
+    .route(`${base}/me`)
+    .get((req, res) => {
+      can(req, 'self', 'read');
       res.json(toPublicUser(callerOf(req)));
     })
     .put(async (req, res) => {
@@ -132,20 +67,84 @@ export function usersRouter(users: UserService, authz: Authorizer, schemas: User
     .all(methodNotAllowed);
 
   router
-    .route('/me/api-key')
+    .route(`${base}/me/api-key`)
     .get(async (req, res) => {
-      await can(req, 'self', 'api-key');
+      can(req, 'self', 'api-key');
       const current = await users.require(callerOf(req).id);
       const apiKey = users.readApiKey(current);
       if (apiKey === null) throw Errors.apiKeyUnreadable();
       res.set('Cache-Control', 'no-store').json({ apiKey });
     })
     .post(async (req, res) => {
-      await can(req, 'self', 'api-key');
+      can(req, 'self', 'api-key');
       const apiKey = await users.rotateApiKey(callerOf(req).id);
       res.set('Cache-Control', 'no-store').json({ apiKey });
     })
     .all(methodNotAllowed);
 
-  return router;
+  router
+    .route(`${base}/users`)
+    .get(async (req, res) => {
+      can(req, 'users', 'list');
+      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>));
+      res.set('X-Total-Count', String(total)).json(page.map(toPublicUser));
+    })
+    .post(async (req, res) => {
+      can(req, 'users', 'create');
+      const input = parseWith(schemas.create, objectBody(req.body));
+      const { user } = await users.create(input);
+      res.status(201).location(`${base}/users/${user.id}`).json(toPublicUser(user));
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/users/:id`)
+    .get(async (req, res) => {
+      res.json(toPublicUser(await readable(req, pathId(req.params.id))));
+    })
+    .put(async (req, res) => {
+      res.json(toPublicUser(await update(req, pathId(req.params.id))));
+    })
+    .patch(async (req, res) => {
+      res.json(toPublicUser(await update(req, pathId(req.params.id))));
+    })
+    .delete(async (req, res) => {
+      can(req, 'users', 'delete');
+      const id = pathId(req.params.id);
+      await users.remove(callerOf(req).id, id);
+      res.status(204).end();
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/users/:id/status`)
+    .post(async (req, res) => {
+      can(req, 'users', 'set-status');
+      const id = pathId(req.params.id);
+      const { active } = parseWith(schemas.status, objectBody(req.body));
+      res.json(toPublicUser(await users.setActive(id, active)));
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/users/:id/reset-password`)
+    .post(async (req, res) => {
+      can(req, 'users', 'reset-password');
+      const id = pathId(req.params.id);
+      const { password } = parseWith(schemas.resetPassword, objectBody(req.body));
+      await users.resetPassword(id, password);
+      res.status(204).end();
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/users/:id/api-key`)
+    .post(async (req, res) => {
+      can(req, 'users', 'rotate-api-key');
+      const id = pathId(req.params.id);
+      await users.rotateApiKey(id);
+      res.status(204).end();
+    })
+    .all(methodNotAllowed);
+
 }
