@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import proxyaddr from 'proxy-addr';
 import type { Usher } from './index.js';
 import { Errors } from './http/errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
@@ -10,6 +11,8 @@ export function buildApp(usher: Usher): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // X-Forwarded-* (client address, HTTPS) is believed only from the configured proxies.
+  app.set('trust proxy', proxyaddr.compile([...usher.config.trustedProxies]));
   app.use(helmet());
   app.use(requestLog(usher.log));
 

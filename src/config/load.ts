@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import proxyaddr from 'proxy-addr';
 import { parse as parseYaml } from 'yaml';
 import { normalizeUsername, usernameProblem } from '../users/model.js';
 import { LOG_LEVELS, type LogLevel, type UsherConfig } from './schema.js';
@@ -83,6 +84,41 @@ const schemaName: Parser<string | undefined> = (raw) => {
   return /^[a-z_][a-z0-9_]{0,62}$/.test(r.value) ? r : bad('must be a lower-case SQL identifier', raw);
 };
 
+/** A list given as a YAML sequence or a comma-separated string. */
+function listOf(raw: unknown): string[] | null {
+  if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? raw.map((x) => x.trim()).filter(Boolean) : null;
+  if (typeof raw === 'string') return raw.split(',').map((x) => x.trim()).filter(Boolean);
+  return null;
+}
+
+/** Addresses or CIDR ranges, IPv4 and IPv6, checked the way Express will use them. */
+const cidrList: Parser<readonly string[]> = (raw) => {
+  const list = listOf(raw);
+  if (list === null) return bad('must be a list of IP addresses or CIDR ranges', raw);
+  for (const entry of list) {
+    try {
+      proxyaddr.compile(entry);
+    } catch {
+      return bad(`must be IP addresses or CIDR ranges (such as 10.0.0.0/8 or ::1); ${JSON.stringify(entry)} is not one`, raw);
+    }
+  }
+  return ok(Object.freeze(list));
+};
+
+const publicUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash && !url.username) {
+      return ok(url.origin + url.pathname.replace(/\/+$/, ''));
+    }
+  } catch {
+    // fall through
+  }
+  return bad('must be an http(s) URL without query, fragment or credentials, such as https://auth.example.com', raw);
+};
+
 const logLevel: Parser<LogLevel> = (raw) =>
   typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
     ? ok(raw as LogLevel)
@@ -98,6 +134,8 @@ const username: Parser<string | undefined> = (raw) => {
 const OPTIONS = {
   port: { path: 'server.port', env: 'USHER_PORT', parse: integer(1, 65535), fallback: 8787 },
   host: { path: 'server.host', env: 'USHER_HOST', parse: (raw: unknown) => text()(raw), fallback: '0.0.0.0' },
+  publicUrl: { path: 'server.publicUrl', env: 'USHER_PUBLIC_URL', parse: publicUrl, fallback: undefined },
+  trustedProxies: { path: 'server.trustedProxies', env: 'USHER_TRUSTED_PROXIES', parse: cidrList, fallback: Object.freeze([]) as readonly string[] },
   dataDir: { path: 'dataDir', env: 'USHER_DATA_DIR', parse: text(), fallback: './data' },
   databaseUrl: { path: 'database.url', env: 'USHER_DATABASE_URL', parse: databaseUrl, fallback: undefined },
   databaseSchema: { path: 'database.schema', env: 'USHER_DATABASE_SCHEMA', parse: schemaName, fallback: undefined },
@@ -113,6 +151,8 @@ const OPTIONS = {
 interface Values {
   port: number;
   host: string | undefined;
+  publicUrl: string | undefined;
+  trustedProxies: readonly string[];
   dataDir: string | undefined;
   databaseUrl: string | undefined;
   databaseSchema: string | undefined;
@@ -206,6 +246,8 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   const config: UsherConfig = Object.freeze({
     port: v.port,
     host: v.host ?? '0.0.0.0',
+    publicUrl: v.publicUrl,
+    trustedProxies: v.trustedProxies,
     dataDir: v.dataDir ?? './data',
     database: Object.freeze({ url: v.databaseUrl, schema: v.databaseSchema }),
     secret: v.secret,

@@ -2,6 +2,13 @@
 export interface UsherConfig {
   readonly port: number;
   readonly host: string;
+  /** Usher's own external URL (origin and optional path), e.g. https://auth.example.com; unset = the request's own host. */
+  readonly publicUrl: string | undefined;
+  /**
+   * Peers (addresses or CIDR ranges) whose X-Forwarded-* headers are believed, and, with proxy auth,
+   * whose identity headers are. Empty = none: `trust proxy` is never simply true.
+   */
+  readonly trustedProxies: readonly string[];
   readonly dataDir: string;
   readonly database: {
     /** Unset means the SQLite file `usher.db` in the data dir. */
