@@ -10,7 +10,13 @@ import { Authorizer } from './authz/enforcer.js';
 import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { authenticateWith } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
-import { rejectDisabled, trackLastActive } from './authn/hooks.js';
+import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackLastActive } from './authn/hooks.js';
+import { SessionMethod } from './authn/methods/session.js';
+import { LoginLimiter } from './authn/login-limiter.js';
+import { registerLoginRoutes } from './authn/login-routes.js';
+import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
+import { SessionManager } from './sessions/manager.js';
+import { registerSessionRoutes } from './sessions/routes.js';
 import { registerPublicAuthRoutes } from './authn/routes.js';
 import { jsonBody } from './http/body.js';
 import { errorHandler, notFound } from './http/error-handler.js';
@@ -52,6 +58,7 @@ export interface Usher {
   /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller's role. */
   requirePermission(object: string, action: string): RequestHandler;
   readonly users: UserService;
+  readonly sessions: SessionManager;
   readonly authz: Authorizer;
   readonly db: Db;
   readonly log: Logger;
@@ -73,18 +80,31 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   const keys = deriveKeys(loadSecret(config));
   const authz = await Authorizer.load(options.policyDir);
   const db = openDatabase(config);
+  let backend: SessionBackend | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
     const users = new UserService(db, keys, log, { onUserCreated: options.onUserCreated, onUserDeleted: options.onUserDeleted });
     await bootstrapAdmin(config, users, log);
 
-    const authenticate = authenticateWith([new ApiKeyMethod(users, config.apiKeyCacheTtlMs)], [rejectDisabled, trackLastActive(users, log)]);
+    backend = await openSessionBackend(config, db, log);
+    const sessions = new SessionManager(backend, keys, config, log);
+    users.sessionEnders.add((userId, keep) => sessions.endAll(userId, keep));
+    const limiter = new LoginLimiter(backend, config.loginLimit);
+
+    const chain = authenticateWith(
+      [new ApiKeyMethod(users, config.apiKeyCacheTtlMs), new SessionMethod(users, sessions, config.apiKeyCacheTtlMs)],
+      [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log)],
+    );
+    // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
+    const authenticate: RequestHandler = (req, res, next) => sessions.ifCookie(req, res, (err?: unknown) => (err ? next(err) : chain(req, res, next)));
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
     router.use(API_BASE, jsonBody, authenticate);
+    registerLoginRoutes(router, API_BASE, users, sessions, limiter);
+    registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
     router.use(API_BASE, notFound);
@@ -98,15 +118,20 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       requireRole,
       requirePermission: (object, action) => requirePermission(authz, object, action),
       users,
+      sessions,
       authz,
       db,
       log,
       async ready() {
         await db.raw('select 1');
       },
-      close: () => db.destroy(),
+      async close() {
+        await backend?.close();
+        await db.destroy();
+      },
     };
   } catch (err) {
+    await backend?.close();
     await db.destroy();
     throw err;
   }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Errors } from '../http/errors.js';
+import { checkCsrf } from '../http/csrf.js';
 import type { UserService } from '../users/service.js';
 import type { PostAuthHook } from './types.js';
 
@@ -20,5 +21,18 @@ export function trackLastActive(users: UserService, log: Logger): PostAuthHook {
     written.set(user.id, now);
     user.lastActiveAt = now;
     users.touchLastActive(user.id, now).catch((err: unknown) => log.warn({ err, userId: user.id }, 'could not record lastActiveAt'));
+  };
+}
+
+/** A request carrying an API key of one user and the session cookie of another is refused. */
+export const rejectMixedCredentials: PostAuthHook = ({ user, method }, req) => {
+  const sessionUser = req.session?.userId;
+  if (method !== 'session' && sessionUser !== undefined && sessionUser !== user.id) throw Errors.conflictingCredentials();
+};
+
+/** Cookie-authenticated requests that change state must be JSON and same-origin (see http/csrf.ts). */
+export function csrfForCookies(publicUrl: string | undefined): PostAuthHook {
+  return ({ method }, req) => {
+    if (method === 'session') checkCsrf(req, publicUrl);
   };
 }

@@ -119,6 +119,33 @@ const publicUrl: Parser<string | undefined> = (raw) => {
   return bad('must be an http(s) URL without query, fragment or credentials, such as https://auth.example.com', raw);
 };
 
+const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: seconds as a number, or a number with a unit s, m, h or d ("30d"). Answers milliseconds. */
+function duration(minMs: number, maxMs: number): Parser<number> {
+  return (raw) => {
+    const match = /^(\d{1,9})\s*([smhd]?)$/.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
+    if (match) {
+      const ms = Number(match[1]) * UNIT_MS[match[2] || 's']!;
+      if (ms >= minMs && ms <= maxMs) return ok(ms);
+    }
+    return bad(`must be a duration such as 90s, 15m, 12h or 30d, from ${minMs / 1000} s to ${maxMs / 86_400_000} days`, raw);
+  };
+}
+
+const redisUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if (url.protocol === 'redis:' || url.protocol === 'rediss:') return r;
+  } catch {
+    // fall through
+  }
+  // The URL may hold a password: never echo it.
+  return { ok: false, problem: 'must be a redis:// or rediss:// URL' };
+};
+
 const logLevel: Parser<LogLevel> = (raw) =>
   typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
     ? ok(raw as LogLevel)
@@ -145,6 +172,11 @@ const OPTIONS = {
   adminApiKey: { path: 'bootstrap.adminApiKey', env: 'USHER_BOOTSTRAP_ADMIN_API_KEY', parse: secretText(32, 512, 'an API key'), fallback: undefined },
   logLevel: { path: 'log.level', env: 'USHER_LOG_LEVEL', parse: logLevel, fallback: 'info' as LogLevel },
   passwordMinLength: { path: 'passwords.minLength', env: 'USHER_PASSWORD_MIN_LENGTH', parse: integer(1, 1024), fallback: 8 },
+  redisUrl: { path: 'redis.url', env: 'USHER_REDIS_URL', parse: redisUrl, fallback: undefined },
+  sessionIdleTimeout: { path: 'session.idleTimeout', env: 'USHER_SESSION_IDLE_TIMEOUT', parse: duration(60_000, 3650 * 86_400_000), fallback: 30 * 86_400_000 },
+  sessionMaxAge: { path: 'session.maxAge', env: 'USHER_SESSION_MAX_AGE', parse: duration(60_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
+  loginMaxFailures: { path: 'auth.loginRateLimit.maxFailures', env: 'USHER_LOGIN_MAX_FAILURES', parse: integer(1, 1000), fallback: 10 },
+  loginWindow: { path: 'auth.loginRateLimit.window', env: 'USHER_LOGIN_WINDOW', parse: duration(1_000, 86_400_000), fallback: 15 * 60_000 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
 } satisfies Record<string, Option<unknown>>;
 
@@ -163,6 +195,11 @@ interface Values {
   logLevel: LogLevel;
   passwordMinLength: number;
   apiKeyCacheTtl: number;
+  redisUrl: string | undefined;
+  sessionIdleTimeout: number;
+  sessionMaxAge: number;
+  loginMaxFailures: number;
+  loginWindow: number;
 }
 
 /** Where configuration comes from; later sources override earlier ones. */
@@ -238,6 +275,9 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (v.adminPassword !== undefined && v.adminPassword.length < v.passwordMinLength) {
     problems.push(`config: USHER_BOOTSTRAP_ADMIN_PASSWORD: must be at least ${v.passwordMinLength} characters`);
   }
+  if (!failed.has('sessionIdleTimeout') && !failed.has('sessionMaxAge') && v.sessionIdleTimeout > v.sessionMaxAge) {
+    problems.push('config: session.idleTimeout: must not be longer than session.maxAge');
+  }
   if (v.databaseSchema !== undefined && v.databaseUrl === undefined) {
     problems.push('config: database.schema: only applies to PostgreSQL (set database.url)');
   }
@@ -255,6 +295,9 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     logLevel: v.logLevel,
     passwordMinLength: v.passwordMinLength,
     apiKeyCacheTtlMs: v.apiKeyCacheTtl * 1000,
+    redisUrl: v.redisUrl,
+    session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge }),
+    loginLimit: Object.freeze({ maxFailures: v.loginMaxFailures, windowMs: v.loginWindow }),
   });
   resolvedConfigs.add(config);
   return config;

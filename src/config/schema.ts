@@ -27,6 +27,19 @@ export interface UsherConfig {
   readonly passwordMinLength: number;
   /** How long an authenticated API key stays cached in memory, in ms (writes through this process invalidate at once). */
   readonly apiKeyCacheTtlMs: number;
+  /** Sessions and login counters in Redis when set; else sessions in the SQL database, counters in memory. */
+  readonly redisUrl: string | undefined;
+  readonly session: {
+    /** A session unused this long ends (rolling). */
+    readonly idleTimeoutMs: number;
+    /** A session ends this long after login, however active. */
+    readonly maxAgeMs: number;
+  };
+  readonly loginLimit: {
+    /** Failed logins allowed per account and per client address (IPv6 by /64) within the window. */
+    readonly maxFailures: number;
+    readonly windowMs: number;
+  };
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

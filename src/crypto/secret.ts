@@ -9,6 +9,10 @@ export interface ServerKeys {
   readonly apiKeyDigest: Buffer;
   /** AES-256-GCM key for the owner-readable copy of API keys. */
   readonly apiKeyCipher: Buffer;
+  /** Signs the session cookie (express-session's secret). */
+  readonly sessionCookie: string;
+  /** HMAC key turning session ids into the public ids that GET /me/sessions shows. */
+  readonly sessionPublicId: Buffer;
 }
 
 /**
@@ -33,5 +37,10 @@ export function loadSecret(config: UsherConfig): string {
 
 export function deriveKeys(secret: string): ServerKeys {
   const derive = (purpose: string) => Buffer.from(hkdfSync('sha256', secret, 'usher', purpose, 32));
-  return Object.freeze({ apiKeyDigest: derive('api-key digest v1'), apiKeyCipher: derive('api-key cipher v1') });
+  return Object.freeze({
+    apiKeyDigest: derive('api-key digest v1'),
+    apiKeyCipher: derive('api-key cipher v1'),
+    sessionCookie: derive('session cookie v1').toString('base64url'),
+    sessionPublicId: derive('session public id v1'),
+  });
 }

@@ -21,9 +21,12 @@ function define(status: number, code: string, defaultMessage: string): ErrorFact
 export const Errors = {
   invalidInput: define(400, 'request.invalid', 'The request is invalid.'),
   malformedJson: define(400, 'request.malformed_json', 'The request body is not valid JSON.'),
+  conflictingCredentials: define(400, 'auth.conflicting_credentials', 'The API key and the session cookie belong to different users.'),
   keyInUrl: define(400, 'auth.key_in_url', 'API keys are not accepted in the URL; send the X-Api-Key header.'),
   unauthenticated: define(401, 'auth.unauthenticated', 'Authentication is required.'),
+  invalidCredentials: define(401, 'auth.invalid_credentials', 'The username or password is wrong.'),
   invalidApiKey: define(401, 'auth.invalid_api_key', 'The API key is not valid.'),
+  csrf: define(403, 'auth.csrf', 'Cross-site request refused.'),
   forbidden: define(403, 'auth.forbidden', 'You are not allowed to do this.'),
   wrongCurrentPassword: define(403, 'user.wrong_current_password', 'The current password is wrong.'),
   notFound: define(404, 'not_found', 'Not found.'),
@@ -36,8 +39,11 @@ export const Errors = {
   cannotDeleteSelf: define(409, 'user.cannot_delete_self', 'You cannot delete your own account.'),
   setupDone: define(409, 'setup.already_done', 'Setup is already done: a user exists.'),
   apiKeyUnreadable: define(409, 'api_key.unreadable', 'The stored key cannot be read (the server secret changed); rotate it with POST.'),
+  sessionNotFound: define(404, 'session.not_found', 'There is no such session.'),
   tooLarge: define(413, 'request.too_large', 'The request body is too large (100 KB at most).'),
   unsupportedMediaType: define(415, 'request.unsupported_media_type', 'The request body must be application/json.'),
+  sessionStoreUnavailable: define(503, 'session.store_unavailable', 'Sessions are unavailable for the moment; try again shortly.'),
+  tooManyAttempts: define(429, 'auth.too_many_attempts', 'Too many failed logins; try again later.'),
   unavailable: define(503, 'service.unavailable', 'The service is not ready.'),
 } as const;
 

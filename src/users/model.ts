@@ -16,6 +16,8 @@ export interface User {
 
 /** A user with the stored secrets; never leaves the server. */
 export interface UserRecord extends User {
+  /** Sessions made under an older epoch are dead. */
+  sessionEpoch: number;
   passwordHash: string | null;
   apiKeyDigest: string | null;
   apiKeyCipher: string | null;

@@ -21,6 +21,7 @@ interface UserRow {
   updated_at: number | string;
   last_active_at: number | string | null;
   last_login_at: number | string | null;
+  session_epoch: number | string;
 }
 
 const time = (v: number | string | null): number | null => (v === null ? null : Number(v));
@@ -39,6 +40,7 @@ function fromRow(r: UserRow): UserRecord {
     updatedAt: time(r.updated_at)!,
     lastActiveAt: time(r.last_active_at),
     lastLoginAt: time(r.last_login_at),
+    sessionEpoch: Number(r.session_epoch ?? 0),
     passwordHash: r.password_hash,
     apiKeyDigest: r.api_key_digest,
     apiKeyCipher: r.api_key_cipher,
@@ -61,6 +63,7 @@ export interface NewUserRow {
 export type UserChanges = Partial<Omit<NewUserRow, 'auth_source'>> & {
   api_key_cipher?: string | null;
   last_login_at?: number;
+  session_epoch?: number;
 };
 
 /** Columns a list may be sorted by, keyed by their API names. */

@@ -48,7 +48,11 @@ export function registerUserRoutes(router: Router, base: string, users: UserServ
     const { currentPassword, ...fields } = parseWith(schemas.update, body);
     if (fields.role !== undefined) can(req, 'users', 'set-role');
     if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
-    return users.update(id, fields as UserPatch, { self, currentPassword });
+    const viaSession = caller.authMethod === 'session';
+    const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined });
+    // A self-service password change ends the other sessions; this one moves to the new epoch.
+    if (self && viaSession && req.session) req.session.epoch = updated.sessionEpoch;
+    return updated;
   }
 
   // The caller's own routes first: they are the most frequent.

@@ -37,6 +37,12 @@ export interface UserPatch {
 export class UserService {
   /** Called whenever a user changes, so caches of authenticated users can drop what they hold. */
   readonly changeListeners = new Set<(userId: number) => void>();
+  /**
+   * Called after a change that ends the user's sessions (disable, delete, demotion, password change);
+   * `keep` is the session that made a self-service password change. The session epoch already makes
+   * those sessions useless; these listeners also remove them from the store.
+   */
+  readonly sessionEnders = new Set<(userId: number, keep?: string) => Promise<void>>();
 
   constructor(
     private readonly db: Db,
@@ -95,7 +101,11 @@ export class UserService {
   }
 
   /** Partial update; `self` means the caller edits their own account (password change then needs the current one). */
-  async update(id: number, patch: UserPatch, opts: { currentPassword?: string; self?: boolean } = {}): Promise<UserRecord> {
+  async update(
+    id: number,
+    patch: UserPatch,
+    opts: { currentPassword?: string; self?: boolean; keepSession?: string } = {},
+  ): Promise<UserRecord> {
     const changes: UserChanges = {};
     if (patch.name !== undefined) changes.name = patch.name;
     if (patch.email !== undefined) {
@@ -113,22 +123,31 @@ export class UserService {
       }
       changes.password_hash = patch.password === null ? null : await hashPassword(patch.password);
     }
-    return this.change(id, (before) => {
-      const after = {
-        role: changes.role ?? before.role,
-        hasPassword: changes.password_hash !== undefined ? changes.password_hash !== null : before.hasPassword,
-      };
-      return { changes, after };
-    });
+    return this.change(
+      id,
+      (before) => {
+        const after = {
+          role: changes.role ?? before.role,
+          hasPassword: changes.password_hash !== undefined ? changes.password_hash !== null : before.hasPassword,
+        };
+        const demoted = before.role === ADMIN_ROLE && after.role !== ADMIN_ROLE;
+        return { changes, after, endSessions: demoted || changes.password_hash !== undefined };
+      },
+      opts.self ? opts.keepSession : undefined,
+    );
   }
 
   async setActive(id: number, active: boolean): Promise<UserRecord> {
-    return this.change(id, (before) => ({ changes: { active }, after: { role: before.role, active, hasPassword: before.hasPassword } }));
+    return this.change(id, (before) => ({
+      changes: { active },
+      after: { role: before.role, active, hasPassword: before.hasPassword },
+      endSessions: !active,
+    }));
   }
 
   async resetPassword(id: number, password: string): Promise<void> {
     const password_hash = await hashPassword(password);
-    await this.change(id, (before) => ({ changes: { password_hash }, after: { role: before.role, hasPassword: true } }));
+    await this.change(id, (before) => ({ changes: { password_hash }, after: { role: before.role, hasPassword: true }, endSessions: true }));
   }
 
   /** Replaces the user's key; the old one stops working at once. */
@@ -159,6 +178,7 @@ export class UserService {
       removed = before;
     });
     this.notifyChange(id);
+    await this.endSessions(id);
     if (removed) void this.runHook('onUserDeleted', removed);
   }
 
@@ -175,25 +195,54 @@ export class UserService {
   /** Applies a change under the users lock after checking the rails against the row as it is now. */
   private async change(
     id: number,
-    plan: (before: UserRecord) => { changes: UserChanges; after: { role: string; active?: boolean; hasPassword: boolean } },
+    plan: (before: UserRecord) => {
+      changes: UserChanges;
+      after: { role: string; active?: boolean; hasPassword: boolean };
+      endSessions?: boolean;
+    },
+    keepSession?: string,
   ): Promise<UserRecord> {
+    let endSessions = false;
     const updated = await this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
-      const { changes, after } = plan(before);
+      const { changes, after, endSessions: ends } = plan(before);
       if (after.role === ADMIN_ROLE && !after.hasPassword) throw Errors.adminNeedsPassword();
       await this.checkAdminRemains(trx, before, { role: after.role, active: after.active ?? before.active });
+      endSessions = ends === true;
       try {
-        await usersRepo.update(trx, id, changes, Date.now());
+        await usersRepo.update(trx, id, endSessions ? { ...changes, session_epoch: before.sessionEpoch + 1 } : changes, Date.now());
       } catch (err) {
         throw this.conflict(err);
       }
       return (await usersRepo.findById(trx, id))!;
     });
     this.notifyChange(id);
+    if (endSessions) await this.endSessions(id, keepSession);
     return updated;
   }
+
+  /** Ends a user's sessions (all but `keep`); the epoch has already made them useless, so a failure is only logged. */
+  async endSessions(id: number, keep?: string): Promise<void> {
+    for (const end of this.sessionEnders) {
+      try {
+        await end(id, keep);
+      } catch (err) {
+        this.log.warn({ err, userId: id }, 'could not remove sessions from the store');
+      }
+    }
+  }
+
+  /** Records a successful login, and replaces a hash made with weaker parameters than today's. */
+  async recordLogin(id: number, rehash?: string): Promise<void> {
+    const changes: UserChanges = { last_login_at: Date.now() };
+    if (rehash !== undefined) changes.password_hash = await hashPassword(rehash);
+    await usersRepo.update(this.db, id, changes, Date.now());
+    this.notifyChange(id);
+  }
+
+
 
   /** Refuses a change that would leave no enabled admin. Must run under the users lock. */
   private async checkAdminRemains(trx: Knex.Transaction, before: UserRecord, after: { role: string | undefined; active: boolean }) {

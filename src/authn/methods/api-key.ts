@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { Errors } from '../../http/errors.js';
 import type { UserService } from '../../users/service.js';
-import type { UserRecord } from '../../users/model.js';
+import { UserCache } from '../user-cache.js';
 import type { AuthMethod, Identity } from '../types.js';
 
 /** The key a request carries in X-Api-Key or Authorization: Bearer; both with different values is an error. */
@@ -22,27 +22,13 @@ export function apiKeyOf(req: Request): string | undefined {
   return key === undefined ? undefined : key.trim();
 }
 
-/**
- * Per-user API keys. A key is found by its HMAC digest (no slow hash per request); recent answers are
- * cached for a few seconds and the cache is emptied whenever any user changes through this process.
- */
+/** Per-user API keys, found by their HMAC digest (no slow hash per request), through a short cache. */
 export class ApiKeyMethod implements AuthMethod {
   readonly name = 'api-key';
-  private readonly cache = new Map<string, { user: UserRecord; expires: number }>();
-  /** Lookups under way, shared so that a burst of requests with one key costs one query. */
-  private readonly pending = new Map<string, Promise<UserRecord | null>>();
-  /** Bumped on every user change: a lookup that started before a change is never cached. */
-  private generation = 0;
+  private readonly cache: UserCache<string>;
 
-  constructor(
-    private readonly users: UserService,
-    private readonly ttlMs: number,
-  ) {
-    users.changeListeners.add(() => {
-      this.generation++;
-      this.cache.clear();
-      this.pending.clear();
-    });
+  constructor(users: UserService, ttlMs: number) {
+    this.cache = new UserCache(users, ttlMs, (key) => users.findByApiKey(key));
   }
 
   applies(req: Request): boolean {
@@ -52,33 +38,11 @@ export class ApiKeyMethod implements AuthMethod {
   authenticate(req: Request): Identity | Promise<Identity> {
     const key = apiKeyOf(req);
     if (!key || key.length > 512) throw Errors.invalidApiKey();
-    const hit = this.cache.get(key);
-    if (hit && hit.expires > Date.now()) return { user: hit.user, method: this.name };
-    return this.lookup(key).then((user) => {
+    const found = this.cache.get(key);
+    if (!(found instanceof Promise)) return { user: found, method: this.name };
+    return found.then((user) => {
       if (!user) throw Errors.invalidApiKey();
       return { user, method: this.name };
     });
-  }
-
-  private lookup(key: string): Promise<UserRecord | null> {
-    const shared = this.pending.get(key);
-    if (shared) return shared;
-    const generation = this.generation;
-    const lookup = this.users.findByApiKey(key).then(
-      (user) => {
-        if (this.pending.get(key) === lookup) this.pending.delete(key);
-        if (user && this.ttlMs > 0 && generation === this.generation) {
-          if (this.cache.size >= 10_000) this.cache.clear();
-          this.cache.set(key, { user, expires: Date.now() + this.ttlMs });
-        }
-        return user;
-      },
-      (err: unknown) => {
-        if (this.pending.get(key) === lookup) this.pending.delete(key);
-        throw err;
-      },
-    );
-    this.pending.set(key, lookup);
-    return lookup;
   }
 }

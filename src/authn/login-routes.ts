@@ -1,0 +1,45 @@
+import type { Router } from 'express';
+import { z } from 'zod';
+import { Errors } from '../http/errors.js';
+import { checkCsrf } from '../http/csrf.js';
+import { objectBody, parseWith } from '../http/validate.js';
+import { needsRehash, verifyDummy, verifyPassword } from '../crypto/passwords.js';
+import { toPublicUser, usernameKey } from '../users/model.js';
+import type { UserService } from '../users/service.js';
+import type { SessionManager } from '../sessions/manager.js';
+import { methodNotAllowed } from '../users/routes.js';
+import type { LoginLimiter } from './login-limiter.js';
+
+const credentials = z.strictObject({
+  username: z.string().max(256, 'must be at most 256 characters'),
+  password: z.string().max(1024, 'must be at most 1024 characters'),
+});
+
+/** POST /login and /logout. */
+export function registerLoginRoutes(router: Router, base: string, users: UserService, sessions: SessionManager, limiter: LoginLimiter): void {
+  router
+    .route(`${base}/login`)
+    .post(async (req, res) => {
+      // Login CSRF (signing a victim into the attacker's account) is refused like any cookie request.
+      checkCsrf(req, sessions.config.publicUrl);
+      const { username, password } = parseWith(credentials, objectBody(req.body));
+      const succeeded = await limiter.attempt(req.ip, usernameKey(username));
+      const user = await users.findByUsername(username);
+      // Unknown, password-less, disabled or wrong: the same answer, after the same amount of work.
+      const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await verifyDummy(password);
+      if (!user || !ok || !user.active) throw Errors.invalidCredentials();
+      await succeeded();
+      await sessions.start(req, res, user);
+      await users.recordLogin(user.id, needsRehash(user.passwordHash!) ? password : undefined);
+      res.set('Cache-Control', 'no-store').json({ user: toPublicUser((await users.get(user.id)) ?? user) });
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/logout`)
+    .post(async (req, res) => {
+      await sessions.endCurrent(req, res);
+      res.status(204).end();
+    })
+    .all(methodNotAllowed);
+}

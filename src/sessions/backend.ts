@@ -1,0 +1,176 @@
+import session from 'express-session';
+import { ConnectSessionKnexStore } from 'connect-session-knex';
+import { RedisStore } from 'connect-redis';
+import { createClient, type RedisClientType } from 'redis';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Logger } from 'pino';
+import type { Db } from '../db/connect.js';
+import type { UsherConfig } from '../config/schema.js';
+import { Errors } from '../http/errors.js';
+
+/** Which sessions belong to whom, so that they can be listed and ended. */
+export interface SessionIndex {
+  add(userId: number, sid: string): Promise<void>;
+  list(userId: number): Promise<string[]>;
+  remove(userId: number, sids: string[]): Promise<void>;
+}
+
+/** Where sessions and login counters live: the SQL database (and memory), or Redis. */
+export interface SessionBackend {
+  readonly kind: 'sql' | 'redis';
+  /** express-session's store; its failures become 503 session.store_unavailable. */
+  readonly store: session.Store;
+  readonly index: SessionIndex;
+  /** A counter of `points` per `windowMs`, shared by every instance when Redis is configured. */
+  limiter(name: string, points: number, windowMs: number): RateLimiterAbstract;
+  close(): Promise<void>;
+}
+
+/** Thrown at start when Redis is configured but does not answer; the server refuses to start. */
+export class RedisUnavailableError extends Error {}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- express-session's own callback types
+type Callback = (err?: any, value?: any) => void;
+
+/**
+ * Wraps a store so that a failing backend (Redis down, database gone) is a 503 with a stable code,
+ * never a 500 and never an anonymous-but-allowed request. It has no `touch`: expiry is extended by
+ * the session method's once-a-minute save instead of a write on every request.
+ */
+class GuardedStore extends session.Store {
+  constructor(
+    private readonly inner: session.Store,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  private guard(cb: Callback | undefined) {
+    return (err?: unknown, value?: unknown) => {
+      if (err) {
+        this.log.warn({ err: (err as Error)?.message ?? String(err) }, 'session store failed');
+        return cb?.(Errors.sessionStoreUnavailable());
+      }
+      cb?.(undefined, value);
+    };
+  }
+
+  override get(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): void {
+    this.call(() => this.inner.get(sid, this.guard(cb)), cb);
+  }
+  override set(sid: string, data: session.SessionData, cb?: Callback): void {
+    this.call(() => this.inner.set(sid, data, this.guard(cb)), cb);
+  }
+  override destroy(sid: string, cb?: Callback): void {
+    this.call(() => this.inner.destroy(sid, this.guard(cb)), cb);
+  }
+
+  /** Stores that also return promises must not leave an unhandled rejection behind. */
+  private call(fn: () => unknown, cb: Callback | undefined) {
+    try {
+      const result = fn() as unknown;
+      if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch(() => {});
+    } catch (err) {
+      this.guard(cb)(err);
+    }
+  }
+}
+
+/** Promise forms of the store calls the session code needs outside express-session. */
+export function storeGet(store: session.Store, sid: string): Promise<session.SessionData | null> {
+  return new Promise((resolve, reject) => store.get(sid, (err, data) => (err ? reject(err) : resolve(data ?? null))));
+}
+export function storeDestroy(store: session.Store, sid: string): Promise<void> {
+  return new Promise((resolve, reject) => store.destroy(sid, (err) => (err ? reject(err) : resolve())));
+}
+
+function sqlBackend(db: Db, log: Logger): SessionBackend {
+  const knexStore = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 60_000, onDbCleanupError: (err) => log.warn({ err }, 'session cleanup failed') });
+  return {
+    kind: 'sql',
+    store: new GuardedStore(knexStore, log),
+    index: {
+      async add(userId, sid) {
+        await db('session_index').insert({ sid, user_id: userId, created_at: Date.now() }).onConflict('sid').merge();
+      },
+      async list(userId) {
+        const rows = (await db('session_index').where({ user_id: userId }).orderBy('created_at').select('sid')) as { sid: string }[];
+        return rows.map((r) => r.sid);
+      },
+      async remove(userId, sids) {
+        if (sids.length > 0) await db('session_index').where({ user_id: userId }).whereIn('sid', sids).delete();
+      },
+    },
+    limiter: (name, points, windowMs) => new RateLimiterMemory({ keyPrefix: name, points, duration: Math.ceil(windowMs / 1000) }),
+    async close() {
+      clearTimeout(knexStore.nextDbCleanup);
+    },
+  };
+}
+
+/** Connects to Redis, failing fast at start; once connected it reconnects for ever in the background. */
+async function connectRedis(url: string, log: Logger): Promise<RedisClientType> {
+  let connected = false;
+  let lastWarn = 0;
+  const client: RedisClientType = createClient({
+    url,
+    // While Redis is away, commands fail at once (a 503) instead of queueing until it returns.
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: 5_000,
+      reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(100 * 2 ** retries, 2_000) : cause),
+    },
+  });
+  client.on('error', (err: Error) => {
+    const now = Date.now();
+    if (connected && now - lastWarn > 10_000) {
+      lastWarn = now;
+      log.warn({ err: err.message }, 'redis connection lost; retrying');
+    }
+  });
+  client.on('ready', () => {
+    if (connected) log.info('redis connection restored');
+  });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    client.destroy();
+    const redacted = new URL(url);
+    if (redacted.password) redacted.password = '***';
+    throw new RedisUnavailableError(`redis: cannot connect to USHER_REDIS_URL (${redacted.href}): ${(err as Error).message || (err as NodeJS.ErrnoException).code || 'no answer'}`);
+  }
+  connected = true;
+  return client;
+}
+
+function redisBackend(client: RedisClientType, log: Logger): SessionBackend {
+  const indexKey = (userId: number) => `usher:user-sessions:${userId}`;
+  const store = new RedisStore({ client, prefix: 'usher:sess:', disableTouch: true });
+  return {
+    kind: 'redis',
+    store: new GuardedStore(store, log),
+    index: {
+      async add(userId, sid) {
+        await client.sAdd(indexKey(userId), sid);
+      },
+      async list(userId) {
+        return client.sMembers(indexKey(userId));
+      },
+      async remove(userId, sids) {
+        if (sids.length > 0) await client.sRem(indexKey(userId), sids);
+      },
+    },
+    limiter: (name, points, windowMs) =>
+      new RateLimiterRedis({ storeClient: client, useRedisPackage: true, keyPrefix: `usher:${name}`, points, duration: Math.ceil(windowMs / 1000) }),
+    async close() {
+      client.destroy();
+    },
+  };
+}
+
+/** Redis when configured (refusing to start if it does not answer), else the SQL database. */
+export async function openSessionBackend(config: UsherConfig, db: Db, log: Logger): Promise<SessionBackend> {
+  if (!config.redisUrl) return sqlBackend(db, log);
+  return redisBackend(await connectRedis(config.redisUrl, log), log);
+}

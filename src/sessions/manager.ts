@@ -1,0 +1,148 @@
+import { createHmac } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import session from 'express-session';
+import type { Logger } from 'pino';
+import type { UsherConfig } from '../config/schema.js';
+import type { ServerKeys } from '../crypto/secret.js';
+import { Errors } from '../http/errors.js';
+import type { UserRecord } from '../users/model.js';
+import { storeDestroy, storeGet, type SessionBackend } from './backend.js';
+
+declare module 'express-session' {
+  interface SessionData {
+    userId: number;
+    /** The user's session epoch at login; a later epoch kills the session. */
+    epoch: number;
+    createdAt: number;
+    lastSeenAt: number;
+    ip: string | undefined;
+    userAgent: string | undefined;
+  }
+}
+
+export const SESSION_COOKIE = 'usher.sid';
+
+/** One of the caller's sessions as GET /me/sessions shows it. */
+export interface SessionView {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string;
+  ip: string | null;
+  userAgent: string | null;
+  current: boolean;
+}
+
+/** Starts, lists and ends sessions; the store and the per-user index come from the backend. */
+export class SessionManager {
+  /** express-session itself: loads the session named by the cookie, saves it when changed. */
+  readonly middleware: RequestHandler;
+  /** express-session only when the request carries our cookie: other requests never touch the store. */
+  readonly ifCookie: RequestHandler;
+
+  constructor(
+    private readonly backend: SessionBackend,
+    private readonly keys: ServerKeys,
+    readonly config: UsherConfig,
+    private readonly log: Logger,
+  ) {
+    this.middleware = session({
+      name: SESSION_COOKIE,
+      secret: keys.sessionCookie,
+      store: backend.store,
+      resave: false,
+      saveUninitialized: false,
+      rolling: false,
+      unset: 'destroy',
+      // Secure when the request arrived over HTTPS (as `trust proxy` tells); no Domain; Lax.
+      cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.session.idleTimeoutMs },
+    });
+    const cookiePrefix = `${SESSION_COOKIE}=`;
+    this.ifCookie = (req, res, next) => {
+      if (req.headers.cookie?.includes(cookiePrefix)) this.middleware(req, res, next);
+      else next();
+    };
+  }
+
+  /** The id shown to users: a keyed hash of the session id, which itself never leaves the cookie. */
+  publicId(sid: string): string {
+    return createHmac('sha256', this.keys.sessionPublicId).update(sid).digest('base64url').slice(0, 22);
+  }
+
+  /** Signs the user in: a new session id (no fixation), recorded in the user's index, saved before answering. */
+  async start(req: Request, res: Response, user: UserRecord): Promise<void> {
+    if (!req.session) await new Promise<void>((resolve, reject) => this.middleware(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+    const old = req.session.userId !== undefined ? { userId: req.session.userId, sid: req.sessionID } : undefined;
+    await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
+    if (old) await this.backend.index.remove(old.userId, [old.sid]).catch(() => {});
+    const now = Date.now();
+    Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
+    await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err) : resolve())));
+    await this.backend.index.add(user.id, req.sessionID);
+  }
+
+  /** Ends the request's own session. */
+  async endCurrent(req: Request, res: Response): Promise<void> {
+    const s = req.session;
+    if (s) {
+      const { userId } = s;
+      const sid = req.sessionID;
+      await new Promise<void>((resolve, reject) => s.destroy((err: unknown) => (err ? reject(err) : resolve())));
+      if (userId !== undefined) await this.backend.index.remove(userId, [sid]).catch(() => {});
+    }
+    res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
+  }
+
+  /** The user's live sessions, oldest first; dead index entries are pruned on the way. */
+  async list(userId: number, currentSid: string | undefined): Promise<SessionView[]> {
+    const views: SessionView[] = [];
+    const dead: string[] = [];
+    for (const sid of await this.backend.index.list(userId)) {
+      const data = await storeGet(this.backend.store, sid);
+      if (!data || data.userId !== userId) {
+        dead.push(sid);
+        continue;
+      }
+      views.push({
+        id: this.publicId(sid),
+        createdAt: new Date(data.createdAt).toISOString(),
+        lastSeenAt: new Date(data.lastSeenAt).toISOString(),
+        ip: data.ip ?? null,
+        userAgent: data.userAgent ?? null,
+        current: sid === currentSid,
+      });
+    }
+    await this.backend.index.remove(userId, dead);
+    return views.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Ends one of the user's sessions by its public id; 404 when there is none. */
+  async end(userId: number, publicId: string): Promise<void> {
+    const sid = (await this.backend.index.list(userId)).find((s) => this.publicId(s) === publicId);
+    if (!sid) throw Errors.sessionNotFound();
+    await storeDestroy(this.backend.store, sid);
+    await this.backend.index.remove(userId, [sid]);
+  }
+
+  /** Ends every session of the user except `keep`. */
+  async endAll(userId: number, keep?: string): Promise<void> {
+    const sids = (await this.backend.index.list(userId)).filter((s) => s !== keep);
+    for (const sid of sids) await storeDestroy(this.backend.store, sid);
+    await this.backend.index.remove(userId, sids);
+    if (sids.length > 0) this.log.info({ userId, ended: sids.length }, 'sessions ended');
+  }
+
+  /** Drops a session found dead on use (expired, or from an older epoch). */
+  async discard(req: Request): Promise<void> {
+    const s = req.session;
+    if (!s) return;
+    const { userId } = s;
+    const sid = req.sessionID;
+    await new Promise<void>((resolve) => s.destroy(() => resolve()));
+    if (userId !== undefined) await this.backend.index.remove(userId, [sid]).catch(() => {});
+  }
+}
+
+function userAgent(req: Request): string | undefined {
+  const ua = req.headers['user-agent'];
+  return ua ? ua.slice(0, 256) : undefined;
+}

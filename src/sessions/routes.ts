@@ -1,0 +1,43 @@
+import type { Router } from 'express';
+import type { Authorizer } from '../authz/enforcer.js';
+import { callerOf, ensurePermission } from '../authz/guards.js';
+import { Errors } from '../http/errors.js';
+import { pathId } from '../http/validate.js';
+import type { UserService } from '../users/service.js';
+import { methodNotAllowed } from '../users/routes.js';
+import type { SessionManager } from './manager.js';
+
+/** GET /me/sessions, DELETE /me/sessions/{id}, DELETE /users/{id}/sessions. */
+export function registerSessionRoutes(router: Router, base: string, users: UserService, sessions: SessionManager, authz: Authorizer): void {
+  router
+    .route(`${base}/me/sessions`)
+    .get(async (req, res) => {
+      const caller = callerOf(req);
+      ensurePermission(authz, caller, 'self', 'sessions');
+      res.set('Cache-Control', 'no-store').json(await sessions.list(caller.id, req.session?.userId === caller.id ? req.sessionID : undefined));
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/me/sessions/:sessionId`)
+    .delete(async (req, res) => {
+      const caller = callerOf(req);
+      ensurePermission(authz, caller, 'self', 'sessions');
+      const id = req.params.sessionId;
+      if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(id)) throw Errors.sessionNotFound();
+      await sessions.end(caller.id, id);
+      res.status(204).end();
+    })
+    .all(methodNotAllowed);
+
+  router
+    .route(`${base}/users/:id/sessions`)
+    .delete(async (req, res) => {
+      ensurePermission(authz, callerOf(req), 'users', 'end-sessions');
+      const id = pathId(req.params.id);
+      await users.require(id);
+      await sessions.endAll(id);
+      res.status(204).end();
+    })
+    .all(methodNotAllowed);
+}
