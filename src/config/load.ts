@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
 import proxyaddr from 'proxy-addr';
 import { parse as parseYaml } from 'yaml';
 import { normalizeUsername, usernameProblem } from '../users/model.js';
-import { LOG_LEVELS, type LogLevel, type UsherConfig } from './schema.js';
+import { LOG_LEVELS, PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
 
 const resolvedConfigs = new WeakSet<object>();
 
@@ -146,6 +147,84 @@ const redisUrl: Parser<string | undefined> = (raw) => {
   return { ok: false, problem: 'must be a redis:// or rediss:// URL' };
 };
 
+const keyPrefix: Parser<string> = (raw) =>
+  typeof raw === 'string' && /^[A-Za-z0-9:_.-]{1,64}$/.test(raw) ? ok(raw) : bad('must be 1-64 of A-Z a-z 0-9 : _ . -', raw);
+
+const boolean: Parser<boolean> = (raw) => {
+  if (typeof raw === 'boolean') return ok(raw);
+  const word = typeof raw === 'string' ? raw.trim().toLowerCase() : typeof raw === 'number' ? String(raw) : '';
+  if (['true', 'on', 'yes', '1'].includes(word)) return ok(true);
+  if (['false', 'off', 'no', '0'].includes(word)) return ok(false);
+  return bad('must be true or false (on/off, yes/no, 1/0)', raw);
+};
+
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => (typeof raw === 'string' && (values as readonly string[]).includes(raw) ? ok(raw as T) : bad(`must be one of ${values.join('|')}`, raw));
+}
+
+/** RFC 9110 token: what a header name may hold. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Header names, as a YAML sequence or comma-separated; the first one a request carries is used. */
+const headerNames: Parser<readonly string[] | undefined> = (raw) => {
+  const list = listOf(raw);
+  if (list === null || list.length === 0 || !list.every((h) => HEADER_NAME.test(h))) return bad('must be HTTP header names (letters, digits, -)', raw);
+  return ok(Object.freeze(list));
+};
+
+const headerName: Parser<string | undefined> = (raw) =>
+  typeof raw === 'string' && HEADER_NAME.test(raw.trim()) ? ok(raw.trim()) : bad('must be an HTTP header name (letters, digits, -)', raw);
+
+const separator: Parser<string | undefined> = (raw) =>
+  typeof raw === 'string' && raw.length >= 1 && raw.length <= 8 ? ok(raw) : bad('must be 1-8 characters', raw);
+
+/** Group names: a YAML sequence (names may then hold commas) or a comma-separated string. */
+const groupList: Parser<readonly string[]> = (raw) => {
+  const list = listOf(raw);
+  return list === null ? bad('must be a list of group names', raw) : ok(Object.freeze(list));
+};
+
+/** An absolute http(s) URL without credentials or fragment; a query is kept. */
+const absoluteUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && !url.hash && !url.username && !url.password) return ok(url.href);
+  } catch {
+    // fall through
+  }
+  return bad('must be an absolute http(s) URL without fragment or credentials, such as https://auth.example.com/login', raw);
+};
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}$/;
+
+/** Host names; ".example.com" and "example.com" both mean example.com and every name under it. */
+const domainList: Parser<readonly string[]> = (raw) => {
+  const list = listOf(raw)?.map((d) => d.toLowerCase().replace(/^\*?\./, ''));
+  if (!list || !list.every((d) => HOSTNAME.test(d))) return bad('must be a list of host names, such as example.com', raw);
+  return ok(Object.freeze(list));
+};
+
+/** A trusted-proxy entry that covers every IPv4 or every IPv6 address (0.0.0.0/0, ::/0, ::ffff:0:0/96...). */
+export function trustsEveryAddress(entry: string): boolean {
+  let range: [ipaddr.IPv4 | ipaddr.IPv6, number];
+  try {
+    range = ipaddr.parseCIDR(entry);
+  } catch {
+    // proxy-addr also takes address/netmask.
+    const [address, mask] = entry.split('/');
+    if (!address || !mask || !ipaddr.isValid(address) || !ipaddr.IPv4.isValidFourPartDecimal(mask)) return false;
+    const bits = ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask();
+    if (bits === null) return false;
+    range = [ipaddr.parse(address), bits];
+  }
+  const [ip, bits] = range;
+  if (bits === 0) return true;
+  // An IPv6 range holding all of ::ffff:0:0/96 trusts every IPv4 peer (proxy-addr maps them).
+  return ip.kind() === 'ipv6' && bits <= 96 && ipaddr.IPv6.parse('::ffff:0.0.0.0').match(range as [ipaddr.IPv6, number]);
+}
+
 const logLevel: Parser<LogLevel> = (raw) =>
   typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
     ? ok(raw as LogLevel)
@@ -173,11 +252,25 @@ const OPTIONS = {
   logLevel: { path: 'log.level', env: 'USHER_LOG_LEVEL', parse: logLevel, fallback: 'info' as LogLevel },
   passwordMinLength: { path: 'passwords.minLength', env: 'USHER_PASSWORD_MIN_LENGTH', parse: integer(1, 1024), fallback: 8 },
   redisUrl: { path: 'redis.url', env: 'USHER_REDIS_URL', parse: redisUrl, fallback: undefined },
+  redisPrefix: { path: 'redis.keyPrefix', env: 'USHER_REDIS_KEY_PREFIX', parse: keyPrefix, fallback: 'usher:' },
   sessionIdleTimeout: { path: 'session.idleTimeout', env: 'USHER_SESSION_IDLE_TIMEOUT', parse: duration(60_000, 3650 * 86_400_000), fallback: 30 * 86_400_000 },
   sessionMaxAge: { path: 'session.maxAge', env: 'USHER_SESSION_MAX_AGE', parse: duration(60_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
   loginMaxFailures: { path: 'auth.loginRateLimit.maxFailures', env: 'USHER_LOGIN_MAX_FAILURES', parse: integer(1, 1000), fallback: 10 },
   loginWindow: { path: 'auth.loginRateLimit.window', env: 'USHER_LOGIN_WINDOW', parse: duration(1_000, 86_400_000), fallback: 15 * 60_000 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
+  proxyEnabled: { path: 'auth.proxy.enabled', env: 'USHER_PROXY_AUTH', parse: boolean, fallback: false },
+  proxyPreset: { path: 'auth.proxy.preset', env: 'USHER_PROXY_PRESET', parse: oneOf(Object.keys(PROXY_PRESETS) as ProxyPreset[]), fallback: undefined },
+  proxyUserHeader: { path: 'auth.proxy.userHeader', env: 'USHER_PROXY_USER_HEADER', parse: headerNames, fallback: undefined },
+  proxyGroupsHeader: { path: 'auth.proxy.groupsHeader', env: 'USHER_PROXY_GROUPS_HEADER', parse: headerName, fallback: undefined },
+  proxyEmailHeader: { path: 'auth.proxy.emailHeader', env: 'USHER_PROXY_EMAIL_HEADER', parse: headerName, fallback: undefined },
+  proxyNameHeader: { path: 'auth.proxy.nameHeader', env: 'USHER_PROXY_NAME_HEADER', parse: headerName, fallback: undefined },
+  proxyGroupsSeparator: { path: 'auth.proxy.groupsSeparator', env: 'USHER_PROXY_GROUPS_SEPARATOR', parse: separator, fallback: undefined },
+  proxyAdminGroups: { path: 'auth.proxy.adminGroups', env: 'USHER_PROXY_ADMIN_GROUPS', parse: groupList, fallback: Object.freeze([]) as readonly string[] },
+  proxyAutoProvision: { path: 'auth.proxy.autoProvision', env: 'USHER_PROXY_AUTO_PROVISION', parse: boolean, fallback: true },
+  proxyRoleSync: { path: 'auth.proxy.roleSync', env: 'USHER_PROXY_ROLE_SYNC', parse: oneOf(ROLE_SYNC_MODES), fallback: 'always' as RoleSync },
+  proxyTrustAllDangerous: { path: 'auth.proxy.trustAllDangerous', env: 'USHER_PROXY_TRUST_ALL_DANGEROUS', parse: boolean, fallback: false },
+  forwardAuthLoginUrl: { path: 'auth.forwardAuth.loginUrl', env: 'USHER_FORWARD_AUTH_LOGIN_URL', parse: absoluteUrl, fallback: undefined },
+  forwardAuthRedirectDomains: { path: 'auth.forwardAuth.redirectDomains', env: 'USHER_FORWARD_AUTH_REDIRECT_DOMAINS', parse: domainList, fallback: undefined },
 } satisfies Record<string, Option<unknown>>;
 
 interface Values {
@@ -195,7 +288,21 @@ interface Values {
   logLevel: LogLevel;
   passwordMinLength: number;
   apiKeyCacheTtl: number;
+  proxyEnabled: boolean;
+  proxyPreset: ProxyPreset | undefined;
+  proxyUserHeader: readonly string[] | undefined;
+  proxyGroupsHeader: string | undefined;
+  proxyEmailHeader: string | undefined;
+  proxyNameHeader: string | undefined;
+  proxyGroupsSeparator: string | undefined;
+  proxyAdminGroups: readonly string[];
+  proxyAutoProvision: boolean;
+  proxyRoleSync: RoleSync;
+  proxyTrustAllDangerous: boolean;
+  forwardAuthLoginUrl: string | undefined;
+  forwardAuthRedirectDomains: readonly string[] | undefined;
   redisUrl: string | undefined;
+  redisPrefix: string;
   sessionIdleTimeout: number;
   sessionMaxAge: number;
   loginMaxFailures: number;
@@ -278,6 +385,18 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (!failed.has('sessionIdleTimeout') && !failed.has('sessionMaxAge') && v.sessionIdleTimeout > v.sessionMaxAge) {
     problems.push('config: session.idleTimeout: must not be longer than session.maxAge');
   }
+  if (v.proxyEnabled && !failed.has('trustedProxies')) {
+    if (v.trustedProxies.length === 0) {
+      problems.push('config: USHER_TRUSTED_PROXIES: proxy auth (USHER_PROXY_AUTH) needs the address of each trusted proxy, such as 127.0.0.1 or 10.0.0.0/8');
+    }
+    const everyone = v.trustedProxies.find(trustsEveryAddress);
+    if (everyone !== undefined && !v.proxyTrustAllDangerous) {
+      problems.push(
+        `config: USHER_TRUSTED_PROXIES: ${everyone} trusts every address, so with proxy auth (USHER_PROXY_AUTH) anyone could claim to be any user; ` +
+          "list your proxies' addresses (USHER_PROXY_TRUST_ALL_DANGEROUS=true overrides this when nothing but the proxy can reach Usher)",
+      );
+    }
+  }
   if (v.databaseSchema !== undefined && v.databaseUrl === undefined) {
     problems.push('config: database.schema: only applies to PostgreSQL (set database.url)');
   }
@@ -295,12 +414,38 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     logLevel: v.logLevel,
     passwordMinLength: v.passwordMinLength,
     apiKeyCacheTtlMs: v.apiKeyCacheTtl * 1000,
+    proxy: proxySettings(v),
+    forwardAuth: Object.freeze({
+      loginUrl: v.forwardAuthLoginUrl,
+      redirectDomains:
+        v.forwardAuthRedirectDomains ??
+        Object.freeze([...new Set([v.forwardAuthLoginUrl, v.publicUrl].filter((u) => u !== undefined).map((u) => new URL(u).hostname))]),
+    }),
     redisUrl: v.redisUrl,
+    redisPrefix: v.redisPrefix,
     session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge }),
     loginLimit: Object.freeze({ maxFailures: v.loginMaxFailures, windowMs: v.loginWindow }),
   });
   resolvedConfigs.add(config);
   return config;
+}
+
+/** Proxy auth settings: a header set explicitly wins over the preset's, which wins over Authelia's names. */
+function proxySettings(v: Values): UsherConfig['proxy'] {
+  const preset = PROXY_PRESETS[v.proxyPreset ?? 'authelia'];
+  return Object.freeze({
+    enabled: v.proxyEnabled,
+    preset: v.proxyPreset,
+    userHeaders: v.proxyUserHeader ?? preset.userHeaders,
+    groupsHeader: v.proxyGroupsHeader ?? preset.groupsHeader,
+    emailHeader: v.proxyEmailHeader ?? preset.emailHeader,
+    nameHeader: v.proxyNameHeader ?? preset.nameHeader,
+    groupsSeparator: v.proxyGroupsSeparator ?? preset.groupsSeparator,
+    adminGroups: v.proxyAdminGroups,
+    autoProvision: v.proxyAutoProvision,
+    roleSync: v.proxyRoleSync,
+    trustAllDangerous: v.proxyTrustAllDangerous,
+  });
 }
 
 /** Reads the YAML file named by USHER_CONFIG (if any) and resolves it with the environment. */

@@ -27,8 +27,18 @@ export interface UsherConfig {
   readonly passwordMinLength: number;
   /** How long an authenticated API key stays cached in memory, in ms (writes through this process invalidate at once). */
   readonly apiKeyCacheTtlMs: number;
+  readonly proxy: ProxyConfig;
+  /** GET /api/v1/auth/verify, for nginx auth_request, Traefik forwardAuth, Caddy forward_auth. */
+  readonly forwardAuth: {
+    /** Where an anonymous request with a safe `?rd=` is sent (302, with `rd` added); unset = always 401. */
+    readonly loginUrl: string | undefined;
+    /** Hosts (and their subdomains) an `rd` may point at; default: the hosts of loginUrl and publicUrl. */
+    readonly redirectDomains: readonly string[];
+  };
   /** Sessions and login counters in Redis when set; else sessions in the SQL database, counters in memory. */
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key Usher writes, so several deployments can share one Redis. */
+  readonly redisPrefix: string;
   readonly session: {
     /** A session unused this long ends (rolling). */
     readonly idleTimeoutMs: number;
@@ -43,4 +53,48 @@ export interface UsherConfig {
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Whether a trusted proxy's groups set the role at every request ('always') or only when the account is created. */
+export const ROLE_SYNC_MODES = ['always', 'on-create'] as const;
+export type RoleSync = (typeof ROLE_SYNC_MODES)[number];
+
+/** The identity headers of the proxies Usher knows; the defaults are Authelia's. */
+export const PROXY_PRESETS = {
+  authelia: { userHeaders: ['Remote-User'], groupsHeader: 'Remote-Groups', emailHeader: 'Remote-Email', nameHeader: 'Remote-Name', groupsSeparator: ',' },
+  authentik: {
+    userHeaders: ['X-authentik-username'],
+    groupsHeader: 'X-authentik-groups',
+    emailHeader: 'X-authentik-email',
+    nameHeader: 'X-authentik-name',
+    groupsSeparator: '|',
+  },
+  // oauth2-proxy sends no display name: no name header is read, so none can slip through it.
+  'oauth2-proxy': {
+    userHeaders: ['X-Forwarded-Preferred-Username', 'X-Forwarded-User'],
+    groupsHeader: 'X-Forwarded-Groups',
+    emailHeader: 'X-Forwarded-Email',
+    nameHeader: undefined,
+    groupsSeparator: ',',
+  },
+} as const satisfies Record<string, Omit<ProxyConfig, 'enabled' | 'preset' | 'adminGroups' | 'autoProvision' | 'roleSync' | 'trustAllDangerous'>>;
+export type ProxyPreset = keyof typeof PROXY_PRESETS;
+
+/** Authentication by a trusted reverse proxy's identity headers (docs/proxy-auth.md). */
+export interface ProxyConfig {
+  readonly enabled: boolean;
+  readonly preset: ProxyPreset | undefined;
+  /** The username: the first of these headers the request carries. */
+  readonly userHeaders: readonly string[];
+  readonly groupsHeader: string;
+  readonly emailHeader: string | undefined;
+  readonly nameHeader: string | undefined;
+  readonly groupsSeparator: string;
+  /** Members of these groups are admins (g2 rules for provider 'proxy'). */
+  readonly adminGroups: readonly string[];
+  /** Create the account of an unknown user (else 403 auth.not_provisioned). */
+  readonly autoProvision: boolean;
+  readonly roleSync: RoleSync;
+  /** Accept a trusted range holding every address (0.0.0.0/0, ::/0). Dangerous: anyone who reaches Usher may claim any user. */
+  readonly trustAllDangerous: boolean;
+}
 export type LogLevel = (typeof LOG_LEVELS)[number];

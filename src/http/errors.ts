@@ -28,6 +28,7 @@ export const Errors = {
   invalidApiKey: define(401, 'auth.invalid_api_key', 'The API key is not valid.'),
   csrf: define(403, 'auth.csrf', 'Cross-site request refused.'),
   forbidden: define(403, 'auth.forbidden', 'You are not allowed to do this.'),
+  notProvisioned: define(403, 'auth.not_provisioned', 'There is no account for this identity here, and accounts are not created automatically.'),
   wrongCurrentPassword: define(403, 'user.wrong_current_password', 'The current password is wrong.'),
   notFound: define(404, 'not_found', 'Not found.'),
   userNotFound: define(404, 'user.not_found', 'There is no such user.'),

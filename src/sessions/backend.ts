@@ -135,7 +135,11 @@ async function connectRedis(url: string, log: Logger): Promise<RedisClientType> 
     await client.connect();
     await client.ping();
   } catch (err) {
-    client.destroy();
+    try {
+      client.destroy();
+    } catch {
+      // already closed by the failed connect
+    }
     const redacted = new URL(url);
     if (redacted.password) redacted.password = '***';
     throw new RedisUnavailableError(`redis: cannot connect to USHER_REDIS_URL (${redacted.href}): ${(err as Error).message || (err as NodeJS.ErrnoException).code || 'no answer'}`);
@@ -144,9 +148,9 @@ async function connectRedis(url: string, log: Logger): Promise<RedisClientType> 
   return client;
 }
 
-function redisBackend(client: RedisClientType, log: Logger): SessionBackend {
-  const indexKey = (userId: number) => `usher:user-sessions:${userId}`;
-  const store = new RedisStore({ client, prefix: 'usher:sess:', disableTouch: true });
+function redisBackend(client: RedisClientType, prefix: string, log: Logger): SessionBackend {
+  const indexKey = (userId: number) => `${prefix}user-sessions:${userId}`;
+  const store = new RedisStore({ client, prefix: `${prefix}sess:`, disableTouch: true });
   return {
     kind: 'redis',
     store: new GuardedStore(store, log),
@@ -162,7 +166,7 @@ function redisBackend(client: RedisClientType, log: Logger): SessionBackend {
       },
     },
     limiter: (name, points, windowMs) =>
-      new RateLimiterRedis({ storeClient: client, useRedisPackage: true, keyPrefix: `usher:${name}`, points, duration: Math.ceil(windowMs / 1000) }),
+      new RateLimiterRedis({ storeClient: client, useRedisPackage: true, keyPrefix: `${prefix}${name}`, points, duration: Math.ceil(windowMs / 1000) }),
     async close() {
       client.destroy();
     },
@@ -172,5 +176,5 @@ function redisBackend(client: RedisClientType, log: Logger): SessionBackend {
 /** Redis when configured (refusing to start if it does not answer), else the SQL database. */
 export async function openSessionBackend(config: UsherConfig, db: Db, log: Logger): Promise<SessionBackend> {
   if (!config.redisUrl) return sqlBackend(db, log);
-  return redisBackend(await connectRedis(config.redisUrl, log), log);
+  return redisBackend(await connectRedis(config.redisUrl, log), config.redisPrefix, log);
 }

@@ -40,7 +40,8 @@ export class SessionManager {
   readonly ifCookie: RequestHandler;
 
   constructor(
-    private readonly backend: SessionBackend,
+    /** Where sessions live; public so that tools and tests can look inside. */
+    readonly backend: SessionBackend,
     private readonly keys: ServerKeys,
     readonly config: UsherConfig,
     private readonly log: Logger,
@@ -52,7 +53,6 @@ export class SessionManager {
       resave: false,
       saveUninitialized: false,
       rolling: false,
-      unset: 'destroy',
       // Secure when the request arrived over HTTPS (as `trust proxy` tells); no Domain; Lax.
       cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.session.idleTimeoutMs },
     });

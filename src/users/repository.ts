@@ -103,6 +103,11 @@ export const usersRepo = {
     return row ? fromRow(row) : null;
   },
 
+  async findByEmailKey(db: Queryable, key: string): Promise<UserRecord | null> {
+    const row = (await db<UserRow>('users').where({ email_key: key }).first()) as UserRow | undefined;
+    return row ? fromRow(row) : null;
+  },
+
   async findByApiKeyDigest(db: Queryable, digest: string): Promise<UserRecord | null> {
     const row = (await db<UserRow>('users').where({ api_key_digest: digest }).first()) as UserRow | undefined;
     return row ? fromRow(row) : null;

@@ -7,6 +7,7 @@ import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { ServerKeys } from '../crypto/secret.js';
 import { ADMIN_ROLE, DEFAULT_ROLE, normalizeUsername, toPublicUser, usernameKey, type PublicUser, type UserRecord } from './model.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
+import { identitiesRepo } from './identity-repository.js';
 
 /** Called after a change is committed; a failing hook is logged, never undoes the change. */
 export interface UserHooks {
@@ -23,6 +24,23 @@ export interface NewUser {
   authSource?: string;
   /** A chosen API key (bootstrap automation); otherwise one is generated. */
   apiKey?: string;
+}
+
+/** The account an external identity asks for (see authn/provisioning.ts). */
+export interface ExternalAccount {
+  /** 'proxy', or `oidc:${id}`. */
+  provider: string;
+  subject: string;
+  username: string;
+  name: string | null;
+  email: string | null;
+  /** The role of a new account. */
+  role: string;
+  authSource: string;
+  /** The username belongs to an account not linked to this identity: 'link' that account, or create this one as name-2, name-3... */
+  usernameTaken: 'link' | 'suffix';
+  /** Link the account that holds this email (the provider verified it). */
+  linkEmail: boolean;
 }
 
 export interface UserPatch {
@@ -186,6 +204,94 @@ export class UserService {
     return usersRepo.touchLastActive(this.db, id, now);
   }
 
+  /** The user linked to the external identity (provider, subject), or null. */
+  async findByIdentity(provider: string, subject: string): Promise<UserRecord | null> {
+    const id = await identitiesRepo.findUserId(this.db, provider, subject);
+    return id === null ? null : usersRepo.findById(this.db, id);
+  }
+
+  /**
+   * Finds, links or creates the account of an external identity, under the users lock, so that
+   * concurrent first requests of one identity give one account. Never a bootstrap admin: the role is
+   * the one asked for. An email another account holds is linked (`linkEmail`) or left out.
+   */
+  async provisionExternal(input: ExternalAccount): Promise<{ user: UserRecord; created: boolean }> {
+    const { username, role, name, email, authSource } = input;
+    const prepared = await this.prepareNew({ username, role, name, email, authSource });
+    const result = await this.transaction(async (trx) => {
+      await usersRepo.lock(trx);
+      const now = Date.now();
+      const linkedId = await identitiesRepo.findUserId(trx, input.provider, input.subject);
+      if (linkedId !== null) return { user: (await usersRepo.findById(trx, linkedId))!, created: false };
+      const link = async (user: UserRecord, by: 'email' | 'username') => {
+        await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
+        this.log.info({ userId: user.id, provider: input.provider, by }, 'external identity linked to an existing account');
+        return { user, created: false };
+      };
+      const row = prepared.row;
+      const byEmail = row.email_key === null ? null : await usersRepo.findByEmailKey(trx, row.email_key);
+      if (byEmail && input.linkEmail) return link(byEmail, 'email');
+      if (byEmail) {
+        this.log.warn({ provider: input.provider, otherUserId: byEmail.id }, 'provisioning: the email belongs to another account; left out');
+        row.email = null;
+        row.email_key = null;
+      }
+      const base = row.username;
+      for (let n = 2; ; n++) {
+        const taken = await usersRepo.findByUsername(trx, row.username_key);
+        if (!taken) break;
+        if (input.usernameTaken === 'link') return link(taken, 'username');
+        if (n > 100) throw Errors.usernameTaken();
+        const suffix = `-${n}`;
+        row.username = [...base].slice(0, 64 - suffix.length).join('') + suffix;
+        row.username_key = usernameKey(row.username);
+      }
+      const { user } = await this.insertPrepared(trx, prepared);
+      await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
+      return { user, created: true };
+    });
+    if (result.created) this.afterCreate(result.user);
+    return result;
+  }
+
+  /**
+   * Sets the role an external provider's groups give. When that would leave no enabled admin (or make a
+   * password-less local account admin) the role is kept and a warning logged. A demotion ends sessions.
+   */
+  async syncRole(id: number, role: string): Promise<UserRecord> {
+    try {
+      return await this.change(id, (before) => ({
+        changes: { role },
+        after: { role, hasPassword: before.hasPassword },
+        endSessions: before.role === ADMIN_ROLE && role !== ADMIN_ROLE,
+      }));
+    } catch (err) {
+      if (!(err instanceof AppError) || (err.code !== 'user.last_admin' && err.code !== 'user.admin_needs_password')) throw err;
+      const user = await this.require(id);
+      this.log.warn({ userId: id, role: user.role, groupsRole: role, rail: err.code }, 'role sync: role kept, the change would break a safety rail');
+      return user;
+    }
+  }
+
+  /** Updates the name and email a provider gives (undefined: unchanged); an email another account holds is left out. */
+  async syncProfile(id: number, profile: { name?: string | null; email?: string | null }): Promise<UserRecord> {
+    const changes: UserChanges = {};
+    if (profile.name !== undefined) changes.name = profile.name;
+    if (profile.email !== undefined) {
+      changes.email = profile.email;
+      changes.email_key = profile.email === null ? null : profile.email.toLowerCase();
+    }
+    const apply = (c: UserChanges) => this.change(id, (before) => ({ changes: c, after: { role: before.role, hasPassword: before.hasPassword } }));
+    try {
+      return await apply(changes);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'user.email_taken') throw err;
+      this.log.warn({ userId: id }, 'profile sync: the email belongs to another account; left unchanged');
+      const { email: _email, email_key: _emailKey, ...rest } = changes;
+      return apply(rest);
+    }
+  }
+
   // ---- internals ----
 
   private transaction<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
@@ -208,7 +314,8 @@ export class UserService {
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
       const { changes, after, endSessions: ends } = plan(before);
-      if (after.role === ADMIN_ROLE && !after.hasPassword) throw Errors.adminNeedsPassword();
+      // An external account (proxy, OIDC) signs in through its provider, never with a password.
+      if (after.role === ADMIN_ROLE && !after.hasPassword && before.authSource === 'local') throw Errors.adminNeedsPassword();
       await this.checkAdminRemains(trx, before, { role: after.role, active: after.active ?? before.active });
       endSessions = ends === true;
       try {
@@ -256,7 +363,7 @@ export class UserService {
   private async prepareNew(input: NewUser) {
     const role = input.role ?? DEFAULT_ROLE;
     const password = input.password ?? null;
-    if (role === ADMIN_ROLE && password === null) throw Errors.adminNeedsPassword();
+    if (role === ADMIN_ROLE && password === null && (input.authSource ?? 'local') === 'local') throw Errors.adminNeedsPassword();
     const username = normalizeUsername(input.username);
     const apiKey = input.apiKey ?? generateApiKey();
     return {
