@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: GET /api/v1/auth/me with an API key, Usher against a bare Express 5 app.
+ * `npm run bench`: GET /api/v1/auth/me with an API key, and with a trusted proxy's identity headers
+ * (Remote-User and Remote-Groups of a known user), Usher against a bare Express 5 app.
  *
  * Each server runs in its own child process (bench/servers.ts) so autocannon, here in the parent,
  * does not share its event loop. Servers are measured one after the other, in alternating order over
@@ -54,6 +55,10 @@ interface Target {
   name: string;
   mode: ServerMode;
   env: Record<string, string>;
+  /** What each request carries: the API key, or the proxy's identity headers. */
+  headers: Record<string, string>;
+  /** The username GET /me must answer (Usher targets). */
+  username?: string;
   child?: ChildProcess;
   url?: string;
 }
@@ -192,17 +197,20 @@ async function getJson(url: string, headers: Record<string, string>): Promise<{ 
 
 const keysOf = (body: unknown) => (body && typeof body === 'object' ? Object.keys(body).sort().join(',') : '(not an object)');
 
-/** One request each before loading: the key works, the route needs it, and both servers answer the same shape. */
-async function sanityCheck(targets: Target[], apiKey: string): Promise<void> {
-  const bare = await getJson(`${targets[0]!.url}${PATH}`, { 'x-api-key': apiKey });
+/**
+ * One request each before loading: the credential works (a proxy user is created by this first request,
+ * so the load measures a known user), the route needs it, and all servers answer the same shape.
+ */
+async function sanityCheck(targets: Target[]): Promise<void> {
+  const bare = await getJson(`${targets[0]!.url}${PATH}`, targets[0]!.headers);
   if (bare.status !== 200) throw new BenchFailure(`${targets[0]!.name}: GET ${PATH} answered ${bare.status}`);
   for (const target of targets.filter((t) => t.mode.startsWith('usher'))) {
-    const withKey = await getJson(`${target.url}${PATH}`, { 'x-api-key': apiKey });
+    const withKey = await getJson(`${target.url}${PATH}`, target.headers);
     if (withKey.status !== 200) {
-      throw new BenchFailure(`${target.name}: GET ${PATH} with the API key answered ${withKey.status}: ${JSON.stringify(withKey.body)}`);
+      throw new BenchFailure(`${target.name}: GET ${PATH} with its credential answered ${withKey.status}: ${JSON.stringify(withKey.body)}`);
     }
-    if ((withKey.body as { username?: unknown }).username !== 'bench') {
-      throw new BenchFailure(`${target.name}: GET ${PATH} did not answer the bootstrap admin: ${JSON.stringify(withKey.body)}`);
+    if ((withKey.body as { username?: unknown }).username !== target.username) {
+      throw new BenchFailure(`${target.name}: GET ${PATH} did not answer ${target.username}: ${JSON.stringify(withKey.body)}`);
     }
     if (keysOf(withKey.body) !== keysOf(bare.body)) {
       log(`bench: warning: ${target.name} answers fields ${keysOf(withKey.body)}, bare Express ${keysOf(bare.body)}`);
@@ -213,10 +221,10 @@ async function sanityCheck(targets: Target[], apiKey: string): Promise<void> {
 }
 
 /** One autocannon run, stopped by force if it overruns. */
-function load(url: string, seconds: number, apiKey: string): Promise<autocannon.Result> {
+function load(target: Target, seconds: number): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: `${url}${PATH}`, method: 'GET', headers: { 'x-api-key': apiKey }, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds },
+      { url: `${target.url}${PATH}`, method: 'GET', headers: target.headers, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds },
       (err: unknown, result: autocannon.Result) => {
         clearTimeout(timer);
         if (err) reject(err instanceof Error ? err : new BenchFailure(String(err)));
@@ -271,10 +279,18 @@ async function main(): Promise<number> {
     tempDirs.push(dir);
     return dir;
   };
+  const withKey = { 'x-api-key': apiKey };
   const targets: Target[] = [
-    { name: 'bare express', mode: 'bare', env: {} },
-    { name: 'express+helmet+log', mode: 'bare-dressed', env: {} },
-    { name: 'usher (sqlite)', mode: 'usher', env: { BENCH_DATA_DIR: dataDir(), BENCH_API_KEY: apiKey } },
+    { name: 'bare express', mode: 'bare', env: {}, headers: withKey },
+    { name: 'express+helmet+log', mode: 'bare-dressed', env: {}, headers: withKey },
+    { name: 'usher (sqlite)', mode: 'usher', env: { BENCH_DATA_DIR: dataDir(), BENCH_API_KEY: apiKey }, headers: withKey, username: 'bench' },
+    {
+      name: 'usher proxy headers',
+      mode: 'usher-proxy',
+      env: { BENCH_DATA_DIR: dataDir(), BENCH_API_KEY: apiKey },
+      headers: { 'remote-user': 'bench-proxy', 'remote-groups': 'staff,bench-admins', 'remote-email': 'bench-proxy@example.com', 'remote-name': 'Bench Proxy' },
+      username: 'bench-proxy',
+    },
   ];
   if (withPg) {
     pgSchema = `bench_${randomBytes(6).toString('hex')}`;
@@ -282,23 +298,25 @@ async function main(): Promise<number> {
       name: 'usher (postgres)',
       mode: 'usher-pg',
       env: { BENCH_DATA_DIR: dataDir(), BENCH_API_KEY: apiKey, BENCH_PG_URL: PG_URL, BENCH_PG_SCHEMA: pgSchema },
+      headers: withKey,
+      username: 'bench',
     });
   }
 
-  log(`bench: GET ${PATH} with X-Api-Key, ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${duration} s per run, ` +
+  log(`bench: GET ${PATH} with X-Api-Key or proxy headers, ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${duration} s per run, ` +
     `${WARMUP_SECONDS} s warm-up, best of ${ROUNDS} rounds; node ${process.version}, ${cpus().length} CPUs`);
   for (const target of targets) {
     target.url = await startServer(target);
     log(`bench: ${target.name} listening on ${target.url} (pid ${target.child?.pid})`);
   }
-  await sanityCheck(targets, apiKey);
+  await sanityCheck(targets);
 
   const best = new Map<string, Figures>();
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? targets : [...targets].reverse();
     for (const target of order) {
-      await measure(target, WARMUP_SECONDS, apiKey, 'warm-up');
-      const measured = await measure(target, duration, apiKey, `round ${r + 1}`);
+      await measure(target, WARMUP_SECONDS, 'warm-up');
+      const measured = await measure(target, duration, `round ${r + 1}`);
       log(`bench: round ${r + 1}/${ROUNDS} ${target.name}: ${measured.rps.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms`);
       const previous = best.get(target.name);
       if (!previous || measured.rps > previous.rps) best.set(target.name, measured);
@@ -308,8 +326,8 @@ async function main(): Promise<number> {
 }
 
 /** One checked run: anything but 2xx, or a dead server, fails the bench. */
-async function measure(target: Target, seconds: number, apiKey: string, phase: string): Promise<Figures> {
-  const result = await load(target.url!, seconds, apiKey);
+async function measure(target: Target, seconds: number, phase: string): Promise<Figures> {
+  const result = await load(target, seconds);
   checkResult(target, phase, result);
   return figures(result);
 }
@@ -345,7 +363,7 @@ function report(targets: Target[], best: Map<string, Figures>, duration: number)
   }
 
   const out = process.stdout;
-  out.write(`\nGET ${PATH} (X-Api-Key), ${CONNECTIONS} connections, best of ${ROUNDS} × ${duration} s\n\n`);
+  out.write(`\nGET ${PATH} (X-Api-Key; proxy headers for the proxy row), ${CONNECTIONS} connections, best of ${ROUNDS} × ${duration} s\n\n`);
   out.write(`${table(rows)}\n\n`);
   out.write('ratios are Usher / bare Express from this run: req/s higher is better, latency lower is better.\n');
   for (const target of targets.filter((t) => t.mode.startsWith('usher'))) {
@@ -356,7 +374,7 @@ function report(targets: Target[], best: Map<string, Figures>, duration: number)
   if (missed) out.write(`\n*** below target: Usher serves less than ${TARGET_RATIO * 100}% of bare Express's requests/s ***\n`);
   out.write(
     `${JSON.stringify({
-      bench: 'GET /api/v1/auth/me api-key',
+      bench: 'GET /api/v1/auth/me api-key and proxy headers',
       date: new Date().toISOString(),
       node: process.version,
       cpus: cpus().length,
@@ -400,7 +418,8 @@ const budgetMs = (() => {
   } catch {
     // main() reports it
   }
-  const runs = ROUNDS * (process.env.USHER_BENCH_PG === '1' ? 3 : 2);
+  // Targets: bare, bare-dressed, usher, usher-proxy (and usher-pg).
+  const runs = ROUNDS * (process.env.USHER_BENCH_PG === '1' ? 5 : 4);
   return START_TIMEOUT_MS * 2 + runs * (WARMUP_SECONDS + duration + 20) * 1000 + 30_000;
 })();
 const watchdog = setTimeout(() => {

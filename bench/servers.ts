@@ -4,6 +4,8 @@
  *   bare       Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON.
  *   usher      The standalone Usher app (buildApp) on a fresh SQLite data dir.
  *   usher-pg   The same on PostgreSQL (BENCH_PG_URL, BENCH_PG_SCHEMA).
+ *   usher-proxy  The standalone app on SQLite with proxy auth on, trusting 127.0.0.1 (the bench's own address),
+ *              members of `bench-admins` admins: authenticated by Remote-User/Remote-Groups headers.
  *
  * Settings come from the environment (BENCH_DATA_DIR, BENCH_API_KEY, BENCH_PG_URL, BENCH_PG_SCHEMA).
  * The port is reported to the parent over IPC as { type: 'ready', port }; the process exits when the
@@ -19,7 +21,8 @@ import { buildApp } from '../src/app.js';
 import { createUsher, type Usher } from '../src/index.js';
 
 // Only types may be imported from this file: importing a value would start a server in the importer.
-export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg';
+export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg' | 'usher-proxy';
+const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'usher', 'usher-pg', 'usher-proxy'];
 
 /** What a server tells its parent over IPC. */
 export type ServerMessage = { type: 'ready'; port: number } | { type: 'failed'; message: string };
@@ -69,16 +72,17 @@ async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher }>
       ...(database ? { database } : {}),
       log: { level: 'info' },
       bootstrap: { adminUsername: 'bench', adminPassword: 'bench-password-1', adminApiKey: required('BENCH_API_KEY') },
+      ...(mode === 'usher-proxy'
+        ? { server: { trustedProxies: ['127.0.0.1'] }, auth: { proxy: { enabled: true, adminGroups: ['bench-admins'] } } }
+        : {}),
     },
   });
   return { app: buildApp(usher), usher };
 }
 
 async function main(): Promise<void> {
-  const mode = process.argv[2];
-  if (mode !== 'bare' && mode !== 'bare-dressed' && mode !== 'usher' && mode !== 'usher-pg') {
-    throw new Error(`unknown mode ${JSON.stringify(mode)} (bare | usher | usher-pg)`);
-  }
+  const mode = process.argv[2] as ServerMode | undefined;
+  if (mode === undefined || !MODES.includes(mode)) throw new Error(`unknown mode ${JSON.stringify(mode)} (${MODES.join(' | ')})`);
 
   // Filled in as start-up proceeds; stop() may run at any point of it.
   const state: { server?: Server; usher?: Usher; stopping: boolean } = { stopping: false };

@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import proxyaddr from 'proxy-addr';
 import type { Usher } from './index.js';
+import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { Errors } from './http/errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
@@ -12,7 +12,7 @@ export function buildApp(usher: Usher): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   // X-Forwarded-* (client address, HTTPS) is believed only from the configured proxies.
-  app.set('trust proxy', proxyaddr.compile([...usher.config.trustedProxies]));
+  app.set('trust proxy', compileTrustedProxies(usher.config.trustedProxies));
   app.use(helmet());
   app.use(requestLog(usher.log));
 

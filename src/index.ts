@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { isResolvedConfig, resolveConfig } from './config/load.js';
+import { ConfigError, isResolvedConfig, resolveConfig } from './config/load.js';
 import type { UsherConfig } from './config/schema.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { migrateLatest } from './db/migrate.js';
@@ -12,8 +12,13 @@ import { authenticateWith } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
 import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackLastActive } from './authn/hooks.js';
 import { SessionMethod } from './authn/methods/session.js';
+import { PROXY_PROVIDER, ProxyMethod } from './authn/methods/proxy.js';
+import { Provisioner } from './authn/provisioning.js';
+import { registerVerifyRoute } from './authn/verify-routes.js';
 import { LoginLimiter } from './authn/login-limiter.js';
 import { registerLoginRoutes } from './authn/login-routes.js';
+import { OidcClient } from './authn/oidc/client.js';
+import { idpLogoutUrl, registerOidcRoutes } from './authn/oidc/routes.js';
 import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
 import { SessionManager } from './sessions/manager.js';
 import { registerSessionRoutes } from './sessions/routes.js';
@@ -22,6 +27,7 @@ import { jsonBody } from './http/body.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService, type UserHooks } from './users/service.js';
+import { ADMIN_ROLE } from './users/model.js';
 import { registerUserRoutes } from './users/routes.js';
 import { bootstrapAdmin } from './bootstrap.js';
 
@@ -78,7 +84,15 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   const config = toConfig(options.config);
   const log = options.logger ?? createLogger(config.logLevel);
   const keys = deriveKeys(loadSecret(config));
-  const authz = await Authorizer.load(options.policyDir);
+  // USHER_PROXY_ADMIN_GROUPS become g2 rules beside policy.csv's.
+  const proxyAdmins = config.proxy.enabled ? config.proxy.adminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: PROXY_PROVIDER })) : [];
+  // Each OIDC provider's allowed_admin_groups likewise, scoped to that provider.
+  const oidcAdmins = config.oidc.providers.flatMap((p) => p.allowedAdminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: `oidc:${p.id}` })));
+  const authz = await Authorizer.load(options.policyDir, [...proxyAdmins, ...oidcAdmins]);
+  const badRoles = config.oidc.providers.filter((p) => !authz.roles.has(p.defaultRole));
+  if (badRoles.length > 0) {
+    throw new ConfigError(badRoles.map((p) => `config: oidc.providers[${config.oidc.providers.indexOf(p)}].default_role: must be one of ${[...authz.roles].join(', ')}`));
+  }
   const db = openDatabase(config);
   let backend: SessionBackend | undefined;
   try {
@@ -93,20 +107,33 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const limiter = new LoginLimiter(backend, config.loginLimit);
 
     const chain = authenticateWith(
-      [new ApiKeyMethod(users, config.apiKeyCacheTtlMs), new SessionMethod(users, sessions, config.apiKeyCacheTtlMs)],
+      [
+        new ApiKeyMethod(users, config.apiKeyCacheTtlMs),
+        new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
+        ...(config.proxy.enabled
+          ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, [`${API_BASE}/verify`])]
+          : []),
+      ],
       [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log)],
     );
     // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
     const authenticate: RequestHandler = (req, res, next) => sessions.ifCookie(req, res, (err?: unknown) => (err ? next(err) : chain(req, res, next)));
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
+    const oidcClients = new Map(
+      config.oidc.providers.map((p) => [p.id, new OidcClient(p, `${config.publicUrl}${API_BASE}/oidc/${p.id}/callback`, config.oidc.timeoutMs, log)]),
+    );
+
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
+    // OIDC first: the provider's back-channel logout is a form post, which the JSON-only parser refuses.
+    registerOidcRoutes(router, API_BASE, { clients: oidcClients, sessions, users, provisioner: new Provisioner(users, authz.groupRoles), log });
     router.use(API_BASE, jsonBody, authenticate);
-    registerLoginRoutes(router, API_BASE, users, sessions, limiter);
+    registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
+    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth);
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 

@@ -1,4 +1,4 @@
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { Errors } from '../http/errors.js';
 import { checkCsrf } from '../http/csrf.js';
@@ -16,7 +16,15 @@ const credentials = z.strictObject({
 });
 
 /** POST /login and /logout. */
-export function registerLoginRoutes(router: Router, base: string, users: UserService, sessions: SessionManager, limiter: LoginLimiter): void {
+export function registerLoginRoutes(
+  router: Router,
+  base: string,
+  users: UserService,
+  sessions: SessionManager,
+  limiter: LoginLimiter,
+  /** The identity provider's logout URL for a session an OIDC login made, if it has one. */
+  idpLogout: (req: Request) => Promise<string | undefined>,
+): void {
   router
     .route(`${base}/login`)
     .post(async (req, res) => {
@@ -38,8 +46,11 @@ export function registerLoginRoutes(router: Router, base: string, users: UserSer
   router
     .route(`${base}/logout`)
     .post(async (req, res) => {
+      const logoutUrl = await idpLogout(req);
       await sessions.endCurrent(req, res);
-      res.status(204).end();
+      // After an OIDC login, the browser should go on to the provider's logout (RP-initiated logout).
+      if (logoutUrl) res.set('Cache-Control', 'no-store').json({ logoutUrl });
+      else res.status(204).end();
     })
     .all(methodNotAllowed);
 }

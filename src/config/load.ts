@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import ipaddr from 'ipaddr.js';
-import proxyaddr from 'proxy-addr';
 import { parse as parseYaml } from 'yaml';
 import { normalizeUsername, usernameProblem } from '../users/model.js';
+import { parseOidcProviders } from './oidc.js';
+import { compileTrustedProxies, trustsEveryAddress } from './trusted-proxies.js';
 import { LOG_LEVELS, PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
 
 const resolvedConfigs = new WeakSet<object>();
@@ -98,7 +98,7 @@ const cidrList: Parser<readonly string[]> = (raw) => {
   if (list === null) return bad('must be a list of IP addresses or CIDR ranges', raw);
   for (const entry of list) {
     try {
-      proxyaddr.compile(entry);
+      compileTrustedProxies([entry]);
     } catch {
       return bad(`must be IP addresses or CIDR ranges (such as 10.0.0.0/8 or ::1); ${JSON.stringify(entry)} is not one`, raw);
     }
@@ -206,25 +206,6 @@ const domainList: Parser<readonly string[]> = (raw) => {
   return ok(Object.freeze(list));
 };
 
-/** A trusted-proxy entry that covers every IPv4 or every IPv6 address (0.0.0.0/0, ::/0, ::ffff:0:0/96...). */
-export function trustsEveryAddress(entry: string): boolean {
-  let range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-  try {
-    range = ipaddr.parseCIDR(entry);
-  } catch {
-    // proxy-addr also takes address/netmask.
-    const [address, mask] = entry.split('/');
-    if (!address || !mask || !ipaddr.isValid(address) || !ipaddr.IPv4.isValidFourPartDecimal(mask)) return false;
-    const bits = ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask();
-    if (bits === null) return false;
-    range = [ipaddr.parse(address), bits];
-  }
-  const [ip, bits] = range;
-  if (bits === 0) return true;
-  // An IPv6 range holding all of ::ffff:0:0/96 trusts every IPv4 peer (proxy-addr maps them).
-  return ip.kind() === 'ipv6' && bits <= 96 && ipaddr.IPv6.parse('::ffff:0.0.0.0').match(range as [ipaddr.IPv6, number]);
-}
-
 const logLevel: Parser<LogLevel> = (raw) =>
   typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
     ? ok(raw as LogLevel)
@@ -242,6 +223,7 @@ const OPTIONS = {
   host: { path: 'server.host', env: 'USHER_HOST', parse: (raw: unknown) => text()(raw), fallback: '0.0.0.0' },
   publicUrl: { path: 'server.publicUrl', env: 'USHER_PUBLIC_URL', parse: publicUrl, fallback: undefined },
   trustedProxies: { path: 'server.trustedProxies', env: 'USHER_TRUSTED_PROXIES', parse: cidrList, fallback: Object.freeze([]) as readonly string[] },
+  trustAllProxies: { path: 'server.trustAllProxiesDangerous', env: 'USHER_TRUST_ALL_PROXIES_DANGEROUS', parse: boolean, fallback: false },
   dataDir: { path: 'dataDir', env: 'USHER_DATA_DIR', parse: text(), fallback: './data' },
   databaseUrl: { path: 'database.url', env: 'USHER_DATABASE_URL', parse: databaseUrl, fallback: undefined },
   databaseSchema: { path: 'database.schema', env: 'USHER_DATABASE_SCHEMA', parse: schemaName, fallback: undefined },
@@ -251,6 +233,7 @@ const OPTIONS = {
   adminApiKey: { path: 'bootstrap.adminApiKey', env: 'USHER_BOOTSTRAP_ADMIN_API_KEY', parse: secretText(32, 512, 'an API key'), fallback: undefined },
   logLevel: { path: 'log.level', env: 'USHER_LOG_LEVEL', parse: logLevel, fallback: 'info' as LogLevel },
   passwordMinLength: { path: 'passwords.minLength', env: 'USHER_PASSWORD_MIN_LENGTH', parse: integer(1, 1024), fallback: 8 },
+  oidcTimeout: { path: 'oidc.timeout', env: 'USHER_OIDC_TIMEOUT', parse: duration(1_000, 120_000), fallback: 10_000 },
   redisUrl: { path: 'redis.url', env: 'USHER_REDIS_URL', parse: redisUrl, fallback: undefined },
   redisPrefix: { path: 'redis.keyPrefix', env: 'USHER_REDIS_KEY_PREFIX', parse: keyPrefix, fallback: 'usher:' },
   sessionIdleTimeout: { path: 'session.idleTimeout', env: 'USHER_SESSION_IDLE_TIMEOUT', parse: duration(60_000, 3650 * 86_400_000), fallback: 30 * 86_400_000 },
@@ -268,7 +251,6 @@ const OPTIONS = {
   proxyAdminGroups: { path: 'auth.proxy.adminGroups', env: 'USHER_PROXY_ADMIN_GROUPS', parse: groupList, fallback: Object.freeze([]) as readonly string[] },
   proxyAutoProvision: { path: 'auth.proxy.autoProvision', env: 'USHER_PROXY_AUTO_PROVISION', parse: boolean, fallback: true },
   proxyRoleSync: { path: 'auth.proxy.roleSync', env: 'USHER_PROXY_ROLE_SYNC', parse: oneOf(ROLE_SYNC_MODES), fallback: 'always' as RoleSync },
-  proxyTrustAllDangerous: { path: 'auth.proxy.trustAllDangerous', env: 'USHER_PROXY_TRUST_ALL_DANGEROUS', parse: boolean, fallback: false },
   forwardAuthLoginUrl: { path: 'auth.forwardAuth.loginUrl', env: 'USHER_FORWARD_AUTH_LOGIN_URL', parse: absoluteUrl, fallback: undefined },
   forwardAuthRedirectDomains: { path: 'auth.forwardAuth.redirectDomains', env: 'USHER_FORWARD_AUTH_REDIRECT_DOMAINS', parse: domainList, fallback: undefined },
 } satisfies Record<string, Option<unknown>>;
@@ -278,6 +260,7 @@ interface Values {
   host: string | undefined;
   publicUrl: string | undefined;
   trustedProxies: readonly string[];
+  trustAllProxies: boolean;
   dataDir: string | undefined;
   databaseUrl: string | undefined;
   databaseSchema: string | undefined;
@@ -298,9 +281,9 @@ interface Values {
   proxyAdminGroups: readonly string[];
   proxyAutoProvision: boolean;
   proxyRoleSync: RoleSync;
-  proxyTrustAllDangerous: boolean;
   forwardAuthLoginUrl: string | undefined;
   forwardAuthRedirectDomains: readonly string[] | undefined;
+  oidcTimeout: number;
   redisUrl: string | undefined;
   redisPrefix: string;
   sessionIdleTimeout: number;
@@ -352,7 +335,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (typeof file !== 'object' || file === null || Array.isArray(file)) {
     throw new ConfigError(['config: the config file must hold a mapping of keys']);
   }
-  const known = new Set(Object.values(OPTIONS).map((o) => o.path));
+  const known = new Set([...Object.values(OPTIONS).map((o) => o.path), 'oidc.providers']);
   for (const key of unknownKeys(file, known)) problems.push(`config: ${key}: unknown key`);
 
   const values: Record<string, unknown> = {};
@@ -373,6 +356,10 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     }
   }
   const v = values as unknown as Values;
+  const oidcProviders = parseOidcProviders(lookup(file, 'oidc.providers'), env, undefined, problems);
+  if (oidcProviders.length > 0 && v.publicUrl === undefined && !failed.has('publicUrl')) {
+    problems.push('config: server.publicUrl: is required with oidc.providers (redirect URIs are built from it)');
+  }
   if (!failed.has('adminUsername') && !failed.has('adminPassword') && (v.adminUsername === undefined) !== (v.adminPassword === undefined)) {
     problems.push('config: USHER_BOOTSTRAP_ADMIN_USERNAME: bootstrap needs both the admin username and password');
   }
@@ -385,15 +372,15 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (!failed.has('sessionIdleTimeout') && !failed.has('sessionMaxAge') && v.sessionIdleTimeout > v.sessionMaxAge) {
     problems.push('config: session.idleTimeout: must not be longer than session.maxAge');
   }
-  if (v.proxyEnabled && !failed.has('trustedProxies')) {
-    if (v.trustedProxies.length === 0) {
+  if (!failed.has('trustedProxies')) {
+    if (v.proxyEnabled && v.trustedProxies.length === 0) {
       problems.push('config: USHER_TRUSTED_PROXIES: proxy auth (USHER_PROXY_AUTH) needs the address of each trusted proxy, such as 127.0.0.1 or 10.0.0.0/8');
     }
     const everyone = v.trustedProxies.find(trustsEveryAddress);
-    if (everyone !== undefined && !v.proxyTrustAllDangerous) {
+    if (everyone !== undefined && !v.trustAllProxies) {
       problems.push(
-        `config: USHER_TRUSTED_PROXIES: ${everyone} trusts every address, so with proxy auth (USHER_PROXY_AUTH) anyone could claim to be any user; ` +
-          "list your proxies' addresses (USHER_PROXY_TRUST_ALL_DANGEROUS=true overrides this when nothing but the proxy can reach Usher)",
+        `config: USHER_TRUSTED_PROXIES: ${everyone} trusts every address: anyone could forge X-Forwarded-* (and, with proxy auth, be any user); ` +
+          "list your proxies' addresses, or set USHER_TRUST_ALL_PROXIES_DANGEROUS=true if nothing but your proxy can reach Usher",
       );
     }
   }
@@ -407,6 +394,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     host: v.host ?? '0.0.0.0',
     publicUrl: v.publicUrl,
     trustedProxies: v.trustedProxies,
+    trustAllProxiesDangerous: v.trustAllProxies,
     dataDir: v.dataDir ?? './data',
     database: Object.freeze({ url: v.databaseUrl, schema: v.databaseSchema }),
     secret: v.secret,
@@ -423,6 +411,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     }),
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,
+    oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout }),
     session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge }),
     loginLimit: Object.freeze({ maxFailures: v.loginMaxFailures, windowMs: v.loginWindow }),
   });
@@ -444,7 +433,6 @@ function proxySettings(v: Values): UsherConfig['proxy'] {
     adminGroups: v.proxyAdminGroups,
     autoProvision: v.proxyAutoProvision,
     roleSync: v.proxyRoleSync,
-    trustAllDangerous: v.proxyTrustAllDangerous,
   });
 }
 

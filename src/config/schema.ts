@@ -1,3 +1,5 @@
+import type { OidcProviderConfig } from './oidc.js';
+
 /** The validated, frozen configuration every part of Usher reads. */
 export interface UsherConfig {
   readonly port: number;
@@ -9,6 +11,8 @@ export interface UsherConfig {
    * whose identity headers are. Empty = none: `trust proxy` is never simply true.
    */
   readonly trustedProxies: readonly string[];
+  /** Accept a trustedProxies range holding every address (0.0.0.0/0, ::/0). DANGER: anyone who reaches Usher may forge X-Forwarded-* and, with proxy auth, be any user. */
+  readonly trustAllProxiesDangerous: boolean;
   readonly dataDir: string;
   readonly database: {
     /** Unset means the SQLite file `usher.db` in the data dir. */
@@ -39,6 +43,11 @@ export interface UsherConfig {
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key Usher writes, so several deployments can share one Redis. */
   readonly redisPrefix: string;
+  readonly oidc: {
+    readonly providers: readonly OidcProviderConfig[];
+    /** How long a request to a provider (discovery, token, JWKS) may take before login answers 502. */
+    readonly timeoutMs: number;
+  };
   readonly session: {
     /** A session unused this long ends (rolling). */
     readonly idleTimeoutMs: number;
@@ -76,7 +85,7 @@ export const PROXY_PRESETS = {
     nameHeader: undefined,
     groupsSeparator: ',',
   },
-} as const satisfies Record<string, Omit<ProxyConfig, 'enabled' | 'preset' | 'adminGroups' | 'autoProvision' | 'roleSync' | 'trustAllDangerous'>>;
+} as const satisfies Record<string, Omit<ProxyConfig, 'enabled' | 'preset' | 'adminGroups' | 'autoProvision' | 'roleSync'>>;
 export type ProxyPreset = keyof typeof PROXY_PRESETS;
 
 /** Authentication by a trusted reverse proxy's identity headers (docs/proxy-auth.md). */
@@ -94,7 +103,5 @@ export interface ProxyConfig {
   /** Create the account of an unknown user (else 403 auth.not_provisioned). */
   readonly autoProvision: boolean;
   readonly roleSync: RoleSync;
-  /** Accept a trusted range holding every address (0.0.0.0/0, ::/0). Dangerous: anyone who reaches Usher may claim any user. */
-  readonly trustAllDangerous: boolean;
 }
 export type LogLevel = (typeof LOG_LEVELS)[number];

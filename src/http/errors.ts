@@ -45,6 +45,11 @@ export const Errors = {
   unsupportedMediaType: define(415, 'request.unsupported_media_type', 'The request body must be application/json.'),
   sessionStoreUnavailable: define(503, 'session.store_unavailable', 'Sessions are unavailable for the moment; try again shortly.'),
   tooManyAttempts: define(429, 'auth.too_many_attempts', 'Too many failed logins; try again later.'),
+  oidcUnknownProvider: define(404, 'oidc.unknown_provider', 'There is no such sign-in provider.'),
+  oidcInvalidState: define(400, 'oidc.invalid_state', 'This sign-in is unknown, used already or expired; start again.'),
+  oidcLoginFailed: define(401, 'oidc.login_failed', 'The sign-in provider did not confirm who you are.'),
+  oidcInvalidLogoutToken: define(400, 'oidc.invalid_logout_token', 'The logout token is not valid.'),
+  oidcProviderUnavailable: define(502, 'oidc.provider_unavailable', 'The sign-in provider does not answer; try again later.'),
   unavailable: define(503, 'service.unavailable', 'The service is not ready.'),
 } as const;
 

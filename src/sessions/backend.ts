@@ -13,6 +13,10 @@ export interface SessionIndex {
   add(userId: number, sid: string): Promise<void>;
   list(userId: number): Promise<string[]>;
   remove(userId: number, sids: string[]): Promise<void>;
+  /** Labels a session (e.g. `oidc:<provider>:sid:<idp session>`), for finding it without its owner. */
+  tag(sid: string, tags: string[], ttlMs: number): Promise<void>;
+  /** The sessions carrying a label (some may have ended since). */
+  tagged(tag: string): Promise<string[]>;
 }
 
 /** Where sessions and login counters live: the SQL database (and memory), or Redis. */
@@ -98,7 +102,16 @@ function sqlBackend(db: Db, log: Logger): SessionBackend {
         return rows.map((r) => r.sid);
       },
       async remove(userId, sids) {
-        if (sids.length > 0) await db('session_index').where({ user_id: userId }).whereIn('sid', sids).delete();
+        if (sids.length === 0) return;
+        await db('session_index').where({ user_id: userId }).whereIn('sid', sids).delete();
+        await db('session_tags').whereIn('sid', sids).delete();
+      },
+      async tag(sid, tags) {
+        const now = Date.now();
+        if (tags.length > 0) await db('session_tags').insert(tags.map((tag) => ({ tag, sid, created_at: now }))).onConflict(['tag', 'sid']).ignore();
+      },
+      async tagged(tag) {
+        return ((await db('session_tags').where({ tag }).select('sid')) as { sid: string }[]).map((r) => r.sid);
       },
     },
     limiter: (name, points, windowMs) => new RateLimiterMemory({ keyPrefix: name, points, duration: Math.ceil(windowMs / 1000) }),
@@ -163,6 +176,15 @@ function redisBackend(client: RedisClientType, prefix: string, log: Logger): Ses
       },
       async remove(userId, sids) {
         if (sids.length > 0) await client.sRem(indexKey(userId), sids);
+      },
+      async tag(sid, tags, ttlMs) {
+        for (const tag of tags) {
+          await client.sAdd(`${prefix}session-tag:${tag}`, sid);
+          await client.pExpire(`${prefix}session-tag:${tag}`, ttlMs);
+        }
+      },
+      async tagged(tag) {
+        return client.sMembers(`${prefix}session-tag:${tag}`);
       },
     },
     limiter: (name, points, windowMs) =>

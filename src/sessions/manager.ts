@@ -17,7 +17,20 @@ declare module 'express-session' {
     lastSeenAt: number;
     ip: string | undefined;
     userAgent: string | undefined;
+    /** Set for a session made by an OIDC login: what RP-initiated logout needs. */
+    oidc?: { provider: string; idToken?: string };
+    /** OIDC logins under way, by state (a few at most: one per open login tab). */
+    oidcPending?: Record<string, OidcPending>;
   }
+}
+
+/** What an OIDC login keeps server-side between the redirect to the provider and the callback. */
+export interface OidcPending {
+  provider: string;
+  codeVerifier: string;
+  nonce: string;
+  returnTo: string;
+  startedAt: number;
 }
 
 export const SESSION_COOKIE = 'usher.sid';
@@ -69,15 +82,40 @@ export class SessionManager {
   }
 
   /** Signs the user in: a new session id (no fixation), recorded in the user's index, saved before answering. */
-  async start(req: Request, res: Response, user: UserRecord): Promise<void> {
-    if (!req.session) await new Promise<void>((resolve, reject) => this.middleware(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+  async start(req: Request, res: Response, user: UserRecord, extra: { oidc?: { provider: string; idToken?: string }; tags?: string[] } = {}): Promise<void> {
+    await this.ensure(req, res);
     const old = req.session.userId !== undefined ? { userId: req.session.userId, sid: req.sessionID } : undefined;
     await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
     if (old) await this.backend.index.remove(old.userId, [old.sid]).catch(() => {});
     const now = Date.now();
     Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
-    await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err) : resolve())));
+    if (extra.oidc) req.session.oidc = extra.oidc;
+    await this.save(req);
     await this.backend.index.add(user.id, req.sessionID);
+    if (extra.tags?.length) await this.backend.index.tag(req.sessionID, extra.tags, this.config.session.maxAgeMs);
+  }
+
+  /** Loads (or begins) the request's session even without a cookie: an OIDC login needs one before sign-in. */
+  async ensure(req: Request, res: Response): Promise<void> {
+    if (!req.session) await new Promise<void>((resolve, reject) => this.middleware(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+  }
+
+  async save(req: Request): Promise<void> {
+    await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err) : resolve())));
+  }
+
+  /** Ends every session carrying a label (back-channel logout); answers how many ended. */
+  async endTagged(tag: string): Promise<number> {
+    let ended = 0;
+    for (const sid of await this.backend.index.tagged(tag)) {
+      const data = await storeGet(this.backend.store, sid);
+      await storeDestroy(this.backend.store, sid);
+      if (data?.userId !== undefined) {
+        await this.backend.index.remove(data.userId, [sid]);
+        ended++;
+      }
+    }
+    return ended;
   }
 
   /** Ends the request's own session. */

@@ -41,6 +41,8 @@ export interface ExternalAccount {
   usernameTaken: 'link' | 'suffix';
   /** Link the account that holds this email (the provider verified it). */
   linkEmail: boolean;
+  /** Create the account when there is none to link; else answer null. */
+  create: boolean;
 }
 
 export interface UserPatch {
@@ -214,8 +216,9 @@ export class UserService {
    * Finds, links or creates the account of an external identity, under the users lock, so that
    * concurrent first requests of one identity give one account. Never a bootstrap admin: the role is
    * the one asked for. An email another account holds is linked (`linkEmail`) or left out.
+   * Null when there is no account to link and `create` is off.
    */
-  async provisionExternal(input: ExternalAccount): Promise<{ user: UserRecord; created: boolean }> {
+  async provisionExternal(input: ExternalAccount): Promise<{ user: UserRecord; created: boolean } | null> {
     const { username, role, name, email, authSource } = input;
     const prepared = await this.prepareNew({ username, role, name, email, authSource });
     const result = await this.transaction(async (trx) => {
@@ -241,16 +244,18 @@ export class UserService {
         const taken = await usersRepo.findByUsername(trx, row.username_key);
         if (!taken) break;
         if (input.usernameTaken === 'link') return link(taken, 'username');
+        if (!input.create) return null;
         if (n > 100) throw Errors.usernameTaken();
         const suffix = `-${n}`;
         row.username = [...base].slice(0, 64 - suffix.length).join('') + suffix;
         row.username_key = usernameKey(row.username);
       }
+      if (!input.create) return null;
       const { user } = await this.insertPrepared(trx, prepared);
       await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
       return { user, created: true };
     });
-    if (result.created) this.afterCreate(result.user);
+    if (result?.created) this.afterCreate(result.user);
     return result;
   }
 

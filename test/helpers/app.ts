@@ -32,15 +32,18 @@ export function testSettings(kind: DbKind, extra: Record<string, unknown> = {}) 
   return { settings, dataDir, cleanup };
 }
 
-/** Starts the standalone app on a fresh database, listening on a free loopback port. */
+/**
+ * Starts the standalone app on a fresh database, listening on a free port of 127.0.0.1, or of `host`
+ * ('::' takes IPv4 too, as IPv4-mapped addresses). `url` is always on 127.0.0.1.
+ */
 export async function startServer(
   kind: DbKind,
-  opts: { settings?: Record<string, unknown>; hooks?: Omit<UsherOptions, 'config'> } = {},
+  opts: { settings?: Record<string, unknown>; hooks?: Omit<UsherOptions, 'config'>; host?: string; port?: number } = {},
 ): Promise<TestServer> {
   const { settings, dataDir, cleanup } = testSettings(kind, opts.settings);
   const usher = await createUsher({ config: settings, logger: pino({ level: 'silent' }), ...opts.hooks });
   const server: Server = await new Promise((resolve) => {
-    const s = buildApp(usher).listen(0, '127.0.0.1', () => resolve(s));
+    const s = buildApp(usher).listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   return {

@@ -1,0 +1,790 @@
+/**
+ * Second half of `npm run bench` (`tsx bench/sessions.ts`): GET /api/v1/auth/me with a session cookie,
+ * SQL and Redis session stores, against a bare Express 5 app; then a login-burst check.
+ *
+ * 1. Throughput. Each server runs in its own child process (bench/session-servers.ts) so autocannon, here
+ *    in the parent, does not share its event loop: bare Express, Usher with sessions in SQLite, Usher with
+ *    sessions in Redis. The parent logs in once per Usher server and loads GET /me with the `usher.sid`
+ *    cookie. Servers are measured one after the other, in alternating order over two rounds, each after a
+ *    short warm-up; the best round of each is kept. Usher logs at info to a stdout that goes to /dev/null.
+ *    Target: each session row serves at least TARGET_RATIO of bare Express's requests/s.
+ *
+ * 2. Login burst, on the SQLite server: the p99 latency of API-key GET /me at a fixed, non-saturating rate
+ *    (an open-loop paced load, see paced()), alone, then while LOGIN_WORKERS clients log in back to back.
+ *    argon2id runs off the event loop; this shows whether logins stall the requests around them.
+ *    Target: p99 during the burst at most BURST_TARGET × p99 alone.
+ *
+ * Environment:
+ *   BENCH_DURATION   seconds per measurement (default 10)
+ *
+ * Needs Redis at 127.0.0.1:6379 (fails at once if it does not answer); its keys go under a random prefix,
+ * deleted at the end. Exit 1 when a server fails to start, a request fails or answers anything but 200;
+ * exit 0 otherwise, targets met or not.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { createClient } from 'redis';
+import type { SessionServerMessage, SessionServerMode } from './session-servers.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
+const SERVER_SCRIPT = join(HERE, 'session-servers.ts');
+
+const API = '/api/v1/auth';
+const PATH = `${API}/me`;
+const SESSION_COOKIE = 'usher.sid';
+const ADMIN_USERNAME = 'bench';
+const REDIS_URL = 'redis://127.0.0.1:6379';
+
+const CONNECTIONS = 50;
+const WARMUP_SECONDS = 2;
+const ROUNDS = 2;
+/** A session row's requests/s must be at least this share of bare Express's. */
+const TARGET_RATIO = 0.6;
+
+/** API-key GET /me during the login burst: requests/s and sockets of the paced load. */
+const PROBE_RATE = 300;
+const PROBE_CONNECTIONS = 10;
+const LOGIN_WORKERS = 20;
+/** Accounts the workers log in to (worker w uses account w % LOGIN_ACCOUNTS). */
+const LOGIN_ACCOUNTS = 10;
+/** Logins run this long before the measurement starts. */
+const BURST_RAMP_MS = 1_000;
+/** p99 during the burst must be at most this multiple of p99 alone. */
+const BURST_TARGET = 2;
+
+const START_TIMEOUT_MS = 60_000;
+const REQUEST_TIMEOUT_MS = 5_000;
+/** A login may wait behind many argon2 hashes: its own, longer bound. */
+const LOGIN_TIMEOUT_MS = 30_000;
+
+class BenchFailure extends Error {
+  override name = 'BenchFailure';
+}
+
+function durationSeconds(): number {
+  const raw = process.env.BENCH_DURATION;
+  if (raw === undefined || raw.trim() === '') return 10;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 600) {
+    throw new BenchFailure(`BENCH_DURATION must be a whole number of seconds 1-600, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+interface Target {
+  name: string;
+  mode: SessionServerMode;
+  env: Record<string, string>;
+  child?: ChildProcess;
+  url?: string;
+  /** `usher.sid=...`, sent by every request of the load (Usher targets). */
+  cookie?: string;
+}
+
+interface Figures {
+  rps: number;
+  p50: number;
+  p99: number;
+  latencyMean: number;
+  requests: number;
+}
+
+type RedisClient = ReturnType<typeof createClient>;
+
+// ---- what must be cleaned up, whatever happens ----
+
+const children: ChildProcess[] = [];
+const tempDirs: string[] = [];
+const agents: http.Agent[] = [];
+const redisState: { client?: RedisClient; prefix?: string } = {};
+
+const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (err) {
+      log(`bench: could not remove ${dir}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Last resort (watchdog, Ctrl-C): no waiting. */
+function cleanupNow(): void {
+  for (const child of children) if (alive(child)) child.kill('SIGKILL');
+  for (const agent of agents.splice(0)) agent.destroy();
+  removeTempDirs();
+  if (redisState.prefix) log(`bench: Redis keys ${redisState.prefix}* were left behind; delete them with: redis-cli --scan --pattern '${redisState.prefix}*' | xargs -r redis-cli del`);
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (!alive(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** Deletes every key under the prefix (SCAN + DEL); returns how many. */
+async function deleteRedisKeys(client: RedisClient, prefix: string): Promise<number> {
+  let deleted = 0;
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    if (keys.length > 0) deleted += await client.del(keys);
+  }
+  return deleted;
+}
+
+async function cleanup(): Promise<void> {
+  // Servers first, so that nothing writes to Redis while its keys are deleted.
+  for (const child of children) if (alive(child)) child.kill('SIGTERM');
+  for (const child of children) {
+    if (!(await waitExit(child, 5_000))) {
+      child.kill('SIGKILL');
+      await waitExit(child, 2_000);
+    }
+  }
+  for (const agent of agents.splice(0)) agent.destroy();
+  removeTempDirs();
+  const { client, prefix } = redisState;
+  if (client && prefix) {
+    try {
+      const deleted = await withTimeout(deleteRedisKeys(client, prefix), 15_000, `deleting Redis keys ${prefix}*`);
+      log(`bench: deleted ${deleted} Redis keys ${prefix}*`);
+      redisState.prefix = undefined;
+    } catch (err) {
+      log(`bench: could not delete Redis keys ${prefix}*: ${(err as Error).message}`);
+    }
+  }
+  if (client) {
+    redisState.client = undefined;
+    await withTimeout(client.close(), 5_000, 'closing the Redis connection').catch(() => client.destroy());
+  }
+  if (redisState.prefix) log(`bench: Redis keys ${redisState.prefix}* may be left behind; delete them with: redis-cli --scan --pattern '${redisState.prefix}*' | xargs -r redis-cli del`);
+}
+
+// ---- helpers ----
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BenchFailure(`${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Connects to the bench's Redis or fails: the Redis row cannot be measured without it. */
+async function connectRedis(): Promise<RedisClient> {
+  const client = createClient({ url: REDIS_URL, socket: { connectTimeout: 3_000, reconnectStrategy: false } });
+  client.on('error', () => {
+    // connect() and each command report their own failure
+  });
+  try {
+    await withTimeout(
+      client.connect().then(() => client.ping()),
+      5_000,
+      'connecting',
+    );
+  } catch (err) {
+    try {
+      client.destroy();
+    } catch {
+      // never connected: nothing to close
+    }
+    throw new BenchFailure(`Redis at ${REDIS_URL} is not reachable (the Redis session row needs it): ${(err as Error).message}`);
+  }
+  return client;
+}
+
+/** The parent's own environment without USHER_* settings, which would override a child's config. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('USHER_')) env[name] = value;
+  return { ...env, ...extra };
+}
+
+/** Forks one server and waits for the port it reports. */
+function startServer(target: Target): Promise<string> {
+  const child = fork(SERVER_SCRIPT, [target.mode], {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx'],
+    env: childEnv(target.env),
+    // Usher logs one JSON line per request on stdout: discard it; keep stderr for start-up failures.
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  children.push(child);
+  target.child = child;
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, url?: string) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      child.off('error', onError);
+      if (err) reject(err);
+      else resolve(url!);
+    };
+    const timer = setTimeout(() => done(new BenchFailure(`${target.name}: did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    const onMessage = (raw: unknown) => {
+      const message = raw as SessionServerMessage;
+      if (message?.type === 'ready') done(null, `http://127.0.0.1:${message.port}`);
+      else if (message?.type === 'failed') done(new BenchFailure(`${target.name}: failed to start: ${message.message}`));
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      done(new BenchFailure(`${target.name}: exited during start-up (${signal ?? `code ${code}`})`));
+    const onError = (err: Error) => done(new BenchFailure(`${target.name}: cannot start: ${err.message}`));
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+    child.on('error', onError);
+  });
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  json?: unknown;
+  agent?: http.Agent;
+  /** Source address of the connection (127.0.0.x): each login worker is its own client for the limiter. */
+  localAddress?: string;
+  timeoutMs?: number;
+}
+
+/** One HTTP request with node:http (fetch cannot choose the source address), bounded in time as a whole. */
+function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
+  const method = opts.method ?? 'GET';
+  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
+  const headers: Record<string, string> = { ...opts.headers };
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(body));
+  }
+  const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: opts.agent, localAddress: opts.localAddress }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new BenchFailure(`${method} ${url}: no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
+}
+
+function parsed(reply: Reply): unknown {
+  try {
+    return JSON.parse(reply.text) as unknown;
+  } catch {
+    return reply.text;
+  }
+}
+
+const keysOf = (body: unknown) => (body && typeof body === 'object' ? Object.keys(body).sort().join(',') : '(not an object)');
+const errorText = (err: unknown) => (err instanceof Error ? `${err.message}${(err as NodeJS.ErrnoException).code ? ` (${(err as NodeJS.ErrnoException).code})` : ''}` : String(err));
+
+/** The `usher.sid=...` pair of a login answer's Set-Cookie, or undefined. */
+function sessionCookieOf(reply: Reply): string | undefined {
+  for (const line of reply.headers['set-cookie'] ?? []) {
+    const pair = line.split(';', 1)[0]!.trim();
+    if (pair.startsWith(`${SESSION_COOKIE}=`)) return pair;
+  }
+  return undefined;
+}
+
+function login(url: string, username: string, password: string, opts: Pick<RequestOptions, 'agent' | 'localAddress'> = {}): Promise<Reply> {
+  return request(`${url}${API}/login`, { method: 'POST', json: { username, password }, timeoutMs: LOGIN_TIMEOUT_MS, ...opts });
+}
+
+/** Logs in as the bootstrap admin; checks the session works, is needed, and answers the shape bare Express does. */
+async function openSession(target: Target, password: string, bareBody: unknown): Promise<string> {
+  const reply = await login(target.url!, ADMIN_USERNAME, password);
+  if (reply.status !== 200) throw new BenchFailure(`${target.name}: POST ${API}/login answered ${reply.status}: ${reply.text}`);
+  const cookie = sessionCookieOf(reply);
+  if (!cookie) throw new BenchFailure(`${target.name}: POST ${API}/login set no ${SESSION_COOKIE} cookie (Set-Cookie: ${JSON.stringify(reply.headers['set-cookie'] ?? null)})`);
+
+  const me = await request(`${target.url}${PATH}`, { headers: { cookie } });
+  if (me.status !== 200) throw new BenchFailure(`${target.name}: GET ${PATH} with the session cookie answered ${me.status}: ${me.text}`);
+  const body = parsed(me);
+  if ((body as { username?: unknown }).username !== ADMIN_USERNAME) {
+    throw new BenchFailure(`${target.name}: GET ${PATH} did not answer the bootstrap admin: ${me.text}`);
+  }
+  if (keysOf(body) !== keysOf(bareBody)) log(`bench: warning: ${target.name} answers fields ${keysOf(body)}, bare Express ${keysOf(bareBody)}`);
+  if (me.headers['set-cookie']) log(`bench: warning: ${target.name} sets a cookie on a plain GET ${PATH}: ${JSON.stringify(me.headers['set-cookie'])}`);
+  const anonymous = await request(`${target.url}${PATH}`);
+  if (anonymous.status !== 401) throw new BenchFailure(`${target.name}: GET ${PATH} without the cookie answered ${anonymous.status}, not 401`);
+  return cookie;
+}
+
+/** One autocannon run, stopped by force if it overruns. */
+function load(url: string, seconds: number, headers: Record<string, string>): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      { url: `${url}${PATH}`, method: 'GET', headers, connections: CONNECTIONS, pipelining: 1, duration: seconds },
+      (err: unknown, result: autocannon.Result) => {
+        clearTimeout(timer);
+        if (err) reject(err instanceof Error ? err : new BenchFailure(String(err)));
+        else resolve(result);
+      },
+    );
+    const timer = setTimeout(() => instance.stop(), (seconds + 15) * 1000);
+  });
+}
+
+/** Anything but 200 (a lost session answers 401 quickly: it would look fast), an error or a dead server fails. */
+function checkResult(target: Target, phase: string, r: autocannon.Result): void {
+  const problems: string[] = [];
+  const others = Object.entries(r.statusCodeStats ?? {}).filter(([code]) => code !== '200');
+  if (others.length > 0) problems.push(`answers other than 200: ${others.map(([code, s]) => `${code}×${s.count ?? 0}`).join(' ')}`);
+  else if (r.non2xx > 0) problems.push(`${r.non2xx} non-2xx responses`);
+  if (r.errors > 0) problems.push(`${r.errors} errors (${r.timeouts} timeouts)`);
+  if (r['2xx'] === 0) problems.push('no 2xx response at all');
+  if (problems.length > 0) throw new BenchFailure(`${target.name} (${phase}): ${problems.join(', ')}`);
+  if (target.child && !alive(target.child)) throw new BenchFailure(`${target.name} (${phase}): the server process died`);
+}
+
+async function measure(target: Target, seconds: number, phase: string): Promise<Figures> {
+  const result = await load(target.url!, seconds, target.cookie ? { cookie: target.cookie } : {});
+  checkResult(target, phase, result);
+  return { rps: result.requests.mean, p50: result.latency.p50, p99: result.latency.p99, latencyMean: result.latency.mean, requests: result['2xx'] };
+}
+
+/** Nearest-rank percentile of ascending values. */
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+const ratio = (a: number, b: number): number | null => (b > 0 && Number.isFinite(a) ? a / b : null);
+const round = (n: number | null, digits: number): number | null => (n === null || !Number.isFinite(n) ? null : Number(n.toFixed(digits)));
+const showRatio = (n: number | null) => (n === null ? 'n/a' : n.toFixed(2));
+const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+// ---- login burst ----
+
+interface Paced {
+  sent: number;
+  ok: number;
+  seconds: number;
+  /** Milliseconds from issuing each request to the end of its answer, ascending. */
+  latencies: number[];
+  /** performance.now() at the first request and after the last answer. */
+  from: number;
+  to: number;
+}
+
+/**
+ * `rate` requests/s for `seconds`, each issued on schedule whether earlier ones have answered or not
+ * (open loop, over at most `connections` keep-alive sockets; a request waits for a free socket on the
+ * clock). autocannon's overallRate is not used: it sends each connection's share of a second back to
+ * back at the start of that second, and its latency histogram has a 1 ms resolution.
+ */
+async function paced(url: string, headers: Record<string, string>, rate: number, connections: number, seconds: number, what: string): Promise<Paced> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  agents.push(agent);
+  const total = Math.max(1, Math.round(rate * seconds));
+  const interval = 1000 / rate;
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  const errors: string[] = [];
+  const answers: Promise<void>[] = [];
+  const fire = () => {
+    const issued = performance.now();
+    answers.push(
+      request(url, { headers, agent }).then(
+        (reply) => {
+          latencies.push(performance.now() - issued);
+          statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
+        },
+        (err: unknown) => void errors.push(errorText(err)),
+      ),
+    );
+  };
+  const from = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && from + sent * interval <= now) {
+        fire();
+        sent++;
+      }
+      if (sent >= total) return resolve();
+      setTimeout(tick, Math.max(0, from + sent * interval - performance.now()));
+    };
+    tick();
+  });
+  await Promise.all(answers);
+  const to = performance.now();
+  agent.destroy();
+  const others = [...statuses].filter(([code]) => code !== 200);
+  if (others.length > 0 || errors.length > 0) {
+    const parts = others.map(([code, n]) => `${code}×${n}`);
+    if (errors.length > 0) parts.push(`${errors.length} errors (first: ${errors[0]})`);
+    throw new BenchFailure(`${what}: ${parts.join(', ')}`);
+  }
+  latencies.sort((a, b) => a - b);
+  return { sent, ok: statuses.get(200) ?? 0, seconds: (to - from) / 1000, latencies, from, to };
+}
+
+interface Account {
+  username: string;
+  password: string;
+}
+
+interface LoginRecord {
+  start: number;
+  end: number;
+}
+
+interface Workers {
+  stop(): Promise<void>;
+  records: LoginRecord[];
+  failures: string[];
+}
+
+/** LOGIN_WORKERS loops of POST /login with the right password, back to back, each from its own 127.0.0.x. */
+function startLoginWorkers(url: string, accounts: Account[]): Workers {
+  const state = { stopped: false };
+  const records: LoginRecord[] = [];
+  const failures: string[] = [];
+  const worker = async (w: number) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    agents.push(agent);
+    const account = accounts[w % accounts.length]!;
+    const localAddress = workerAddress(w);
+    while (!state.stopped && failures.length === 0) {
+      const start = performance.now();
+      try {
+        const reply = await login(url, account.username, account.password, { agent, localAddress });
+        if (reply.status !== 200) {
+          failures.push(`worker ${w} (${account.username} from ${localAddress}): POST ${API}/login answered ${reply.status}: ${reply.text}`);
+          break;
+        }
+        records.push({ start, end: performance.now() });
+      } catch (err) {
+        failures.push(`worker ${w} (${account.username} from ${localAddress}): POST ${API}/login failed: ${errorText(err)}`);
+        break;
+      }
+    }
+    agent.destroy();
+  };
+  const running = Promise.all(Array.from({ length: LOGIN_WORKERS }, (_, w) => worker(w)));
+  return {
+    records,
+    failures,
+    async stop() {
+      state.stopped = true;
+      await withTimeout(running, LOGIN_TIMEOUT_MS + 5_000, 'stopping the login workers');
+    },
+  };
+}
+
+/** 127.0.0.11, .12...: the per-client login limiter counts attempts in flight, so one address per worker. */
+const workerAddress = (w: number) => `127.0.0.${11 + w}`;
+
+interface BurstReport {
+  alone: Paced;
+  during: Paced;
+  logins: number;
+  loginsPerSecond: number;
+  loginP50: number;
+  loginP99: number;
+}
+
+async function loginBurst(target: Target, apiKey: string, duration: number): Promise<BurstReport> {
+  const url = target.url!;
+  const headers = { 'x-api-key': apiKey };
+  const me = await request(`${url}${PATH}`, { headers });
+  if (me.status !== 200 || (parsed(me) as { username?: unknown }).username !== ADMIN_USERNAME) {
+    throw new BenchFailure(`${target.name}: GET ${PATH} with the bootstrap API key answered ${me.status}: ${me.text}`);
+  }
+
+  const run = randomBytes(3).toString('hex');
+  const accounts: Account[] = Array.from({ length: LOGIN_ACCOUNTS }, (_, i) => ({
+    username: `bench-login-${run}-${i}`,
+    password: randomBytes(18).toString('base64url'),
+  }));
+  for (const account of accounts) {
+    const created = await request(`${url}${API}/users`, { method: 'POST', headers, json: { ...account, role: 'user' }, timeoutMs: LOGIN_TIMEOUT_MS });
+    if (created.status !== 201) throw new BenchFailure(`${target.name}: POST ${API}/users (${account.username}) answered ${created.status}: ${created.text}`);
+  }
+  // Each worker's address and account work, one login at a time (this also warms up argon2).
+  for (let w = 0; w < LOGIN_WORKERS; w++) {
+    const account = accounts[w % accounts.length]!;
+    let reply: Reply;
+    try {
+      reply = await login(url, account.username, account.password, { localAddress: workerAddress(w) });
+    } catch (err) {
+      throw new BenchFailure(`${target.name}: login from ${workerAddress(w)} failed: ${errorText(err)}`);
+    }
+    if (reply.status !== 200) throw new BenchFailure(`${target.name}: login of ${account.username} from ${workerAddress(w)} answered ${reply.status}: ${reply.text}`);
+  }
+
+  const probe = `${url}${PATH}`;
+  await paced(probe, headers, PROBE_RATE, PROBE_CONNECTIONS, WARMUP_SECONDS, `${target.name} (API key, warm-up)`);
+  const alone = await paced(probe, headers, PROBE_RATE, PROBE_CONNECTIONS, duration, `${target.name} (API key alone)`);
+  log(`bench: login burst: API key alone: p50 ${ms(percentile(alone.latencies, 50))} ms, p99 ${ms(percentile(alone.latencies, 99))} ms`);
+
+  const workers = startLoginWorkers(url, accounts);
+  let during: Paced;
+  try {
+    await sleep(BURST_RAMP_MS);
+    if (workers.failures.length > 0) throw new BenchFailure(`${target.name} (login burst): ${workers.failures[0]}`);
+    during = await paced(probe, headers, PROBE_RATE, PROBE_CONNECTIONS, duration, `${target.name} (API key during the login burst)`);
+  } finally {
+    await workers.stop();
+  }
+  if (workers.failures.length > 0) {
+    throw new BenchFailure(`${target.name} (login burst): ${workers.failures.length} worker(s) failed; first: ${workers.failures[0]}`);
+  }
+  if (!alive(target.child!)) throw new BenchFailure(`${target.name} (login burst): the server process died`);
+
+  const inWindow = workers.records.filter((r) => r.end >= during.from && r.end <= during.to);
+  const loginLatencies = inWindow.map((r) => r.end - r.start).sort((a, b) => a - b);
+  const report: BurstReport = {
+    alone,
+    during,
+    logins: inWindow.length,
+    loginsPerSecond: inWindow.length / during.seconds,
+    loginP50: percentile(loginLatencies, 50),
+    loginP99: percentile(loginLatencies, 99),
+  };
+  log(
+    `bench: login burst: API key during logins: p50 ${ms(percentile(during.latencies, 50))} ms, p99 ${ms(percentile(during.latencies, 99))} ms; ` +
+      `${report.loginsPerSecond.toFixed(1)} logins/s`,
+  );
+  return report;
+}
+
+// ---- main ----
+
+async function main(): Promise<number> {
+  const duration = durationSeconds();
+  redisState.client = await connectRedis();
+
+  const apiKey = `usk_${randomBytes(32).toString('base64url')}`;
+  const adminPassword = randomBytes(18).toString('base64url');
+  const dataDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usher-bench-sessions-'));
+    tempDirs.push(dir);
+    return dir;
+  };
+  const usherEnv = () => ({ BENCH_DATA_DIR: dataDir(), BENCH_ADMIN_USERNAME: ADMIN_USERNAME, BENCH_ADMIN_PASSWORD: adminPassword, BENCH_API_KEY: apiKey });
+  const prefix = `usher-bench-${randomBytes(6).toString('hex')}:`;
+  redisState.prefix = prefix;
+  const targets: Target[] = [
+    { name: 'bare express', mode: 'bare', env: {} },
+    { name: 'usher session (sqlite)', mode: 'usher-sql', env: usherEnv() },
+    { name: 'usher session (redis)', mode: 'usher-redis', env: { ...usherEnv(), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix } },
+  ];
+  const [bare, sql, redis] = targets as [Target, Target, Target];
+
+  log(
+    `bench: GET ${PATH} with the ${SESSION_COOKIE} cookie, ${CONNECTIONS} connections, ${duration} s per run, ` +
+      `${WARMUP_SECONDS} s warm-up, best of ${ROUNDS} rounds; node ${process.version}, ${cpus().length} CPUs`,
+  );
+  for (const target of targets) {
+    target.url = await startServer(target);
+    log(`bench: ${target.name} listening on ${target.url} (pid ${target.child?.pid})`);
+  }
+
+  const bareMe = await request(`${bare.url}${PATH}`);
+  if (bareMe.status !== 200) throw new BenchFailure(`${bare.name}: GET ${PATH} answered ${bareMe.status}`);
+  for (const target of [sql, redis]) target.cookie = await openSession(target, adminPassword, parsed(bareMe));
+  // The Redis row must really keep its sessions in Redis.
+  let redisSessions = 0;
+  for await (const keys of redisState.client.scanIterator({ MATCH: `${prefix}sess:*`, COUNT: 1000 })) redisSessions += keys.length;
+  if (redisSessions === 0) throw new BenchFailure(`${redis.name}: no session key ${prefix}sess:* in Redis after login`);
+
+  const best = new Map<string, Figures>();
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) {
+      await measure(target, WARMUP_SECONDS, 'warm-up');
+      const measured = await measure(target, duration, `round ${r + 1}`);
+      log(`bench: round ${r + 1}/${ROUNDS} ${target.name}: ${measured.rps.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms`);
+      const previous = best.get(target.name);
+      if (!previous || measured.rps > previous.rps) best.set(target.name, measured);
+    }
+  }
+
+  log(`bench: login burst on ${sql.name}: API-key GET ${PATH} at ${PROBE_RATE} req/s over ${PROBE_CONNECTIONS} connections, ${LOGIN_WORKERS} login workers`);
+  const burst = await loginBurst(sql, apiKey, duration);
+  return report(targets, best, burst, duration);
+}
+
+function report(targets: Target[], best: Map<string, Figures>, burst: BurstReport, duration: number): number {
+  const bare = best.get(targets[0]!.name)!;
+  const rows: string[][] = [['server', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'req/s ratio', 'p50 ratio', 'p99 ratio']];
+  const json: Record<string, unknown> = {};
+  const verdicts: string[] = [];
+  let missed = false;
+  for (const target of targets) {
+    const f = best.get(target.name)!;
+    const isBare = target === targets[0];
+    const ratios = { rps: ratio(f.rps, bare.rps), p50: ratio(f.p50, bare.p50), p99: ratio(f.p99, bare.p99) };
+    rows.push([
+      target.name,
+      f.rps.toFixed(0),
+      String(f.p50),
+      String(f.p99),
+      f.latencyMean.toFixed(2),
+      isBare ? '-' : showRatio(ratios.rps),
+      isBare ? '-' : showRatio(ratios.p50),
+      isBare ? '-' : showRatio(ratios.p99),
+    ]);
+    json[target.mode] = {
+      rps: round(f.rps, 1),
+      p50Ms: f.p50,
+      p99Ms: f.p99,
+      meanMs: round(f.latencyMean, 3),
+      ...(isBare ? {} : { rpsRatio: round(ratios.rps, 3), p50Ratio: round(ratios.p50, 3), p99Ratio: round(ratios.p99, 3) }),
+    };
+    if (!isBare) {
+      const met = ratios.rps !== null && ratios.rps >= TARGET_RATIO;
+      if (!met) missed = true;
+      verdicts.push(`target: ${target.name} req/s >= ${TARGET_RATIO} × bare express: ${showRatio(ratios.rps)} (${met ? 'meets target' : 'BELOW TARGET'})`);
+    }
+  }
+
+  const aloneP99 = percentile(burst.alone.latencies, 99);
+  const duringP99 = percentile(burst.during.latencies, 99);
+  const burstRatio = ratio(duringP99, aloneP99);
+  const burstMet = burstRatio !== null && burstRatio <= BURST_TARGET;
+  const phase = (name: string, p: Paced, logins: string) => [
+    name,
+    (p.ok / p.seconds).toFixed(0),
+    ms(percentile(p.latencies, 50)),
+    ms(percentile(p.latencies, 99)),
+    ms(p.latencies[p.latencies.length - 1] ?? NaN),
+    logins,
+  ];
+  const burstRows = [
+    ['phase', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'logins/s'],
+    phase('API key alone', burst.alone, '-'),
+    phase('API key during logins', burst.during, burst.loginsPerSecond.toFixed(1)),
+  ];
+
+  const out = process.stdout;
+  out.write(`\nGET ${PATH} (${SESSION_COOKIE} cookie), ${CONNECTIONS} connections, best of ${ROUNDS} × ${duration} s\n\n`);
+  out.write(`${table(rows)}\n\n`);
+  out.write('ratios are Usher / bare Express from this run: req/s higher is better, latency lower is better.\n');
+  for (const line of verdicts) out.write(`${line}\n`);
+  out.write(
+    `\nLogin burst on ${targets[1]!.name}: API-key GET ${PATH} at ${PROBE_RATE} req/s (open loop, ${PROBE_CONNECTIONS} connections), ` +
+      `${duration} s alone, then ${duration} s while ${LOGIN_WORKERS} clients log in back to back (${LOGIN_ACCOUNTS} accounts)\n\n`,
+  );
+  out.write(`${table(burstRows)}\n\n`);
+  out.write(`logins during the measurement: ${burst.logins} (login latency p50 ${ms(burst.loginP50)} ms, p99 ${ms(burst.loginP99)} ms)\n`);
+  out.write(`target: p99 during logins <= ${BURST_TARGET} × p99 alone: ${showRatio(burstRatio)} (${burstMet ? 'meets target' : 'BELOW TARGET'})\n`);
+  if (missed) out.write(`\n*** below target: a session row serves less than ${TARGET_RATIO * 100}% of bare Express's requests/s ***\n`);
+  if (!burstMet) out.write(`\n*** below target: logins more than ${BURST_TARGET}× the p99 latency of the requests around them ***\n`);
+  out.write(
+    `${JSON.stringify({
+      bench: 'GET /api/v1/auth/me session cookie; login burst',
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      connections: CONNECTIONS,
+      durationS: duration,
+      rounds: ROUNDS,
+      target: TARGET_RATIO,
+      meetsTarget: !missed,
+      results: json,
+      loginBurst: {
+        probeRate: PROBE_RATE,
+        probeConnections: PROBE_CONNECTIONS,
+        loginWorkers: LOGIN_WORKERS,
+        loginAccounts: LOGIN_ACCOUNTS,
+        aloneP50Ms: round(percentile(burst.alone.latencies, 50), 3),
+        aloneP99Ms: round(aloneP99, 3),
+        duringP50Ms: round(percentile(burst.during.latencies, 50), 3),
+        duringP99Ms: round(duringP99, 3),
+        p99Ratio: round(burstRatio, 3),
+        loginsPerSecond: round(burst.loginsPerSecond, 1),
+        loginP50Ms: round(burst.loginP50, 1),
+        loginP99Ms: round(burst.loginP99, 1),
+        target: BURST_TARGET,
+        meetsTarget: burstMet,
+      },
+    })}\n`,
+  );
+  return 0;
+}
+
+let finished = false;
+async function run(): Promise<number> {
+  process.on('SIGINT', () => {
+    log('bench: interrupted');
+    cleanupNow();
+    process.exit(130);
+  });
+  let code = 1;
+  try {
+    code = await main();
+  } catch (err) {
+    log(`bench: FAILED: ${err instanceof BenchFailure ? err.message : ((err as Error)?.stack ?? String(err))}`);
+    code = 1;
+  } finally {
+    await cleanup().catch((err: unknown) => log(`bench: cleanup failed: ${(err as Error).message}`));
+  }
+  finished = true;
+  return code;
+}
+
+// Bound the whole run: start-up, every warm-up and measurement with slack, the burst, and cleanup.
+const budgetMs = (() => {
+  let duration = 10;
+  try {
+    duration = durationSeconds();
+  } catch {
+    // main() reports it
+  }
+  const throughput = ROUNDS * 3 * (WARMUP_SECONDS + duration + 20) * 1000;
+  const burst = 60_000 + (WARMUP_SECONDS + 2 * duration + 2 * 10) * 1000 + BURST_RAMP_MS + LOGIN_TIMEOUT_MS;
+  return START_TIMEOUT_MS * 3 + throughput + burst + 60_000;
+})();
+const watchdog = setTimeout(() => {
+  if (finished) return;
+  log(`bench: FAILED: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
+  cleanupNow();
+  process.exit(1);
+}, budgetMs);
+
+run().then((code) => {
+  clearTimeout(watchdog);
+  process.exit(code);
+});

@@ -1,0 +1,173 @@
+import type { Request } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { compileTrustedProxies, normalizeAddress } from '../../config/trusted-proxies.js';
+import type { ProxyConfig } from '../../config/schema.js';
+import { invalidField } from '../../http/errors.js';
+import { DEFAULT_ROLE, normalizeUsername, usernameKey, type UserRecord } from '../../users/model.js';
+import type { UserService } from '../../users/service.js';
+import type { ExternalIdentity, Provisioner, ProvisioningPolicy } from '../provisioning.js';
+import { UserCache } from '../user-cache.js';
+import type { AuthMethod, Identity } from '../types.js';
+
+/** The provider name of proxy identities (identities table, g2 rules). */
+export const PROXY_PROVIDER = 'proxy';
+
+/** At most one "untrusted address" warning per this long; the next one counts those left out. */
+const WARN_EVERY_MS = 60_000;
+
+/** Stands for an absent header in a cache key; no header value can hold CR or LF. */
+const ABSENT = '\r';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const validEmail = z.email().max(320);
+
+/**
+ * A trusted reverse proxy's identity headers (Authelia, Authentik, oauth2-proxy...). They are believed
+ * only from a peer in server.trustedProxies, matched on the socket's own address; from anyone else
+ * they are ignored and a warning is logged. The account is found, created and given its role by the
+ * shared provisioning steps; a known user whose headers have not changed is answered from a short
+ * cache, with no query (any user change through this process empties it).
+ */
+export class ProxyMethod implements AuthMethod {
+  readonly name = PROXY_PROVIDER;
+  private readonly userHeaders: readonly string[];
+  private readonly groupsHeader: string;
+  private readonly emailHeader: string | undefined;
+  private readonly nameHeader: string | undefined;
+  private readonly trusted: (address: string | undefined) => boolean;
+  private readonly policy: ProvisioningPolicy;
+  private readonly cache: UserCache<string>;
+  /** Header names as configured, for messages (Node gives them in lower case). */
+  private readonly labels = new Map<string, string>();
+  private lastWarning = 0;
+  private unreported = 0;
+
+  constructor(
+    private readonly settings: ProxyConfig,
+    trustedProxies: readonly string[],
+    users: UserService,
+    private readonly provisioner: Provisioner,
+    cacheTtlMs: number,
+    private readonly log: Logger,
+    /**
+     * Paths where identity headers are never read: forward auth (GET /verify) asks who a cookie or key
+     * is, and a proxy's auth subrequest carries the client's own headers from a trusted address.
+     */
+    private readonly ignoredPaths: readonly string[] = [],
+  ) {
+    for (const h of [...settings.userHeaders, settings.groupsHeader, settings.emailHeader, settings.nameHeader]) {
+      if (h) this.labels.set(h.toLowerCase(), h);
+    }
+    this.userHeaders = settings.userHeaders.map((h) => h.toLowerCase());
+    this.groupsHeader = settings.groupsHeader.toLowerCase();
+    this.emailHeader = settings.emailHeader?.toLowerCase();
+    this.nameHeader = settings.nameHeader?.toLowerCase();
+    this.trusted = compileTrustedProxies(trustedProxies);
+    this.policy = {
+      autoProvision: settings.autoProvision,
+      roleSync: settings.roleSync,
+      defaultRole: DEFAULT_ROLE,
+      usernameTaken: 'link',
+      linkVerifiedEmail: false,
+    };
+    this.cache = new UserCache(users, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy));
+  }
+
+  applies(req: Request): boolean {
+    for (const header of this.userHeaders) {
+      if (req.headers[header] !== undefined) return !this.ignored(req.originalUrl);
+    }
+    return false;
+  }
+
+  private ignored(url: string): boolean {
+    for (const path of this.ignoredPaths) {
+      if (url.startsWith(path) && (url.length === path.length || url[path.length] === '?')) return true;
+    }
+    return false;
+  }
+
+  authenticate(req: Request): Identity | null | Promise<Identity | null> {
+    const peer = req.socket.remoteAddress;
+    if (!this.trusted(peer)) {
+      this.warnUntrusted(peer);
+      return null;
+    }
+    let user: string | undefined;
+    let userHeader = '';
+    for (const header of this.userHeaders) {
+      user = this.single(req, header);
+      userHeader = header;
+      if (user !== undefined && user.trim() !== '') break;
+    }
+    if (user === undefined || user.trim() === '') return null;
+    const groups = this.single(req, this.groupsHeader);
+    const email = this.emailHeader && this.single(req, this.emailHeader);
+    const name = this.nameHeader && this.single(req, this.nameHeader);
+    const key = `${userHeader}\n${user}\n${groups ?? ABSENT}\n${email || ABSENT}\n${name || ABSENT}`;
+    const found = this.cache.get(key);
+    return found instanceof Promise ? found.then((u) => this.identity(u)) : this.identity(found);
+  }
+
+  private identity(user: UserRecord | null): Identity | null {
+    return user ? { user, method: this.name } : null;
+  }
+
+  /** A header's one value; sent twice (Node joins them with ", ") is a 400: which one would be meant? */
+  private single(req: Request, header: string): string | undefined {
+    const value = req.headers[header];
+    if (typeof value !== 'string') return undefined;
+    if (value.includes(', ') && (req.headersDistinct[header]?.length ?? 0) > 1) throw invalidField(this.labels.get(header) ?? header, 'send the header once');
+    return value;
+  }
+
+  /** The external identity a cache key stands for (parsed only on a cache miss). */
+  private identityOf(key: string): ExternalIdentity {
+    const [userHeader, rawUser, rawGroups, rawEmail, rawName] = key.split('\n') as [string, string, string, string, string];
+    const decode = (header: string | undefined, value: string) => utf8Value(this.labels.get(header!) ?? '', value);
+    const username = normalizeUsername(decode(userHeader, rawUser));
+    const groups = rawGroups === ABSENT ? undefined : split(decode(this.groupsHeader, rawGroups), this.settings.groupsSeparator);
+    const email = rawEmail === ABSENT ? undefined : decode(this.emailHeader, rawEmail).trim();
+    const name = rawName === ABSENT ? undefined : decode(this.nameHeader, rawName).trim();
+    return {
+      provider: PROXY_PROVIDER,
+      subject: usernameKey(username),
+      username,
+      email: email && validEmail.safeParse(email).success ? email : undefined,
+      name: name && name.length <= 256 && !/\p{Cc}/u.test(name) ? name : undefined,
+      groups,
+    };
+  }
+
+  private warnUntrusted(peer: string | undefined): void {
+    const now = Date.now();
+    if (now - this.lastWarning < WARN_EVERY_MS) {
+      this.unreported++;
+      return;
+    }
+    this.log.warn(
+      { peer: peer && normalizeAddress(peer), alsoSince: this.lastWarning ? this.unreported : undefined },
+      'proxy auth: identity headers from an address outside trustedProxies ignored',
+    );
+    this.lastWarning = now;
+    this.unreported = 0;
+  }
+}
+
+/** Node reads header bytes as Latin-1; proxies send UTF-8. */
+function utf8Value(header: string, value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(value)) return value;
+  try {
+    return utf8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    throw invalidField(header, 'must be UTF-8');
+  }
+}
+
+const split = (value: string, separator: string): string[] =>
+  value
+    .split(separator)
+    .map((g) => g.trim())
+    .filter((g) => g !== '');

@@ -1,0 +1,104 @@
+import * as client from 'openid-client';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import type { Logger } from 'pino';
+import type { OidcProviderConfig } from '../../config/oidc.js';
+import { Errors } from '../../http/errors.js';
+
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/**
+ * One configured provider. Discovery is lazy and retried: Usher starts without the IdP, a failed
+ * discovery is forgotten so the next login tries again, and every request to the IdP is bounded by the
+ * configured timeout (a login then answers 502 oidc.provider_unavailable).
+ */
+export class OidcClient {
+  private discovered: Promise<client.Configuration> | undefined;
+  private jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  /** Logout tokens already used (jti), kept for their short lifetime, so one cannot be replayed. */
+  private readonly seenJti = new Map<string, number>();
+
+  constructor(
+    readonly settings: OidcProviderConfig,
+    readonly redirectUri: string,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  get provider(): string {
+    return `oidc:${this.settings.id}`;
+  }
+
+  /** The provider's configuration; 502 while it cannot be discovered. */
+  async configuration(): Promise<client.Configuration> {
+    if (!this.discovered) {
+      const { issuer, clientId, clientSecret, insecureLoopback } = this.settings;
+      const attempt = client
+        .discovery(new URL(issuer), clientId, { redirect_uris: [this.redirectUri], response_types: ['code'] }, clientSecret ? client.ClientSecretBasic(clientSecret) : client.None(), {
+          execute: insecureLoopback ? [client.allowInsecureRequests] : [],
+          timeout: Math.ceil(this.timeoutMs / 1000),
+        })
+        .then((config) => {
+          // Check the ID token's signature too, not only its claims (TLS alone would allow skipping it).
+          client.enableNonRepudiationChecks(config);
+          return config;
+        });
+      this.discovered = attempt;
+      attempt.catch((err: unknown) => {
+        if (this.discovered === attempt) this.discovered = undefined;
+        this.log.warn({ provider: this.settings.id, err: (err as Error)?.message }, 'OIDC discovery failed; will retry');
+      });
+    }
+    try {
+      return await this.discovered;
+    } catch {
+      throw Errors.oidcProviderUnavailable();
+    }
+  }
+
+  /** Verifies a back-channel logout token fully (OpenID Connect Back-Channel Logout 1.0, section 2.6). */
+  async verifyLogoutToken(token: string): Promise<{ sub?: string; sid?: string }> {
+    const config = await this.configuration();
+    const meta = config.serverMetadata();
+    if (!meta.jwks_uri) throw Errors.oidcInvalidLogoutToken('The provider publishes no keys.');
+    this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: this.timeoutMs });
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.jwks, {
+        issuer: meta.issuer,
+        audience: this.settings.clientId,
+        algorithms: meta.id_token_signing_alg_values_supported?.filter((a) => a !== 'none') ?? ['RS256'],
+        maxTokenAge: '10m',
+        clockTolerance: 30,
+      }));
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (/ERR_JWKS_TIMEOUT|ERR_JOSE_GENERIC/.test(code) || (err as Error).name === 'TypeError') throw Errors.oidcProviderUnavailable();
+      throw Errors.oidcInvalidLogoutToken(`The logout token is not valid: ${(err as Error).message}`);
+    }
+    const events = payload.events as Record<string, unknown> | undefined;
+    if (!events || typeof events[BACKCHANNEL_EVENT] !== 'object') throw Errors.oidcInvalidLogoutToken('The token is not a logout token (events).');
+    if (payload.nonce !== undefined) throw Errors.oidcInvalidLogoutToken('A logout token must not hold a nonce.');
+    if (typeof payload.jti !== 'string' || typeof payload.iat !== 'number') throw Errors.oidcInvalidLogoutToken('The logout token lacks jti or iat.');
+    const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+    const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
+    if (!sub && !sid) throw Errors.oidcInvalidLogoutToken('The logout token names neither sub nor sid.');
+    const now = Date.now();
+    for (const [jti, until] of this.seenJti) if (until < now) this.seenJti.delete(jti);
+    if (this.seenJti.has(payload.jti)) throw Errors.oidcInvalidLogoutToken('This logout token was used already.');
+    this.seenJti.set(payload.jti, now + 15 * 60_000);
+    return { sub, sid };
+  }
+}
+
+/** A returnTo that can only stay on this site: a path; `//evil`, `/\evil`, absolute URLs and the like become `/`. */
+export function safeReturnTo(raw: unknown): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must be refused
+  if (typeof raw !== 'string' || !raw.startsWith('/') || raw.startsWith('//') || /[\\\u0000-\u001f\u007f]/.test(raw)) return '/';
+  try {
+    const base = 'http://usher.invalid';
+    const url = new URL(raw, base);
+    return url.origin === base ? url.pathname + url.search + url.hash : '/';
+  } catch {
+    return '/';
+  }
+}

@@ -1,0 +1,107 @@
+import type { GroupRoles } from '../authz/group-roles.js';
+import type { RoleSync } from '../config/schema.js';
+import { Errors, invalidField } from '../http/errors.js';
+import { normalizeUsername, usernameProblem, type UserRecord } from '../users/model.js';
+import type { UserService } from '../users/service.js';
+
+/** Who an external authority (a trusted proxy, an OIDC provider) says a person is. */
+export interface ExternalIdentity {
+  /** 'proxy', or `oidc:${id}`: with `subject`, finds the account; also selects the g2 rules that apply. */
+  provider: string;
+  /** The provider's stable id for the person: the proxy's username key, an OIDC `sub`. */
+  subject: string;
+  /** The username a new account gets (normalised and checked here). */
+  username: string;
+  /** A valid address, or undefined when the provider gave none. */
+  email?: string;
+  /** The provider vouches for the email (OIDC `email_verified`). */
+  emailVerified?: boolean;
+  name?: string;
+  /** undefined: the provider did not say (header or claim absent): roles are left alone. [] is "in no group". */
+  groups: readonly string[] | undefined;
+}
+
+/** What one provider allows: the proxy's settings, or one OIDC provider's. */
+export interface ProvisioningPolicy {
+  /** Create the account of an unknown identity; else 403 auth.not_provisioned. */
+  autoProvision: boolean;
+  /** 'always': the groups set the role at each sign-in (a role set by hand is replaced); 'on-create': only for a new account. */
+  roleSync: RoleSync;
+  /** The role when no group maps to one. */
+  defaultRole: string;
+  /**
+   * The username belongs to an account not linked to this identity: 'link' it (a trusted proxy is the
+   * authority on usernames), or create a separate account under name-2, name-3... (OIDC).
+   */
+  usernameTaken: 'link' | 'suffix';
+  /** Link the account holding the same email when the provider verified it (OIDC email_linking). */
+  linkVerifiedEmail: boolean;
+  /** Only members of one of these groups may sign in (OIDC allowed_groups); undefined lets anyone in. */
+  allowedGroups?: readonly string[];
+}
+
+/**
+ * The steps that run once an external identity is known, the same for every provider: admit it, find
+ * or create its account, then take its role from its groups and its name and email from the provider.
+ * A disabled account is returned untouched (the auth chain's rejectDisabled refuses it).
+ */
+export class Provisioner {
+  constructor(
+    private readonly users: UserService,
+    private readonly groupRoles: GroupRoles,
+  ) {}
+
+  async resolve(identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
+    this.admit(identity, policy);
+    const { user, created } = await this.findOrCreate(identity, policy);
+    if (created || !user.active) return user;
+    return this.syncProfile(await this.syncRole(user, identity, policy), identity);
+  }
+
+  /** The role the identity's groups give; undefined when its groups are unknown or no g2 rule covers its provider. */
+  roleFromGroups(identity: ExternalIdentity, policy: ProvisioningPolicy): string | undefined {
+    if (identity.groups === undefined || !this.groupRoles.hasRules(identity.provider)) return undefined;
+    return this.groupRoles.roleFor(identity.provider, identity.groups) ?? policy.defaultRole;
+  }
+
+  private admit(identity: ExternalIdentity, policy: ProvisioningPolicy): void {
+    const problem = usernameProblem(normalizeUsername(identity.username));
+    if (problem) throw invalidField('username', `${problem} (as ${identity.provider} gives it)`);
+    const allowed = policy.allowedGroups;
+    if (allowed && !identity.groups?.some((g) => allowed.includes(g))) throw Errors.forbidden('You are not in a group allowed to sign in here.');
+  }
+
+  private async findOrCreate(identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<{ user: UserRecord; created: boolean }> {
+    const linked = await this.users.findByIdentity(identity.provider, identity.subject);
+    if (linked) return { user: linked, created: false };
+    // Linking an existing account is not creating one: allowed even without auto-provisioning.
+    const mayLink = policy.usernameTaken === 'link' || (policy.linkVerifiedEmail && identity.emailVerified === true);
+    if (!policy.autoProvision && !mayLink) throw Errors.notProvisioned();
+    const result = await this.users.provisionExternal({
+      provider: identity.provider,
+      subject: identity.subject,
+      username: normalizeUsername(identity.username),
+      name: identity.name ?? null,
+      email: identity.email ?? null,
+      role: this.roleFromGroups(identity, policy) ?? policy.defaultRole,
+      authSource: identity.provider.split(':', 1)[0]!,
+      usernameTaken: policy.usernameTaken,
+      linkEmail: policy.linkVerifiedEmail && identity.emailVerified === true,
+      create: policy.autoProvision,
+    });
+    if (!result) throw Errors.notProvisioned();
+    return result;
+  }
+
+  private async syncRole(user: UserRecord, identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
+    if (policy.roleSync !== 'always') return user;
+    const role = this.roleFromGroups(identity, policy);
+    return role === undefined || role === user.role ? user : this.users.syncRole(user.id, role);
+  }
+
+  private async syncProfile(user: UserRecord, identity: ExternalIdentity): Promise<UserRecord> {
+    const name = identity.name !== undefined && identity.name !== user.name ? identity.name : undefined;
+    const email = identity.email !== undefined && identity.email.toLowerCase() !== user.email?.toLowerCase() ? identity.email : undefined;
+    return name === undefined && email === undefined ? user : this.users.syncProfile(user.id, { name, email });
+  }
+}

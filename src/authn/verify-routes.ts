@@ -1,0 +1,63 @@
+import type { Router } from 'express';
+import type { Authorizer } from '../authz/enforcer.js';
+import type { UsherConfig } from '../config/schema.js';
+import { Errors } from '../http/errors.js';
+import { toPublicUser } from '../users/model.js';
+import { methodNotAllowed } from '../users/routes.js';
+
+/** A header value as raw UTF-8 bytes, which is what proxies pass on (Node would send Latin-1). */
+const headerValue = (value: string | null): string =>
+  value === null ? '' : /[^\x20-\x7e]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+
+/**
+ * `rd` when it is an absolute http(s) URL on one of `domains` (or under one), https unless the login
+ * page itself is plain http; else null. Parsed by the WHATWG URL parser, as browsers will.
+ */
+export function safeRedirect(rd: string, domains: readonly string[], loginUrl: URL): string | null {
+  if (rd.length > 4096) return null;
+  let url: URL;
+  try {
+    url = new URL(rd);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loginUrl.protocol === 'http:')) return null;
+  if (url.username || url.password) return null;
+  const host = url.hostname;
+  return domains.some((d) => host === d || host.endsWith(`.${d}`)) ? url.href : null;
+}
+
+/**
+ * GET /verify, for proxies that ask before they forward (nginx auth_request, Traefik forwardAuth, Caddy
+ * forward_auth): 200 with Remote-User, Remote-Groups (the role and the roles it inherits), Remote-Email
+ * and Remote-Name for an authenticated request (session cookie, API key...), else 401, or a 302 to the
+ * login URL when `rd` names a safe URL. All four headers are always sent, empty when unknown, so that
+ * a proxy copying them replaces whatever the client sent.
+ */
+export function registerVerifyRoute(router: Router, base: string, authz: Authorizer, settings: UsherConfig['forwardAuth']): void {
+  const loginUrl = settings.loginUrl === undefined ? undefined : new URL(settings.loginUrl);
+  router
+    .route(`${base}/verify`)
+    .get((req, res) => {
+      res.set('Cache-Control', 'no-store');
+      const user = req.user;
+      if (user) {
+        res
+          .set({
+            'Remote-User': headerValue(user.username),
+            'Remote-Groups': authz.impliedRoles(user.role).join(','),
+            'Remote-Email': headerValue(user.email),
+            'Remote-Name': headerValue(user.name),
+          })
+          .json({ user: toPublicUser(user) });
+        return;
+      }
+      const rd = req.query.rd;
+      const target = loginUrl && typeof rd === 'string' ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
+      if (!loginUrl || target === null) throw Errors.unauthenticated();
+      const location = new URL(loginUrl);
+      location.searchParams.set('rd', target);
+      res.redirect(302, location.href);
+    })
+    .all(methodNotAllowed);
+}
