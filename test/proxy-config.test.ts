@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError, resolveConfig } from '../src/config/load.js';
 import { compileTrustedProxies, trustsEveryAddress } from '../src/config/trusted-proxies.js';
-import { runTs } from './helpers/process.js';
+import { ROOT, runTs } from './helpers/process.js';
 
 function problems(env: Record<string, string>, file: unknown = {}): string[] {
   try {
@@ -90,6 +93,22 @@ describe('proxy auth configuration', () => {
     expect(config.trustAllProxiesDangerous).toBe(true);
     const trusted = compileTrustedProxies(config.trustedProxies);
     for (const peer of ['203.0.113.9', '::ffff:198.51.100.1', '2001:db8::1']) expect(trusted(peer)).toBe(true);
+  });
+
+  it('documents real keys: the commented auth.proxy and auth.forwardAuth sections of the example file load', () => {
+    const lines = readFileSync(join(ROOT, 'config/usher.example.yaml'), 'utf8').split('\n');
+    const start = lines.indexOf('  # proxy:');
+    const end = lines.findIndex((l) => l.startsWith('  #   redirectDomains:'));
+    expect(start).toBeGreaterThan(0);
+    const section = lines
+      .slice(start, end + 1)
+      .filter((l) => /^ {2}# (proxy|forwardAuth):|^ {2}# {3}\w+:/.test(l))
+      .map((l) => l.replace(/^ {2}# (proxy|forwardAuth):/, '  $1:').replace(/^ {2}# {3}/, '    '));
+    const file = parseYaml(`auth:\n${section.join('\n')}\n`) as { auth: { proxy: object; forwardAuth: object } };
+    expect(Object.keys(file.auth.proxy)).toEqual(['enabled', 'preset', 'userHeader', 'groupsHeader', 'emailHeader', 'nameHeader', 'groupsSeparator', 'adminGroups', 'autoProvision', 'roleSync']);
+    const config = resolveConfig({ file });
+    expect(config.proxy).toMatchObject({ enabled: false, adminGroups: ['admins'], roleSync: 'always' });
+    expect(config.forwardAuth).toEqual({ loginUrl: 'https://auth.example.com/login', redirectDomains: ['example.com'] });
   });
 
   it('reports the file key of a bad file value', () => {

@@ -36,6 +36,9 @@ export class LoginLimiter {
       else throw Errors.sessionStoreUnavailable('Login is unavailable for the moment; try again shortly.');
     }
     if (waitMs > 0) {
+      // A refused attempt checks no password, so it is not a failure: give both points back. Otherwise
+      // a burst of correct logins from one address (a NAT) would lock that address out for the window.
+      await Promise.allSettled([this.byClient.reward(client, 1), this.byAccount.reward(account, 1)]);
       const err = Errors.tooManyAttempts();
       Object.assign(err.headers, { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
       throw err;

@@ -3,7 +3,7 @@ import type { UserRecord } from '../users/model.js';
 
 /**
  * Recently authenticated users by credential (API key, user id), for `ttlMs`.
- * Emptied whenever any user changes through this process; a lookup that started before a change is
+ * A user's entries go whenever that user changes through this process; a lookup that started before a change is
  * never cached; concurrent lookups of one key share one query. A hit answers synchronously.
  */
 export class UserCache<K> {
@@ -15,11 +15,18 @@ export class UserCache<K> {
     users: UserService,
     private readonly ttlMs: number,
     private readonly load: (key: K) => Promise<UserRecord | null>,
+    /**
+     * 'user': a change drops only that user's entries (credential lookups). 'any': every change empties
+     * the cache, for answers that depend on other users too (a role sync held back by the last-admin rail).
+     */
+    invalidate: 'user' | 'any' = 'user',
   ) {
-    users.changeListeners.add(() => {
+    users.changeListeners.add((userId) => {
+      // Lookups under way (whoever they are for) are never cached after a change.
       this.generation++;
-      this.cache.clear();
       this.pending.clear();
+      if (invalidate === 'any') this.cache.clear();
+      else for (const [key, entry] of this.cache) if (entry.user.id === userId) this.cache.delete(key);
     });
   }
 

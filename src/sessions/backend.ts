@@ -80,6 +80,52 @@ class GuardedStore extends session.Store {
   }
 }
 
+/**
+ * Keeps recently read sessions of the SQL store in memory for `ttlMs`, so a cookie request costs no query.
+ * Writes and destroys through this process update it at once; another instance sharing the database
+ * sees a logout made here after at most `ttlMs` (the user-level kill switch, the session epoch, is
+ * checked against the user record, whose cache is invalidated the same way).
+ */
+class CachedStore extends session.Store {
+  private readonly cache = new Map<string, { json: string; expires: number }>();
+
+  constructor(
+    private readonly inner: session.Store,
+    private readonly ttlMs: number,
+  ) {
+    super();
+  }
+
+  override get(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): void {
+    const hit = this.cache.get(sid);
+    if (hit && hit.expires > Date.now()) return cb(undefined, JSON.parse(hit.json) as session.SessionData);
+    this.inner.get(sid, (err, data) => {
+      if (!err && data) this.remember(sid, data);
+      cb(err, data);
+    });
+  }
+  override set(sid: string, data: session.SessionData, cb?: Callback): void {
+    this.cache.delete(sid);
+    this.inner.set(sid, data, (err?: unknown) => {
+      if (!err) this.remember(sid, data);
+      cb?.(err);
+    });
+  }
+  override destroy(sid: string, cb?: Callback): void {
+    this.cache.delete(sid);
+    this.inner.destroy(sid, (err?: unknown) => {
+      this.cache.delete(sid);
+      cb?.(err);
+    });
+  }
+
+  private remember(sid: string, data: session.SessionData) {
+    if (this.ttlMs <= 0) return;
+    if (this.cache.size >= 10_000) this.cache.clear();
+    this.cache.set(sid, { json: JSON.stringify(data), expires: Date.now() + this.ttlMs });
+  }
+}
+
 /** Promise forms of the store calls the session code needs outside express-session. */
 export function storeGet(store: session.Store, sid: string): Promise<session.SessionData | null> {
   return new Promise((resolve, reject) => store.get(sid, (err, data) => (err ? reject(err) : resolve(data ?? null))));
@@ -88,11 +134,11 @@ export function storeDestroy(store: session.Store, sid: string): Promise<void> {
   return new Promise((resolve, reject) => store.destroy(sid, (err) => (err ? reject(err) : resolve())));
 }
 
-function sqlBackend(db: Db, log: Logger): SessionBackend {
+function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
   const knexStore = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 60_000, onDbCleanupError: (err) => log.warn({ err }, 'session cleanup failed') });
   return {
     kind: 'sql',
-    store: new GuardedStore(knexStore, log),
+    store: new GuardedStore(new CachedStore(knexStore, cacheTtlMs), log),
     index: {
       async add(userId, sid) {
         await db('session_index').insert({ sid, user_id: userId, created_at: Date.now() }).onConflict('sid').merge();
@@ -197,6 +243,6 @@ function redisBackend(client: RedisClientType, prefix: string, log: Logger): Ses
 
 /** Redis when configured (refusing to start if it does not answer), else the SQL database. */
 export async function openSessionBackend(config: UsherConfig, db: Db, log: Logger): Promise<SessionBackend> {
-  if (!config.redisUrl) return sqlBackend(db, log);
+  if (!config.redisUrl) return sqlBackend(db, log, config.apiKeyCacheTtlMs);
   return redisBackend(await connectRedis(config.redisUrl, log), config.redisPrefix, log);
 }

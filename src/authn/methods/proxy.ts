@@ -71,7 +71,7 @@ export class ProxyMethod implements AuthMethod {
       usernameTaken: 'link',
       linkVerifiedEmail: false,
     };
-    this.cache = new UserCache(users, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy));
+    this.cache = new UserCache(users, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy), 'any');
   }
 
   applies(req: Request): boolean {
