@@ -2,18 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, resolveConfig } from '../src/config/load.js';
+import { loadConfig, resolveConfig } from '../src/config/load.js';
+import { problems } from './helpers/config.js';
 import { runTs } from './helpers/process.js';
-
-function problems(env: Record<string, string>, file: unknown = {}): string[] {
-  try {
-    resolveConfig({ env, file });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
 
 describe('configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'usher-config-'));

@@ -2,19 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, resolveConfig } from '../src/config/load.js';
+import { resolveConfig } from '../src/config/load.js';
 import { compileTrustedProxies, trustsEveryAddress } from '../src/config/trusted-proxies.js';
+import { problems } from './helpers/config.js';
 import { ROOT, runTs } from './helpers/process.js';
-
-function problems(env: Record<string, string>, file: unknown = {}): string[] {
-  try {
-    resolveConfig({ env, file });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
 
 const TRUST_ALL = (entry: string) =>
   `config: USHER_TRUSTED_PROXIES: ${entry} trusts every address: anyone could forge X-Forwarded-* (and, with proxy auth, be any user); ` +

@@ -37,6 +37,8 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 export function parseClaimPath(raw: unknown): string[] | null {
   if (Array.isArray(raw)) return raw.length > 0 && raw.every((s) => typeof s === 'string' && s.length > 0) ? (raw as string[]) : null;
   if (typeof raw !== 'string' || raw.trim() === '') return null;
+  // No empty segment: "a..b", ".a" and "a." are mistakes, not paths.
+  if (/^\.|\.\.|\.$/.test(raw.trim().replace(/\[\s*"[^"]+"\s*\]/g, 'x'))) return null;
   const segments: string[] = [];
   const re = /\[\s*"([^"]+)"\s*\]|([^.[\]]+)/g;
   let rest = raw.trim();

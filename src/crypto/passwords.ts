@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
 
 /** OWASP's current argon2id parameters: 19 MiB, 2 iterations, 1 lane. Hashing runs off the event loop. */
@@ -6,9 +7,9 @@ const PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2,
 /**
  * argon2 runs on libuv's thread pool (4 threads by default), which SQLite queries and file I/O share.
  * At most this many hashes run at once, so a burst of logins queues here instead of in front of every
- * other request's database work.
+ * other request's database work, and leaves a core to the event loop.
  */
-const MAX_PARALLEL_HASHES = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE ?? 4) - 2);
+const MAX_PARALLEL_HASHES = Math.max(1, Math.min(Number(process.env.UV_THREADPOOL_SIZE ?? 4) - 2, availableParallelism() - 1));
 let running = 0;
 const waiting: (() => void)[] = [];
 
