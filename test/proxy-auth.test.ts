@@ -6,8 +6,8 @@ import { defaultPolicyDir } from '../src/authz/enforcer.js';
 import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode } from './helpers/http.js';
-import { utf8Header } from './helpers/peer-http.js';
-import { getFrom, memoryLogger, proxySettings } from './helpers/proxy.js';
+import { requestFrom, utf8Header } from './helpers/peer-http.js';
+import { getFrom, memoryLogger, proxySettings, urlFor } from './helpers/proxy.js';
 
 const UNTRUSTED_WARNING = 'proxy auth: identity headers from an address outside trustedProxies ignored';
 const ROLE_KEPT_WARNING = 'role sync: role kept, the change would break a safety rail';
@@ -199,6 +199,19 @@ describe.each(DB_KINDS)('proxy auth on %s', (kind) => {
       expect((await as('jack')).body.role).toBe('admin');
       expect((await as('jack', 'staff')).body.role).toBe('user');
     });
+  });
+
+  it('holds proxy-authenticated requests that change state to the CSRF rules: JSON and same-origin', async () => {
+    const url = `${urlFor(server, '127.0.0.1')}/api/v1/auth/me`;
+    const headers = remote('csrf-victim', 'staff');
+    const form = await requestFrom('127.0.0.1', url, { method: 'PUT', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form.status).toBe(415);
+    const evil = await requestFrom('127.0.0.1', url, { method: 'PUT', headers: { ...headers, origin: 'https://evil.example' }, body: { name: 'x' } });
+    expect(evil.status).toBe(403);
+    expect(evil.body.error.code).toBe('auth.csrf');
+    const ok = await requestFrom('127.0.0.1', url, { method: 'PUT', headers, body: { name: 'Victim' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.name).toBe('Victim');
   });
 });
 

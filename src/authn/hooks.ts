@@ -30,9 +30,12 @@ export const rejectMixedCredentials: PostAuthHook = ({ user, method }, req) => {
   if (method !== 'session' && sessionUser !== undefined && sessionUser !== user.id) throw Errors.conflictingCredentials();
 };
 
-/** Cookie-authenticated requests that change state must be JSON and same-origin (see http/csrf.ts). */
+/** Methods a browser's ambient credentials can satisfy: our cookie, or the auth proxy's own cookie. */
+const AMBIENT_METHODS = new Set(['session', 'proxy']);
+
+/** Requests authenticated by ambient browser credentials that change state must be JSON and same-origin (see http/csrf.ts). */
 export function csrfForCookies(publicUrl: string | undefined): PostAuthHook {
   return ({ method }, req) => {
-    if (method === 'session') checkCsrf(req, publicUrl);
+    if (AMBIENT_METHODS.has(method)) checkCsrf(req, publicUrl);
   };
 }
