@@ -119,6 +119,11 @@ describe('OIDC login', () => {
     expect((await me((await login('main', 'erin')).jar)).role).toBe('admin');
   });
 
+  it('signs in a Google-like user with no groups claim and no preferred_username: named by email, role user', async () => {
+    const user = await me((await login('main', 'gmail')).jar);
+    expect(user).toMatchObject({ username: 'gee.mail@gmail.com', email: 'gee.mail@gmail.com', role: 'user' });
+  });
+
   it('reads a nested claim (realm_access.roles) and a claim whose name holds dots and colons', async () => {
     expect((await me((await login('kc', 'kc-admin')).jar)).role).toBe('admin');
     expect((await me((await login('kc', 'kc-user')).jar)).role).toBe('user');
