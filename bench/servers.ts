@@ -1,15 +1,19 @@
 /**
- * One benchmark target per process, started by bench/run.ts with `node --import tsx bench/servers.ts <mode>`.
+ * One benchmark target per process, started by bench/run.ts and bench/sessions.ts (through bench/lib.ts)
+ * with `node --import tsx bench/servers.ts <mode>`.
  *
- *   bare       Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON.
- *   usher      The standalone Usher app (buildApp) on a fresh SQLite data dir.
- *   usher-pg   The same on PostgreSQL (BENCH_PG_URL, BENCH_PG_SCHEMA).
- *   usher-proxy  The standalone app on SQLite with proxy auth on, trusting 127.0.0.1 (the bench's own address),
- *              members of `bench-admins` admins: authenticated by Remote-User/Remote-Groups headers.
+ *   bare          Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON.
+ *   bare-dressed  The same with helmet and a JSON request log line, as every Usher response has.
+ *   usher         The standalone Usher app (buildApp) on a fresh SQLite data dir, sessions in SQL.
+ *   usher-pg      The same on PostgreSQL (BENCH_PG_URL, BENCH_PG_SCHEMA).
+ *   usher-proxy   The standalone app on SQLite with proxy auth on, trusting 127.0.0.1 (the bench's own address),
+ *                 members of `bench-admins` admins: authenticated by Remote-User/Remote-Groups headers.
+ *   usher-redis   The standalone app on SQLite with sessions and login counters in Redis (BENCH_REDIS_URL,
+ *                 BENCH_REDIS_PREFIX).
  *
- * Settings come from the environment (BENCH_DATA_DIR, BENCH_API_KEY, BENCH_PG_URL, BENCH_PG_SCHEMA).
- * The port is reported to the parent over IPC as { type: 'ready', port }; the process exits when the
- * parent disconnects or sends SIGTERM/SIGINT.
+ * Settings come from the environment: BENCH_DATA_DIR, BENCH_ADMIN_USERNAME, BENCH_ADMIN_PASSWORD, BENCH_API_KEY
+ * (the bootstrap admin), and per mode the ones above. The port is reported to the parent over IPC as
+ * { type: 'ready', port }; the process exits when the parent disconnects or sends SIGTERM/SIGINT.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,8 +25,8 @@ import { buildApp } from '../src/app.js';
 import { createUsher, type Usher } from '../src/index.js';
 
 // Only types may be imported from this file: importing a value would start a server in the importer.
-export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg' | 'usher-proxy';
-const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'usher', 'usher-pg', 'usher-proxy'];
+export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg' | 'usher-proxy' | 'usher-redis';
+const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'usher', 'usher-pg', 'usher-proxy', 'usher-redis'];
 
 /** What a server tells its parent over IPC. */
 export type ServerMessage = { type: 'ready'; port: number } | { type: 'failed'; message: string };
@@ -66,12 +70,14 @@ async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher }>
   }
   const database =
     mode === 'usher-pg' ? { url: required('BENCH_PG_URL'), schema: required('BENCH_PG_SCHEMA') } : undefined;
+  const redis = mode === 'usher-redis' ? { url: required('BENCH_REDIS_URL'), keyPrefix: required('BENCH_REDIS_PREFIX') } : undefined;
   const usher = await createUsher({
     config: {
       dataDir: required('BENCH_DATA_DIR'),
       ...(database ? { database } : {}),
       log: { level: 'info' },
-      bootstrap: { adminUsername: 'bench', adminPassword: 'bench-password-1', adminApiKey: required('BENCH_API_KEY') },
+      bootstrap: { adminUsername: required('BENCH_ADMIN_USERNAME'), adminPassword: required('BENCH_ADMIN_PASSWORD'), adminApiKey: required('BENCH_API_KEY') },
+      ...(redis ? { redis } : {}),
       ...(mode === 'usher-proxy'
         ? { server: { trustedProxies: ['127.0.0.1'] }, auth: { proxy: { enabled: true, adminGroups: ['bench-admins'] } } }
         : {}),
@@ -90,10 +96,10 @@ async function main(): Promise<void> {
     if (state.stopping) return;
     state.stopping = true;
     setTimeout(() => process.exit(0), 3_000).unref();
-    const closeDb = () => void (state.usher ? state.usher.close() : Promise.resolve()).finally(() => process.exit(0));
-    if (!state.server) return closeDb();
+    const closeAll = () => void (state.usher ? state.usher.close() : Promise.resolve()).finally(() => process.exit(0));
+    if (!state.server) return closeAll();
     state.server.closeAllConnections();
-    state.server.close(closeDb);
+    state.server.close(closeAll);
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

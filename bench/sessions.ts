@@ -2,7 +2,7 @@
  * Second half of `npm run bench` (`tsx bench/sessions.ts`): GET /api/v1/auth/me with a session cookie,
  * SQL and Redis session stores, against a bare Express 5 app; then a login-burst check.
  *
- * 1. Throughput. Each server runs in its own child process (bench/session-servers.ts) so autocannon, here
+ * 1. Throughput. Each server runs in its own child process (bench/servers.ts) so autocannon, here
  *    in the parent, does not share its event loop: bare Express, Usher with sessions in SQLite, Usher with
  *    sessions in Redis. The parent logs in once per Usher server and loads GET /me with the `usher.sid`
  *    cookie. Servers are measured one after the other, in alternating order over two rounds, each after a
@@ -21,31 +21,50 @@
  * deleted at the end. Exit 1 when a server fails to start, a request fails or answers anything but 200;
  * exit 0 otherwise, targets met or not.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { createClient } from 'redis';
-import type { SessionServerMessage, SessionServerMode } from './session-servers.js';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, '..');
-const SERVER_SCRIPT = join(HERE, 'session-servers.ts');
+import {
+  ADMIN_USERNAME,
+  BenchFailure,
+  CONNECTIONS,
+  PATH,
+  ROUNDS,
+  START_TIMEOUT_MS,
+  WARMUP_SECONDS,
+  alive,
+  bareBody,
+  bestOfRounds,
+  checkMe,
+  durationSeconds,
+  log,
+  onCleanup,
+  parsed,
+  ratio,
+  request,
+  round,
+  runBench,
+  showRatio,
+  sleep,
+  startServers,
+  summary,
+  table,
+  usherEnv,
+  withTimeout,
+  withoutUsherEnv,
+  writeThroughput,
+  type Figures,
+  type Reply,
+  type RequestOptions,
+  type Target,
+} from './lib.js';
 
 const API = '/api/v1/auth';
-const PATH = `${API}/me`;
 const SESSION_COOKIE = 'usher.sid';
-const ADMIN_USERNAME = 'bench';
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
-const CONNECTIONS = 50;
-const WARMUP_SECONDS = 2;
-const ROUNDS = 2;
 /** A session row's requests/s must be at least this share of bare Express's. */
 const TARGET_RATIO = 0.6;
 
@@ -60,82 +79,15 @@ const BURST_RAMP_MS = 1_000;
 /** p99 during the burst must be at most this multiple of p99 alone. */
 const BURST_TARGET = 2;
 
-const START_TIMEOUT_MS = 60_000;
-const REQUEST_TIMEOUT_MS = 5_000;
 /** A login may wait behind many argon2 hashes: its own, longer bound. */
 const LOGIN_TIMEOUT_MS = 30_000;
 
-class BenchFailure extends Error {
-  override name = 'BenchFailure';
-}
-
-function durationSeconds(): number {
-  const raw = process.env.BENCH_DURATION;
-  if (raw === undefined || raw.trim() === '') return 10;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 600) {
-    throw new BenchFailure(`BENCH_DURATION must be a whole number of seconds 1-600, got ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
-}
-
-interface Target {
-  name: string;
-  mode: SessionServerMode;
-  env: Record<string, string>;
-  child?: ChildProcess;
-  url?: string;
-  /** `usher.sid=...`, sent by every request of the load (Usher targets). */
-  cookie?: string;
-}
-
-interface Figures {
-  rps: number;
-  p50: number;
-  p99: number;
-  latencyMean: number;
-  requests: number;
-}
-
 type RedisClient = ReturnType<typeof createClient>;
 
-// ---- what must be cleaned up, whatever happens ----
+// ---- what must be cleaned up, whatever happens (besides the servers and temp dirs) ----
 
-const children: ChildProcess[] = [];
-const tempDirs: string[] = [];
 const agents: http.Agent[] = [];
 const redisState: { client?: RedisClient; prefix?: string } = {};
-
-const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
-const log = (line: string) => process.stderr.write(`${line}\n`);
-
-function removeTempDirs(): void {
-  for (const dir of tempDirs.splice(0)) {
-    try {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-    } catch (err) {
-      log(`bench: could not remove ${dir}: ${(err as Error).message}`);
-    }
-  }
-}
-
-/** Last resort (watchdog, Ctrl-C): no waiting. */
-function cleanupNow(): void {
-  for (const child of children) if (alive(child)) child.kill('SIGKILL');
-  for (const agent of agents.splice(0)) agent.destroy();
-  removeTempDirs();
-  if (redisState.prefix) log(`bench: Redis keys ${redisState.prefix}* were left behind; delete them with: redis-cli --scan --pattern '${redisState.prefix}*' | xargs -r redis-cli del`);
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (!alive(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
 
 /** Deletes every key under the prefix (SCAN + DEL); returns how many. */
 async function deleteRedisKeys(client: RedisClient, prefix: string): Promise<number> {
@@ -146,45 +98,32 @@ async function deleteRedisKeys(client: RedisClient, prefix: string): Promise<num
   return deleted;
 }
 
-async function cleanup(): Promise<void> {
-  // Servers first, so that nothing writes to Redis while its keys are deleted.
-  for (const child of children) if (alive(child)) child.kill('SIGTERM');
-  for (const child of children) {
-    if (!(await waitExit(child, 5_000))) {
-      child.kill('SIGKILL');
-      await waitExit(child, 2_000);
+onCleanup({
+  now() {
+    for (const agent of agents.splice(0)) agent.destroy();
+    if (redisState.prefix) log(`bench: Redis keys ${redisState.prefix}* were left behind; delete them with: redis-cli --scan --pattern '${redisState.prefix}*' | xargs -r redis-cli del`);
+  },
+  async later() {
+    for (const agent of agents.splice(0)) agent.destroy();
+    const { client, prefix } = redisState;
+    if (client && prefix) {
+      try {
+        const deleted = await withTimeout(deleteRedisKeys(client, prefix), 15_000, `deleting Redis keys ${prefix}*`);
+        log(`bench: deleted ${deleted} Redis keys ${prefix}*`);
+        redisState.prefix = undefined;
+      } catch (err) {
+        log(`bench: could not delete Redis keys ${prefix}*: ${(err as Error).message}`);
+      }
     }
-  }
-  for (const agent of agents.splice(0)) agent.destroy();
-  removeTempDirs();
-  const { client, prefix } = redisState;
-  if (client && prefix) {
-    try {
-      const deleted = await withTimeout(deleteRedisKeys(client, prefix), 15_000, `deleting Redis keys ${prefix}*`);
-      log(`bench: deleted ${deleted} Redis keys ${prefix}*`);
-      redisState.prefix = undefined;
-    } catch (err) {
-      log(`bench: could not delete Redis keys ${prefix}*: ${(err as Error).message}`);
+    if (client) {
+      redisState.client = undefined;
+      await withTimeout(client.close(), 5_000, 'closing the Redis connection').catch(() => client.destroy());
     }
-  }
-  if (client) {
-    redisState.client = undefined;
-    await withTimeout(client.close(), 5_000, 'closing the Redis connection').catch(() => client.destroy());
-  }
-  if (redisState.prefix) log(`bench: Redis keys ${redisState.prefix}* may be left behind; delete them with: redis-cli --scan --pattern '${redisState.prefix}*' | xargs -r redis-cli del`);
-}
+    if (redisState.prefix) log(`bench: Redis keys ${redisState.prefix}* may be left behind; delete them with: redis-cli --scan --pattern '${redisState.prefix}*' | xargs -r redis-cli del`);
+  },
+});
 
 // ---- helpers ----
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BenchFailure(`${what}: no answer within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Connects to the bench's Redis or fails: the Redis row cannot be measured without it. */
 async function connectRedis(): Promise<RedisClient> {
@@ -209,105 +148,6 @@ async function connectRedis(): Promise<RedisClient> {
   return client;
 }
 
-/** The parent's own environment without USHER_* settings, which would override a child's config. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('USHER_')) env[name] = value;
-  return { ...env, ...extra };
-}
-
-/** Forks one server and waits for the port it reports. */
-function startServer(target: Target): Promise<string> {
-  const child = fork(SERVER_SCRIPT, [target.mode], {
-    cwd: ROOT,
-    execArgv: ['--import', 'tsx'],
-    env: childEnv(target.env),
-    // Usher logs one JSON line per request on stdout: discard it; keep stderr for start-up failures.
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  children.push(child);
-  target.child = child;
-  return new Promise((resolve, reject) => {
-    const done = (err: Error | null, url?: string) => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      child.off('error', onError);
-      if (err) reject(err);
-      else resolve(url!);
-    };
-    const timer = setTimeout(() => done(new BenchFailure(`${target.name}: did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-    const onMessage = (raw: unknown) => {
-      const message = raw as SessionServerMessage;
-      if (message?.type === 'ready') done(null, `http://127.0.0.1:${message.port}`);
-      else if (message?.type === 'failed') done(new BenchFailure(`${target.name}: failed to start: ${message.message}`));
-    };
-    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      done(new BenchFailure(`${target.name}: exited during start-up (${signal ?? `code ${code}`})`));
-    const onError = (err: Error) => done(new BenchFailure(`${target.name}: cannot start: ${err.message}`));
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-    child.on('error', onError);
-  });
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
-
-interface RequestOptions {
-  method?: string;
-  headers?: Record<string, string>;
-  json?: unknown;
-  agent?: http.Agent;
-  /** Source address of the connection (127.0.0.x): each login worker is its own client for the limiter. */
-  localAddress?: string;
-  timeoutMs?: number;
-}
-
-/** One HTTP request with node:http (fetch cannot choose the source address), bounded in time as a whole. */
-function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
-  const method = opts.method ?? 'GET';
-  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
-  const headers: Record<string, string> = { ...opts.headers };
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(Buffer.byteLength(body));
-  }
-  const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: opts.agent, localAddress: opts.localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    const timer = setTimeout(() => req.destroy(new BenchFailure(`${method} ${url}: no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.end(body);
-  });
-}
-
-function parsed(reply: Reply): unknown {
-  try {
-    return JSON.parse(reply.text) as unknown;
-  } catch {
-    return reply.text;
-  }
-}
-
-const keysOf = (body: unknown) => (body && typeof body === 'object' ? Object.keys(body).sort().join(',') : '(not an object)');
 const errorText = (err: unknown) => (err instanceof Error ? `${err.message}${(err as NodeJS.ErrnoException).code ? ` (${(err as NodeJS.ErrnoException).code})` : ''}` : String(err));
 
 /** The `usher.sid=...` pair of a login answer's Set-Cookie, or undefined. */
@@ -323,57 +163,18 @@ function login(url: string, username: string, password: string, opts: Pick<Reque
   return request(`${url}${API}/login`, { method: 'POST', json: { username, password }, timeoutMs: LOGIN_TIMEOUT_MS, ...opts });
 }
 
-/** Logs in as the bootstrap admin; checks the session works, is needed, and answers the shape bare Express does. */
-async function openSession(target: Target, password: string, bareBody: unknown): Promise<string> {
+/**
+ * Logs in as the bootstrap admin and loads with its cookie from then on; checks the session works, is
+ * needed, and answers the shape bare Express does.
+ */
+async function openSession(target: Target, password: string, bare: unknown): Promise<void> {
   const reply = await login(target.url!, ADMIN_USERNAME, password);
   if (reply.status !== 200) throw new BenchFailure(`${target.name}: POST ${API}/login answered ${reply.status}: ${reply.text}`);
   const cookie = sessionCookieOf(reply);
   if (!cookie) throw new BenchFailure(`${target.name}: POST ${API}/login set no ${SESSION_COOKIE} cookie (Set-Cookie: ${JSON.stringify(reply.headers['set-cookie'] ?? null)})`);
-
-  const me = await request(`${target.url}${PATH}`, { headers: { cookie } });
-  if (me.status !== 200) throw new BenchFailure(`${target.name}: GET ${PATH} with the session cookie answered ${me.status}: ${me.text}`);
-  const body = parsed(me);
-  if ((body as { username?: unknown }).username !== ADMIN_USERNAME) {
-    throw new BenchFailure(`${target.name}: GET ${PATH} did not answer the bootstrap admin: ${me.text}`);
-  }
-  if (keysOf(body) !== keysOf(bareBody)) log(`bench: warning: ${target.name} answers fields ${keysOf(body)}, bare Express ${keysOf(bareBody)}`);
+  target.headers = { cookie };
+  const me = await checkMe(target, bare, 'the session cookie', 'the cookie');
   if (me.headers['set-cookie']) log(`bench: warning: ${target.name} sets a cookie on a plain GET ${PATH}: ${JSON.stringify(me.headers['set-cookie'])}`);
-  const anonymous = await request(`${target.url}${PATH}`);
-  if (anonymous.status !== 401) throw new BenchFailure(`${target.name}: GET ${PATH} without the cookie answered ${anonymous.status}, not 401`);
-  return cookie;
-}
-
-/** One autocannon run, stopped by force if it overruns. */
-function load(url: string, seconds: number, headers: Record<string, string>): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon(
-      { url: `${url}${PATH}`, method: 'GET', headers, connections: CONNECTIONS, pipelining: 1, duration: seconds },
-      (err: unknown, result: autocannon.Result) => {
-        clearTimeout(timer);
-        if (err) reject(err instanceof Error ? err : new BenchFailure(String(err)));
-        else resolve(result);
-      },
-    );
-    const timer = setTimeout(() => instance.stop(), (seconds + 15) * 1000);
-  });
-}
-
-/** Anything but 200 (a lost session answers 401 quickly: it would look fast), an error or a dead server fails. */
-function checkResult(target: Target, phase: string, r: autocannon.Result): void {
-  const problems: string[] = [];
-  const others = Object.entries(r.statusCodeStats ?? {}).filter(([code]) => code !== '200');
-  if (others.length > 0) problems.push(`answers other than 200: ${others.map(([code, s]) => `${code}×${s.count ?? 0}`).join(' ')}`);
-  else if (r.non2xx > 0) problems.push(`${r.non2xx} non-2xx responses`);
-  if (r.errors > 0) problems.push(`${r.errors} errors (${r.timeouts} timeouts)`);
-  if (r['2xx'] === 0) problems.push('no 2xx response at all');
-  if (problems.length > 0) throw new BenchFailure(`${target.name} (${phase}): ${problems.join(', ')}`);
-  if (target.child && !alive(target.child)) throw new BenchFailure(`${target.name} (${phase}): the server process died`);
-}
-
-async function measure(target: Target, seconds: number, phase: string): Promise<Figures> {
-  const result = await load(target.url!, seconds, target.cookie ? { cookie: target.cookie } : {});
-  checkResult(target, phase, result);
-  return { rps: result.requests.mean, p50: result.latency.p50, p99: result.latency.p99, latencyMean: result.latency.mean, requests: result['2xx'] };
 }
 
 /** Nearest-rank percentile of ascending values. */
@@ -382,15 +183,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-const ratio = (a: number, b: number): number | null => (b > 0 && Number.isFinite(a) ? a / b : null);
-const round = (n: number | null, digits: number): number | null => (n === null || !Number.isFinite(n) ? null : Number(n.toFixed(digits)));
-const showRatio = (n: number | null) => (n === null ? 'n/a' : n.toFixed(2));
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
-}
 
 // ---- login burst ----
 
@@ -589,6 +382,7 @@ async function loginBurst(target: Target, apiKey: string, duration: number): Pro
   return report;
 }
 
+
 // ---- main ----
 
 async function main(): Promise<number> {
@@ -597,18 +391,19 @@ async function main(): Promise<number> {
 
   const apiKey = `usk_${randomBytes(32).toString('base64url')}`;
   const adminPassword = randomBytes(18).toString('base64url');
-  const dataDir = () => {
-    const dir = mkdtempSync(join(tmpdir(), 'usher-bench-sessions-'));
-    tempDirs.push(dir);
-    return dir;
-  };
-  const usherEnv = () => ({ BENCH_DATA_DIR: dataDir(), BENCH_ADMIN_USERNAME: ADMIN_USERNAME, BENCH_ADMIN_PASSWORD: adminPassword, BENCH_API_KEY: apiKey });
+  const env = () => usherEnv('usher-bench-sessions-', adminPassword, apiKey);
   const prefix = `usher-bench-${randomBytes(6).toString('hex')}:`;
   redisState.prefix = prefix;
   const targets: Target[] = [
-    { name: 'bare express', mode: 'bare', env: {} },
-    { name: 'usher session (sqlite)', mode: 'usher-sql', env: usherEnv() },
-    { name: 'usher session (redis)', mode: 'usher-redis', env: { ...usherEnv(), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix } },
+    { name: 'bare express', mode: 'bare', env: {}, headers: {} },
+    { name: 'usher session (sqlite)', mode: 'usher', key: 'usher-sql', env: env(), headers: {}, username: ADMIN_USERNAME },
+    {
+      name: 'usher session (redis)',
+      mode: 'usher-redis',
+      env: { ...env(), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix },
+      headers: {},
+      username: ADMIN_USERNAME,
+    },
   ];
   const [bare, sql, redis] = targets as [Target, Target, Target];
 
@@ -616,30 +411,16 @@ async function main(): Promise<number> {
     `bench: GET ${PATH} with the ${SESSION_COOKIE} cookie, ${CONNECTIONS} connections, ${duration} s per run, ` +
       `${WARMUP_SECONDS} s warm-up, best of ${ROUNDS} rounds; node ${process.version}, ${cpus().length} CPUs`,
   );
-  for (const target of targets) {
-    target.url = await startServer(target);
-    log(`bench: ${target.name} listening on ${target.url} (pid ${target.child?.pid})`);
-  }
+  await startServers(targets, (target) => withoutUsherEnv(target.env));
 
-  const bareMe = await request(`${bare.url}${PATH}`);
-  if (bareMe.status !== 200) throw new BenchFailure(`${bare.name}: GET ${PATH} answered ${bareMe.status}`);
-  for (const target of [sql, redis]) target.cookie = await openSession(target, adminPassword, parsed(bareMe));
+  const bareMe = await bareBody(bare);
+  for (const target of [sql, redis]) await openSession(target, adminPassword, bareMe);
   // The Redis row must really keep its sessions in Redis.
   let redisSessions = 0;
   for await (const keys of redisState.client.scanIterator({ MATCH: `${prefix}sess:*`, COUNT: 1000 })) redisSessions += keys.length;
   if (redisSessions === 0) throw new BenchFailure(`${redis.name}: no session key ${prefix}sess:* in Redis after login`);
 
-  const best = new Map<string, Figures>();
-  for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? targets : [...targets].reverse();
-    for (const target of order) {
-      await measure(target, WARMUP_SECONDS, 'warm-up');
-      const measured = await measure(target, duration, `round ${r + 1}`);
-      log(`bench: round ${r + 1}/${ROUNDS} ${target.name}: ${measured.rps.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms`);
-      const previous = best.get(target.name);
-      if (!previous || measured.rps > previous.rps) best.set(target.name, measured);
-    }
-  }
+  const best = await bestOfRounds(targets, duration, '200');
 
   log(`bench: login burst on ${sql.name}: API-key GET ${PATH} at ${PROBE_RATE} req/s over ${PROBE_CONNECTIONS} connections, ${LOGIN_WORKERS} login workers`);
   const burst = await loginBurst(sql, apiKey, duration);
@@ -647,38 +428,7 @@ async function main(): Promise<number> {
 }
 
 function report(targets: Target[], best: Map<string, Figures>, burst: BurstReport, duration: number): number {
-  const bare = best.get(targets[0]!.name)!;
-  const rows: string[][] = [['server', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'req/s ratio', 'p50 ratio', 'p99 ratio']];
-  const json: Record<string, unknown> = {};
-  const verdicts: string[] = [];
-  let missed = false;
-  for (const target of targets) {
-    const f = best.get(target.name)!;
-    const isBare = target === targets[0];
-    const ratios = { rps: ratio(f.rps, bare.rps), p50: ratio(f.p50, bare.p50), p99: ratio(f.p99, bare.p99) };
-    rows.push([
-      target.name,
-      f.rps.toFixed(0),
-      String(f.p50),
-      String(f.p99),
-      f.latencyMean.toFixed(2),
-      isBare ? '-' : showRatio(ratios.rps),
-      isBare ? '-' : showRatio(ratios.p50),
-      isBare ? '-' : showRatio(ratios.p99),
-    ]);
-    json[target.mode] = {
-      rps: round(f.rps, 1),
-      p50Ms: f.p50,
-      p99Ms: f.p99,
-      meanMs: round(f.latencyMean, 3),
-      ...(isBare ? {} : { rpsRatio: round(ratios.rps, 3), p50Ratio: round(ratios.p50, 3), p99Ratio: round(ratios.p99, 3) }),
-    };
-    if (!isBare) {
-      const met = ratios.rps !== null && ratios.rps >= TARGET_RATIO;
-      if (!met) missed = true;
-      verdicts.push(`target: ${target.name} req/s >= ${TARGET_RATIO} × bare express: ${showRatio(ratios.rps)} (${met ? 'meets target' : 'BELOW TARGET'})`);
-    }
-  }
+  const throughput = writeThroughput(`${SESSION_COOKIE} cookie`, targets, best, duration, TARGET_RATIO);
 
   const aloneP99 = percentile(burst.alone.latencies, 99);
   const duringP99 = percentile(burst.during.latencies, 99);
@@ -699,10 +449,6 @@ function report(targets: Target[], best: Map<string, Figures>, burst: BurstRepor
   ];
 
   const out = process.stdout;
-  out.write(`\nGET ${PATH} (${SESSION_COOKIE} cookie), ${CONNECTIONS} connections, best of ${ROUNDS} × ${duration} s\n\n`);
-  out.write(`${table(rows)}\n\n`);
-  out.write('ratios are Usher / bare Express from this run: req/s higher is better, latency lower is better.\n');
-  for (const line of verdicts) out.write(`${line}\n`);
   out.write(
     `\nLogin burst on ${targets[1]!.name}: API-key GET ${PATH} at ${PROBE_RATE} req/s (open loop, ${PROBE_CONNECTIONS} connections), ` +
       `${duration} s alone, then ${duration} s while ${LOGIN_WORKERS} clients log in back to back (${LOGIN_ACCOUNTS} accounts)\n\n`,
@@ -710,20 +456,11 @@ function report(targets: Target[], best: Map<string, Figures>, burst: BurstRepor
   out.write(`${table(burstRows)}\n\n`);
   out.write(`logins during the measurement: ${burst.logins} (login latency p50 ${ms(burst.loginP50)} ms, p99 ${ms(burst.loginP99)} ms)\n`);
   out.write(`target: p99 during logins <= ${BURST_TARGET} × p99 alone: ${showRatio(burstRatio)} (${burstMet ? 'meets target' : 'BELOW TARGET'})\n`);
-  if (missed) out.write(`\n*** below target: a session row serves less than ${TARGET_RATIO * 100}% of bare Express's requests/s ***\n`);
+  if (throughput.missed) out.write(`\n*** below target: a session row serves less than ${TARGET_RATIO * 100}% of bare Express's requests/s ***\n`);
   if (!burstMet) out.write(`\n*** below target: logins more than ${BURST_TARGET}× the p99 latency of the requests around them ***\n`);
   out.write(
     `${JSON.stringify({
-      bench: 'GET /api/v1/auth/me session cookie; login burst',
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: cpus().length,
-      connections: CONNECTIONS,
-      durationS: duration,
-      rounds: ROUNDS,
-      target: TARGET_RATIO,
-      meetsTarget: !missed,
-      results: json,
+      ...summary('GET /api/v1/auth/me session cookie; login burst', duration, TARGET_RATIO, throughput),
       loginBurst: {
         probeRate: PROBE_RATE,
         probeConnections: PROBE_CONNECTIONS,
@@ -745,46 +482,9 @@ function report(targets: Target[], best: Map<string, Figures>, burst: BurstRepor
   return 0;
 }
 
-let finished = false;
-async function run(): Promise<number> {
-  process.on('SIGINT', () => {
-    log('bench: interrupted');
-    cleanupNow();
-    process.exit(130);
-  });
-  let code = 1;
-  try {
-    code = await main();
-  } catch (err) {
-    log(`bench: FAILED: ${err instanceof BenchFailure ? err.message : ((err as Error)?.stack ?? String(err))}`);
-    code = 1;
-  } finally {
-    await cleanup().catch((err: unknown) => log(`bench: cleanup failed: ${(err as Error).message}`));
-  }
-  finished = true;
-  return code;
-}
-
 // Bound the whole run: start-up, every warm-up and measurement with slack, the burst, and cleanup.
-const budgetMs = (() => {
-  let duration = 10;
-  try {
-    duration = durationSeconds();
-  } catch {
-    // main() reports it
-  }
+runBench(main, (duration) => {
   const throughput = ROUNDS * 3 * (WARMUP_SECONDS + duration + 20) * 1000;
   const burst = 60_000 + (WARMUP_SECONDS + 2 * duration + 2 * 10) * 1000 + BURST_RAMP_MS + LOGIN_TIMEOUT_MS;
   return START_TIMEOUT_MS * 3 + throughput + burst + 60_000;
-})();
-const watchdog = setTimeout(() => {
-  if (finished) return;
-  log(`bench: FAILED: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
-  cleanupNow();
-  process.exit(1);
-}, budgetMs);
-
-run().then((code) => {
-  clearTimeout(watchdog);
-  process.exit(code);
 });

@@ -10,6 +10,8 @@ import { requestLog } from './http/request-log.js';
 export function buildApp(usher: Usher): Express {
   const app = express();
   app.disable('x-powered-by');
+  // API answers are no-store, so an ETag (a hash of every body) would never be revalidated.
+  app.set('etag', false);
   app.set('query parser', 'simple');
   // X-Forwarded-* (client address, HTTPS) is believed only from the configured proxies.
   app.set('trust proxy', compileTrustedProxies(usher.config.trustedProxies));

@@ -23,7 +23,7 @@ import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
 import { SessionManager } from './sessions/manager.js';
 import { registerSessionRoutes } from './sessions/routes.js';
 import { registerPublicAuthRoutes } from './authn/routes.js';
-import { jsonBody } from './http/body.js';
+import { jsonBody, noStore } from './http/body.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService, type UserHooks } from './users/service.js';
@@ -126,6 +126,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
 
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
+    // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
+    router.use(API_BASE, noStore);
     // OIDC first: the provider's back-channel logout is a form post, which the JSON-only parser refuses.
     registerOidcRoutes(router, API_BASE, { clients: oidcClients, sessions, users, provisioner: new Provisioner(users, authz.groupRoles), log });
     router.use(API_BASE, jsonBody, authenticate);

@@ -491,3 +491,19 @@ describe.each(DB_KINDS)('setup and safety rails on %s', (kind) => {
     }
   });
 });
+
+describe('caching', () => {
+  it('marks every API answer no-store and sends no ETag', async () => {
+    const server = await startServer('sqlite');
+    try {
+      const c = client(server.url);
+      const key = await setupAdmin(c);
+      for (const res of [await c.get('/api/v1/auth/status'), await c.get('/api/v1/auth/me', { key }), await c.get('/api/v1/auth/nope')]) {
+        expect(res.headers.get('cache-control')).toBe('no-store');
+        expect(res.headers.get('etag')).toBeNull();
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -39,7 +39,7 @@ export function registerLoginRoutes(
       await succeeded();
       await sessions.start(req, res, user);
       await users.recordLogin(user.id, needsRehash(user.passwordHash!) ? password : undefined);
-      res.set('Cache-Control', 'no-store').json({ user: toPublicUser((await users.get(user.id)) ?? user) });
+      res.json({ user: toPublicUser((await users.get(user.id)) ?? user) });
     })
     .all(methodNotAllowed);
 
@@ -49,7 +49,7 @@ export function registerLoginRoutes(
       const logoutUrl = await idpLogout(req);
       await sessions.endCurrent(req, res);
       // After an OIDC login, the browser should go on to the provider's logout (RP-initiated logout).
-      if (logoutUrl) res.set('Cache-Control', 'no-store').json({ logoutUrl });
+      if (logoutUrl) res.json({ logoutUrl });
       else res.status(204).end();
     })
     .all(methodNotAllowed);

@@ -10,7 +10,7 @@ export function registerPublicAuthRoutes(router: Router, base: string, users: Us
   router
     .route(`${base}/status`)
     .get(async (_req, res) => {
-      res.set('Cache-Control', 'no-store').json({ setupRequired: (await users.count()) === 0 });
+      res.json({ setupRequired: (await users.count()) === 0 });
     })
     .all(methodNotAllowed);
 
@@ -19,7 +19,7 @@ export function registerPublicAuthRoutes(router: Router, base: string, users: Us
     .post(async (req, res) => {
       const { username, password } = parseWith(schemas.credentials, objectBody(req.body));
       const { user, apiKey } = await users.setupFirst({ username, password });
-      res.status(201).set('Cache-Control', 'no-store').json({ user: toPublicUser(user), apiKey });
+      res.status(201).json({ user: toPublicUser(user), apiKey });
     })
     .all(methodNotAllowed);
 }

@@ -39,7 +39,6 @@ export function registerVerifyRoute(router: Router, base: string, authz: Authori
   router
     .route(`${base}/verify`)
     .get((req, res) => {
-      res.set('Cache-Control', 'no-store');
       const user = req.user;
       if (user) {
         res
@@ -49,7 +48,10 @@ export function registerVerifyRoute(router: Router, base: string, authz: Authori
             'Remote-Email': headerValue(user.email),
             'Remote-Name': headerValue(user.name),
           })
-          .json({ user: toPublicUser(user) });
+          // A Buffer body: Node prepends the header block to a string body and encodes both as UTF-8,
+          // which would encode the raw UTF-8 header bytes a second time.
+          .type('json')
+          .send(Buffer.from(JSON.stringify({ user: toPublicUser(user) })));
         return;
       }
       const rd = req.query.rd;

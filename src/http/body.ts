@@ -37,3 +37,9 @@ export function bodyParserError(err: unknown) {
       return undefined;
   }
 }
+
+/** `Cache-Control: no-store`: answers about people (keys, sessions, profiles) are never cached. */
+export function noStore(_req: Request, res: Response, next: NextFunction) {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+}

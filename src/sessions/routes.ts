@@ -14,7 +14,7 @@ export function registerSessionRoutes(router: Router, base: string, users: UserS
     .get(async (req, res) => {
       const caller = callerOf(req);
       ensurePermission(authz, caller, 'self', 'sessions');
-      res.set('Cache-Control', 'no-store').json(await sessions.list(caller.id, req.session?.userId === caller.id ? req.sessionID : undefined));
+      res.json(await sessions.list(caller.id, req.session?.userId === caller.id ? req.sessionID : undefined));
     })
     .all(methodNotAllowed);
 

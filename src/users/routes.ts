@@ -77,12 +77,12 @@ export function registerUserRoutes(router: Router, base: string, users: UserServ
       const current = await users.require(callerOf(req).id);
       const apiKey = users.readApiKey(current);
       if (apiKey === null) throw Errors.apiKeyUnreadable();
-      res.set('Cache-Control', 'no-store').json({ apiKey });
+      res.json({ apiKey });
     })
     .post(async (req, res) => {
       can(req, 'self', 'api-key');
       const apiKey = await users.rotateApiKey(callerOf(req).id);
-      res.set('Cache-Control', 'no-store').json({ apiKey });
+      res.json({ apiKey });
     })
     .all(methodNotAllowed);
 

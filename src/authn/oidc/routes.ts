@@ -97,7 +97,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
         state,
         nonce,
       });
-      res.set('Cache-Control', 'no-store').redirect(302, url.href);
+      res.redirect(302, url.href);
     })
     .all(methodNotAllowed);
 
@@ -152,7 +152,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
       const tags = [subTag(oidc.provider, sub), ...(typeof claims.sid === 'string' ? [sidTag(oidc.provider, claims.sid)] : [])];
       await sessions.start(req, res, user, { oidc: { provider: s.id, idToken }, tags });
       await users.recordLogin(user.id);
-      res.set('Cache-Control', 'no-store').redirect(302, pending.returnTo);
+      res.redirect(302, pending.returnTo);
     })
     .all(methodNotAllowed);
 
@@ -166,7 +166,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
       const { sub, sid } = await oidc.verifyLogoutToken(token);
       const ended = sid ? await sessions.endTagged(sidTag(oidc.provider, sid)) : await sessions.endTagged(subTag(oidc.provider, sub!));
       log.info({ provider: oidc.settings.id, ended }, 'back-channel logout');
-      res.set('Cache-Control', 'no-store').status(200).end();
+      res.status(200).end();
     })
     .all(methodNotAllowed);
 }
