@@ -24,6 +24,7 @@ import { SessionManager } from './sessions/manager.js';
 import { registerSessionRoutes } from './sessions/routes.js';
 import { registerPublicAuthRoutes } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
+import { AppError } from './http/errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService, type UserHooks } from './users/service.js';
@@ -106,9 +107,10 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     users.sessionEnders.add((userId, keep) => sessions.endAll(userId, keep));
     const limiter = new LoginLimiter(backend, config.loginLimit);
 
+    const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs);
     const chain = authenticateWith(
       [
-        new ApiKeyMethod(users, config.apiKeyCacheTtlMs),
+        apiKeyMethod,
         new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
         ...(config.proxy.enabled
           ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, [`${API_BASE}/verify`])]
@@ -117,7 +119,14 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log)],
     );
     // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
-    const authenticate: RequestHandler = (req, res, next) => sessions.ifCookie(req, res, (err?: unknown) => (err ? next(err) : chain(req, res, next)));
+    // A request that also carries an API key does not need the session: when the store is down it goes
+    // on without one, so API keys keep working while Redis is away.
+    const authenticate: RequestHandler = (req, res, next) =>
+      sessions.ifCookie(req, res, (err?: unknown) => {
+        const storeDown = err instanceof AppError && err.code === 'session.store_unavailable';
+        if (err && !(storeDown && apiKeyMethod.applies(req))) return next(err);
+        chain(req, res, next);
+      });
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
     const oidcClients = new Map(

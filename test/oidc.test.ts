@@ -180,6 +180,19 @@ describe('OIDC login', () => {
     expect((await me((await login('linking', 'george')).jar)).id).toBe(george.body.id);
   });
 
+  it('leaves out a name or email the API itself would refuse (control characters, too long, invalid)', async () => {
+    idp.setAccount('odd', { preferred_username: 'odd', name: 'Evil\nName', email: 'not valid@\u0007' });
+    const odd = await login('main', 'odd');
+    expect(odd.done.status).toBe(302);
+    expect(await me(odd.jar)).toMatchObject({ username: 'odd', name: null, email: null });
+    const verify = await client(usherUrl, odd.jar).get(`${AUTH}/verify`);
+    expect(verify.status).toBe(200);
+    idp.setAccount('long', { preferred_username: 'long', name: 'n'.repeat(400), email: 'long@example.com' });
+    const long = await login('main', 'long');
+    expect(long.done.status).toBe(302);
+    expect(await me(long.jar)).toMatchObject({ username: 'long', name: null, email: 'long@example.com' });
+  });
+
   it('refuses a disabled user like a disabled local user', async () => {
     idp.setAccount('hank', { preferred_username: 'hank' });
     const hank = await me((await login('main', 'hank')).jar);
@@ -224,7 +237,7 @@ describe('OIDC login', () => {
       expect((await client(usherUrl, jar).get(`${AUTH}/me`)).status).toBe(401);
     });
 
-    it.each(['//evil.example/x', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', '/%0d%0aSet-Cookie:x', '\\\\evil'])(
+    it.each(['//evil.example/x', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', '/%0d%0aSet-Cookie:x', '\\\\evil', '/.//evil.example/x', '/a/..//evil.example', '/%2e//evil.example', '/%2e%2e//evil.example'])(
       'turns the unsafe returnTo %s into /',
       async (returnTo) => {
         const { done } = await login('main', 'alice', { returnTo });
@@ -239,6 +252,8 @@ describe('OIDC login', () => {
       expect(safeReturnTo('/a/b?c=1#d')).toBe('/a/b?c=1#d');
       expect(safeReturnTo('//evil')).toBe('/');
       expect(safeReturnTo('/\\evil')).toBe('/');
+      expect(safeReturnTo('/.//evil.example/x')).toBe('/');
+      expect(safeReturnTo('/a/..//evil.example')).toBe('/');
       expect(safeReturnTo(undefined)).toBe('/');
     });
   });

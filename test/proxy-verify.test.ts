@@ -112,6 +112,22 @@ describe.each(DB_KINDS)('forward auth (GET /verify) on %s', (kind) => {
   });
 });
 
+describe.each(DB_KINDS)('forward auth and identity headers on %s', (kind) => {
+  it.each(['/api/v1/auth/verify', '/api/v1/auth/verify/', '/api/v1/auth/VERIFY', '/API/v1/auth/Verify'])(
+    'never answers for the proxy identity headers a client sent, at %s',
+    async (path) => {
+      const server = await startServer(kind, { settings: proxySettings({ adminGroups: ['admins'] }) });
+      try {
+        const res = await getFrom(server, '127.0.0.1', { 'Remote-User': 'admin', 'Remote-Groups': 'admins' }, path);
+        expect(res.status).toBe(401);
+        expect(res.headers.get('remote-user')).toBeNull();
+      } finally {
+        await server.close();
+      }
+    },
+  );
+});
+
 describe('forward auth without a login URL', () => {
   let server: TestServer;
   beforeAll(async () => {

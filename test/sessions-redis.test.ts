@@ -54,6 +54,8 @@ describe('Redis as the session store', () => {
       expect(login.status).toBe(503);
       expect((await c.get(`${AUTH}/me`, { key: adminKey })).status).toBe(200);
       expect((await c.get(`${AUTH}/users`, { key: adminKey })).status).toBe(200);
+      // Even with the (now unreadable) session cookie alongside, the API key is enough.
+      expect((await browser.get(`${AUTH}/me`, { key: adminKey })).status).toBe(200);
 
       await redis.start();
       // The restarted Redis kept nothing (--save ""), so the old session is simply gone...

@@ -189,6 +189,30 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
       expect((await admin.browser.get(`${AUTH}/me`)).status).toBe(401);
     });
 
+    it('ends every session, the current one too, when an admin demotes themselves', async () => {
+      const admin = await signedIn({ role: 'admin' });
+      const res = await admin.browser.put(`${AUTH}/me`, { body: { role: 'user' } });
+      expect(res.status).toBe(200);
+      expect((await admin.browser.get(`${AUTH}/me`)).status).toBe(401);
+    });
+
+    it('never lets a request that was in flight bring an ended session back', async () => {
+      const me = await signedIn();
+      const store = server.usher.sessions.backend.store;
+      const sid = sidOf(me.jar.cookie);
+      const data = (await storeGet(store, sid))!;
+      // Make the session due for its once-a-minute save, so the slow request below writes it back.
+      await new Promise<void>((resolve, reject) => store.set(sid, { ...data, lastSeenAt: Date.now() - 120_000 }, (err) => (err ? reject(err) : resolve())));
+      const slow = me.browser.put(`${AUTH}/me`, { body: { password: 'another-password', currentPassword: 'not-the-password' } });
+      await new Promise((r) => setTimeout(r, 5));
+      expect((await c.del(`${AUTH}/users/${me.user.id}/sessions`, { key: adminKey })).status).toBe(204);
+      expect((await slow).status).toBe(403);
+      expect((await me.browser.get(`${AUTH}/me`)).status).toBe(401);
+      // At the store itself: an update of an ended session is dropped.
+      await new Promise<void>((resolve, reject) => store.set(sid, data, (err) => (err ? reject(err) : resolve())));
+      expect(await storeGet(store, sid)).toBeNull();
+    });
+
     it('keeps the session that changed its own password and ends the others', async () => {
       const me = await signedIn();
       const otherJar: Jar = {};

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { GroupRoles } from '../authz/group-roles.js';
 import type { RoleSync } from '../config/schema.js';
 import { Errors, invalidField } from '../http/errors.js';
@@ -40,6 +41,23 @@ export interface ProvisioningPolicy {
   allowedGroups?: readonly string[];
 }
 
+const EMAIL = z.email().max(320);
+
+/**
+ * What a provider says about name and email is taken only when it fits what the API itself accepts
+ * (no control characters, at most 256 / 320 characters, a valid address); otherwise it is left out,
+ * as if the provider had not said it. Header values and columns are then always safe.
+ */
+export function cleanProfile(identity: ExternalIdentity): ExternalIdentity {
+  const name = identity.name?.trim();
+  const email = identity.email?.trim();
+  return {
+    ...identity,
+    name: name && name.length <= 256 && !/\p{Cc}/u.test(name) ? name : undefined,
+    email: email && EMAIL.safeParse(email).success ? email : undefined,
+  };
+}
+
 /**
  * The steps that run once an external identity is known, the same for every provider: admit it, find
  * or create its account, then take its role from its groups and its name and email from the provider.
@@ -51,7 +69,8 @@ export class Provisioner {
     private readonly groupRoles: GroupRoles,
   ) {}
 
-  async resolve(identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
+  async resolve(raw: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
+    const identity = cleanProfile(raw);
     this.admit(identity, policy);
     const { user, created } = await this.findOrCreate(identity, policy);
     if (created || !user.active) return user;
@@ -65,6 +84,7 @@ export class Provisioner {
   }
 
   private admit(identity: ExternalIdentity, policy: ProvisioningPolicy): void {
+    if (identity.subject.length === 0 || identity.subject.length > 255) throw Errors.unauthenticated(`The ${identity.provider} subject is empty or too long.`);
     const problem = usernameProblem(normalizeUsername(identity.username));
     if (problem) throw invalidField('username', `${problem} (as ${identity.provider} gives it)`);
     const allowed = policy.allowedGroups;

@@ -6,8 +6,12 @@ import { toPublicUser } from '../users/model.js';
 import { methodNotAllowed } from '../users/routes.js';
 
 /** A header value as raw UTF-8 bytes, which is what proxies pass on (Node would send Latin-1). */
-const headerValue = (value: string | null): string =>
-  value === null ? '' : /[^\x20-\x7e]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+const headerValue = (value: string | null): string => {
+  if (value === null) return '';
+  // eslint-disable-next-line no-control-regex -- control characters cannot travel in a header
+  const clean = value.replace(/[\u0000-\u001f\u007f]/g, '');
+  return /[^\x20-\x7e]/.test(clean) ? Buffer.from(clean, 'utf8').toString('latin1') : clean;
+};
 
 /**
  * `rd` when it is an absolute http(s) URL on one of `domains` (or under one), https unless the login
@@ -39,7 +43,9 @@ export function registerVerifyRoute(router: Router, base: string, authz: Authori
   router
     .route(`${base}/verify`)
     .get((req, res) => {
-      const user = req.user;
+      // Never the proxy's own identity headers: a subrequest carries the client's (forged) headers from
+      // the trusted address, so only a session cookie or an API key answers for who the client is.
+      const user = req.user?.authMethod === 'proxy' ? undefined : req.user;
       if (user) {
         res
           .set({

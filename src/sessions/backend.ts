@@ -36,12 +36,18 @@ export class RedisUnavailableError extends Error {}
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- express-session's own callback types
 type Callback = (err?: any, value?: any) => void;
 
+/** Longer than any request may take: how long an ended session id is refused by set(). */
+const ENDED_REMEMBERED_MS = 10 * 60_000;
+
 /**
  * Wraps a store so that a failing backend (Redis down, database gone) is a 503 with a stable code,
  * never a 500 and never an anonymous-but-allowed request. It has no `touch`: expiry is extended by
  * the session method's once-a-minute save instead of a write on every request.
  */
 class GuardedStore extends session.Store {
+  /** Sessions ended here lately: a request still in flight must not write one back when it finishes. */
+  private readonly ended = new Map<string, number>();
+
   constructor(
     private readonly inner: session.Store,
     private readonly log: Logger,
@@ -62,11 +68,37 @@ class GuardedStore extends session.Store {
   override get(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): void {
     this.call(() => this.inner.get(sid, this.guard(cb)), cb);
   }
+  /**
+   * Creates a session only when SessionManager marks it `fresh` (a login, an OIDC login under way);
+   * otherwise updates one that still exists. So a request that was in flight while its session was
+   * ended (logout elsewhere, back-channel logout, an admin ending it) cannot bring it back on save.
+   */
   override set(sid: string, data: session.SessionData, cb?: Callback): void {
-    this.call(() => this.inner.set(sid, data, this.guard(cb)), cb);
+    if (this.wasEnded(sid)) return cb?.();
+    if (data.fresh) {
+      const { fresh: _fresh, ...stored } = data;
+      return this.call(() => this.inner.set(sid, stored as session.SessionData, this.guard(cb)), cb);
+    }
+    this.call(
+      () =>
+        this.inner.get(sid, (err, existing) => {
+          if (err) return this.guard(cb)(err);
+          if (!existing || this.wasEnded(sid)) return cb?.();
+          this.call(() => this.inner.set(sid, data, this.guard(cb)), cb);
+        }),
+      cb,
+    );
   }
   override destroy(sid: string, cb?: Callback): void {
+    const now = Date.now();
+    for (const [old, at] of this.ended) if (now - at > ENDED_REMEMBERED_MS) this.ended.delete(old);
+    this.ended.set(sid, now);
     this.call(() => this.inner.destroy(sid, this.guard(cb)), cb);
+  }
+
+  private wasEnded(sid: string): boolean {
+    const at = this.ended.get(sid);
+    return at !== undefined && Date.now() - at <= ENDED_REMEMBERED_MS;
   }
 
   /** Stores that also return promises must not leave an unhandled rejection behind. */

@@ -21,6 +21,8 @@ declare module 'express-session' {
     oidc?: { provider: string; idToken?: string };
     /** OIDC logins under way, by state (a few at most: one per open login tab). */
     oidcPending?: Record<string, OidcPending>;
+    /** Set only on the save that creates the session (the store otherwise updates existing ones only). */
+    fresh?: boolean;
   }
 }
 
@@ -90,7 +92,7 @@ export class SessionManager {
     const now = Date.now();
     Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
     if (extra.oidc) req.session.oidc = extra.oidc;
-    await this.save(req);
+    await this.save(req, true);
     await this.backend.index.add(user.id, req.sessionID);
     if (extra.tags?.length) await this.backend.index.tag(req.sessionID, extra.tags, this.config.session.maxAgeMs);
   }
@@ -100,8 +102,15 @@ export class SessionManager {
     if (!req.session) await new Promise<void>((resolve, reject) => this.middleware(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
   }
 
-  async save(req: Request): Promise<void> {
-    await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err) : resolve())));
+  /** Saves now; `create` for a session the store does not hold yet. */
+  async save(req: Request, create = false): Promise<void> {
+    if (create) req.session.fresh = true;
+    try {
+      await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err) : resolve())));
+    } finally {
+      // Not part of the session: gone before express-session compares it at the end of the request.
+      delete req.session.fresh;
+    }
   }
 
   /** Ends every session carrying a label (back-channel logout); answers how many ended. */

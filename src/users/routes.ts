@@ -51,7 +51,7 @@ export function registerUserRoutes(router: Router, base: string, users: UserServ
     const viaSession = caller.authMethod === 'session';
     const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined });
     // A self-service password change ends the other sessions; this one moves to the new epoch.
-    if (self && viaSession && req.session) req.session.epoch = updated.sessionEpoch;
+    if (self && viaSession && req.session && fields.role === undefined) req.session.epoch = updated.sessionEpoch;
     return updated;
   }
 

@@ -153,7 +153,8 @@ export class UserService {
         const demoted = before.role === ADMIN_ROLE && after.role !== ADMIN_ROLE;
         return { changes, after, endSessions: demoted || changes.password_hash !== undefined };
       },
-      opts.self ? opts.keepSession : undefined,
+      // Only a self-service password change keeps the session that made it; a demotion ends them all.
+      opts.self && patch.role === undefined ? opts.keepSession : undefined,
     );
   }
 

@@ -97,7 +97,9 @@ export function safeReturnTo(raw: unknown): string {
   try {
     const base = 'http://usher.invalid';
     const url = new URL(raw, base);
-    return url.origin === base ? url.pathname + url.search + url.hash : '/';
+    const path = url.pathname + url.search + url.hash;
+    // Checked again after the URL parser resolved dot segments: "/.//evil" becomes "//evil".
+    return url.origin === base && !path.startsWith('//') && !path.startsWith('/\\') ? path : '/';
   } catch {
     return '/';
   }

@@ -88,7 +88,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
       req.session.oidcPending = Object.fromEntries([...pending, [state, { provider: oidc.settings.id, codeVerifier, nonce, returnTo: safeReturnTo(req.query.returnTo), startedAt: now }]]);
       // A visitor's session that only holds a login under way lives minutes, not the full idle timeout.
       if (req.session.userId === undefined) req.session.cookie.maxAge = PENDING_FOR_MS;
-      await sessions.save(req);
+      await sessions.save(req, true);
       const url = client.buildAuthorizationUrl(config, {
         redirect_uri: oidc.redirectUri,
         scope: oidc.settings.scopes,
