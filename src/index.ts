@@ -142,7 +142,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     router.use(API_BASE, jsonBody, authenticate);
     registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
-    registerUserRoutes(router, API_BASE, users, authz, schemas);
+    registerUserRoutes(router, API_BASE, users, authz, schemas, limiter);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
     registerVerifyRoute(router, API_BASE, authz, config.forwardAuth);
     router.use(API_BASE, notFound);

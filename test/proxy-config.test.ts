@@ -142,9 +142,13 @@ describe('trusted proxy addresses', () => {
     ['::/0', true],
     ['::ffff:0:0/96', true],
     ['::/1', true],
-    ['0.0.0.0/1', false],
-    ['::ffff:0:0/97', false],
+    ['0.0.0.0/1', true],
+    ['128.0.0.0/1', true],
+    ['::ffff:0:0/97', true],
+    ['10.0.0.0/8', false],
+    ['::ffff:10.0.0.0/104', false],
     ['2001:db8::/32', false],
+    ['2000::/3', true],
     ['loopback', false],
   ])('%s trusts every address: %s', (entry, expected) => {
     expect(trustsEveryAddress(entry)).toBe(expected);

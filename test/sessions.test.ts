@@ -290,6 +290,17 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
   });
 
   describe('brute-force protection', () => {
+    it('counts wrong current passwords like failed logins', async () => {
+      const me = await signedIn();
+      for (let i = 0; i < 10; i++) {
+        const res = await me.browser.put(`${AUTH}/me`, { body: { password: 'new-password-1', currentPassword: `guess-${i}` }, headers: { 'x-forwarded-for': `192.0.2.${i}` } });
+        expect(res.status).toBe(403);
+      }
+      const limited = await me.browser.put(`${AUTH}/me`, { body: { password: 'new-password-1', currentPassword: 'session-password' } });
+      expect(limited.status).toBe(429);
+      expect((await me.browser.get(`${AUTH}/me`)).status).toBe(200);
+    });
+
     it('limits failures per account, and then refuses even the right password with 429 and Retry-After', async () => {
       await createUser(server, c, adminKey, { username: 'target', password: 'target-password' });
       // Spread over client addresses (via a trusted proxy) so that only the account counter applies.

@@ -13,14 +13,24 @@ function parseRange(entry: string): [ipaddr.IPv4 | ipaddr.IPv6, number] | null {
   }
 }
 
-/** An entry that covers every IPv4 or every IPv6 address (0.0.0.0/0, ::/0, ::/1, ::ffff:0:0/96...). */
+/** No proxy network is wider than this; a wider range is (part of) "trust everyone" split in pieces. */
+const NARROWEST_IPV4_PREFIX = 8;
+const NARROWEST_IPV6_PREFIX = 16;
+
+/**
+ * An entry that covers every IPv4 or every IPv6 address (0.0.0.0/0, ::/0, ::/1, ::ffff:0:0/96...), or a
+ * range wider than any proxy network (shorter than /8 for IPv4, /16 for IPv6): two such halves,
+ * 0.0.0.0/1 and 128.0.0.0/1, trust everyone just the same.
+ */
 export function trustsEveryAddress(entry: string): boolean {
   const range = parseRange(entry);
   if (!range) return false;
   const [ip, bits] = range;
-  if (bits === 0) return true;
-  // An IPv6 range holding all of ::ffff:0:0/96 trusts every IPv4 peer (they are matched as mapped addresses).
-  return ip.kind() === 'ipv6' && bits <= 96 && ipaddr.IPv6.parse('::ffff:0.0.0.0').match(range as [ipaddr.IPv6, number]);
+  if (ip.kind() === 'ipv4') return bits < NARROWEST_IPV4_PREFIX;
+  // Inside ::ffff:0:0/96 (IPv4 peers, matched as mapped addresses) the IPv4 rule applies, 96 bits on.
+  const mapped = ipaddr.IPv6.parse('::ffff:0.0.0.0');
+  if (bits >= 96 && (ip as ipaddr.IPv6).match(mapped, 96)) return bits < 96 + NARROWEST_IPV4_PREFIX;
+  return bits < NARROWEST_IPV6_PREFIX;
 }
 
 /** The address as matched and logged: IPv4-mapped IPv6 (::ffff:127.0.0.1) becomes IPv4. */

@@ -4,7 +4,7 @@ import session from 'express-session';
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/schema.js';
 import type { ServerKeys } from '../crypto/secret.js';
-import { Errors } from '../http/errors.js';
+import { AppError, Errors } from '../http/errors.js';
 import type { UserRecord } from '../users/model.js';
 import { storeDestroy, storeGet, type SessionBackend } from './backend.js';
 
@@ -93,8 +93,14 @@ export class SessionManager {
     Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
     if (extra.oidc) req.session.oidc = extra.oidc;
     await this.save(req, true);
-    await this.backend.index.add(user.id, req.sessionID);
-    if (extra.tags?.length) await this.backend.index.tag(req.sessionID, extra.tags, this.config.session.maxAgeMs);
+    try {
+      await this.backend.index.add(user.id, req.sessionID);
+      if (extra.tags?.length) await this.backend.index.tag(req.sessionID, extra.tags, this.config.session.maxAgeMs);
+    } catch (err) {
+      // A session nobody could list or end must not live on: the login fails as a whole.
+      await this.discard(req);
+      throw err instanceof AppError ? err : Errors.sessionStoreUnavailable();
+    }
   }
 
   /** Loads (or begins) the request's session even without a cookie: an OIDC login needs one before sign-in. */

@@ -3,7 +3,8 @@ import { Errors } from '../http/errors.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
-import { toPublicUser } from './model.js';
+import { toPublicUser, usernameKey } from './model.js';
+import type { LoginLimiter } from '../authn/login-limiter.js';
 import { parseListQuery } from './list-query.js';
 import { SELF_FIELDS, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
@@ -23,7 +24,15 @@ export const methodNotAllowed: RequestHandler = (req, _res, next) => {
  * HTTP only: parse, check the caller's capability, call the service, shape the answer.
  * Every handler starts with `can()`, which answers 401 to an anonymous caller.
  */
-export function registerUserRoutes(router: Router, base: string, users: UserService, authz: Authorizer, schemas: UserSchemas): void {
+export function registerUserRoutes(
+  router: Router,
+  base: string,
+  users: UserService,
+  authz: Authorizer,
+  schemas: UserSchemas,
+  /** Counts wrong current passwords like failed logins, so a stolen session cannot guess the password. */
+  limiter: LoginLimiter,
+): void {
   const can = (req: Request, object: string, action: string) => ensurePermission(authz, callerOf(req), object, action);
 
   /** Reading a user: yourself needs (self, read); anyone else (users, read). */
@@ -49,7 +58,10 @@ export function registerUserRoutes(router: Router, base: string, users: UserServ
     if (fields.role !== undefined) can(req, 'users', 'set-role');
     if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
     const viaSession = caller.authMethod === 'session';
+    const checksPassword = self && currentPassword !== undefined && fields.password !== undefined;
+    const succeeded = checksPassword ? await limiter.attempt(req.ip, usernameKey(caller.username)) : undefined;
     const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined });
+    await succeeded?.();
     // A self-service password change ends the other sessions; this one moves to the new epoch.
     if (self && viaSession && req.session && fields.role === undefined) req.session.epoch = updated.sessionEpoch;
     return updated;
