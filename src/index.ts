@@ -15,6 +15,7 @@ import { SessionMethod } from './authn/methods/session.js';
 import { PROXY_PROVIDER, ProxyMethod } from './authn/methods/proxy.js';
 import { Provisioner } from './authn/provisioning.js';
 import { registerVerifyRoute } from './authn/verify-routes.js';
+import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { LoginLimiter } from './authn/login-limiter.js';
 import { registerLoginRoutes } from './authn/login-routes.js';
 import { OidcClient } from './authn/oidc/client.js';
@@ -144,7 +145,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas, limiter);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
-    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth);
+    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies));
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 

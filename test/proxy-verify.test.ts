@@ -112,6 +112,27 @@ describe.each(DB_KINDS)('forward auth (GET /verify) on %s', (kind) => {
   });
 });
 
+describe('forward auth behind Traefik or Caddy (no ?rd=)', () => {
+  it('rebuilds the original URL from a trusted proxy\'s X-Forwarded-Proto/-Host/-Uri, and ignores them from anyone else', async () => {
+    const server = await startServer('sqlite', {
+      host: '::',
+      settings: { server: { trustedProxies: ['127.0.0.1'] }, auth: { forwardAuth: { loginUrl: LOGIN_URL, redirectDomains: ['example.com'] } } },
+    });
+    try {
+      const forwarded = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': '/shelf?sort=title' };
+      const trusted = await getFrom(server, '127.0.0.1', forwarded, '/api/v1/auth/verify');
+      expect(trusted.status).toBe(302);
+      expect(new URL(trusted.headers.get('location')!).searchParams.get('rd')).toBe('https://books.example.com/shelf?sort=title');
+      const stranger = await getFrom(server, '127.0.0.2', forwarded, '/api/v1/auth/verify');
+      expect(stranger.status).toBe(401);
+      const elsewhere = await getFrom(server, '127.0.0.1', { ...forwarded, 'X-Forwarded-Host': 'evil.test' }, '/api/v1/auth/verify');
+      expect(elsewhere.status).toBe(401);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe.each(DB_KINDS)('forward auth and identity headers on %s', (kind) => {
   it.each(['/api/v1/auth/verify', '/api/v1/auth/verify/', '/api/v1/auth/VERIFY', '/API/v1/auth/Verify'])(
     'never answers for the proxy identity headers a client sent, at %s',

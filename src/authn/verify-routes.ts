@@ -1,4 +1,4 @@
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import type { Authorizer } from '../authz/enforcer.js';
 import type { UsherConfig } from '../config/schema.js';
 import { Errors } from '../http/errors.js';
@@ -32,13 +32,36 @@ export function safeRedirect(rd: string, domains: readonly string[], loginUrl: U
 }
 
 /**
+ * The URL the client asked the proxy for, as Traefik's forwardAuth and Caddy's forward_auth describe it
+ * (X-Forwarded-Proto, -Host, -Uri), when the peer is a trusted proxy and sends them once each.
+ */
+function originalUrl(req: Request, isTrustedPeer: (address: string | undefined) => boolean): string | undefined {
+  if (!isTrustedPeer(req.socket.remoteAddress)) return undefined;
+  const one = (name: string) => {
+    const values = req.headersDistinct[name];
+    return values?.length === 1 ? values[0] : undefined;
+  };
+  const host = one('x-forwarded-host');
+  const uri = one('x-forwarded-uri');
+  if (!host || !uri?.startsWith('/')) return undefined;
+  return `${one('x-forwarded-proto') ?? 'https'}://${host}${uri}`;
+}
+
+/**
  * GET /verify, for proxies that ask before they forward (nginx auth_request, Traefik forwardAuth, Caddy
  * forward_auth): 200 with Remote-User, Remote-Groups (the role and the roles it inherits), Remote-Email
  * and Remote-Name for an authenticated request (session cookie, API key...), else 401, or a 302 to the
  * login URL when `rd` names a safe URL. All four headers are always sent, empty when unknown, so that
  * a proxy copying them replaces whatever the client sent.
  */
-export function registerVerifyRoute(router: Router, base: string, authz: Authorizer, settings: UsherConfig['forwardAuth']): void {
+export function registerVerifyRoute(
+  router: Router,
+  base: string,
+  authz: Authorizer,
+  settings: UsherConfig['forwardAuth'],
+  /** Is this peer a trusted proxy? Only then are its X-Forwarded-Host/-Uri the original request's. */
+  isTrustedPeer: (address: string | undefined) => boolean,
+): void {
   const loginUrl = settings.loginUrl === undefined ? undefined : new URL(settings.loginUrl);
   router
     .route(`${base}/verify`)
@@ -60,8 +83,8 @@ export function registerVerifyRoute(router: Router, base: string, authz: Authori
           .send(Buffer.from(JSON.stringify({ user: toPublicUser(user) })));
         return;
       }
-      const rd = req.query.rd;
-      const target = loginUrl && typeof rd === 'string' ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
+      const rd = typeof req.query.rd === 'string' ? req.query.rd : originalUrl(req, isTrustedPeer);
+      const target = loginUrl && rd !== undefined ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
       if (!loginUrl || target === null) throw Errors.unauthenticated();
       const location = new URL(loginUrl);
       location.searchParams.set('rd', target);
