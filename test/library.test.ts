@@ -81,4 +81,27 @@ describe('library mode: Usher mounted in a host app', () => {
     expect(deleted[0]).not.toHaveProperty('passwordHash');
     expect(books.filter((b) => b.owner === bob.id)).toHaveLength(1);
   });
+
+  it('refuses a key in the URL even nested, under the extended query parser of a host app', async () => {
+    const host = express();
+    host.set('query parser', 'extended');
+    host.get('/search', usher.authenticate, (_req, res) => {
+      res.json({ ok: true });
+    });
+    host.use((err: { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(err.status ?? 500).json({ status: err.status });
+    });
+    const s = await new Promise<Server>((resolve) => {
+      const started = host.listen(0, '127.0.0.1', () => resolve(started));
+    });
+    try {
+      const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+      const key = `usk_${'a'.repeat(43)}`;
+      expect((await fetch(`${url}/search?filter[token]=${key}`)).status).toBe(400);
+      expect((await fetch(`${url}/search?filter[api_key]=x`)).status).toBe(400);
+      expect((await fetch(`${url}/search?filter[q]=books`)).status).toBe(200);
+    } finally {
+      s.close();
+    }
+  });
 });

@@ -11,11 +11,18 @@ const KEY_VALUE = /^usk_[A-Za-z0-9_-]{43}$/;
 
 function refuseKeyInUrl(req: Request) {
   if (!req.url.includes('?')) return;
-  for (const [name, value] of Object.entries(req.query)) {
-    if (KEY_PARAMS.test(name)) throw Errors.keyInUrl();
-    const values = Array.isArray(value) ? value : [value];
-    if (values.some((v) => typeof v === 'string' && KEY_VALUE.test(v))) throw Errors.keyInUrl();
-  }
+  // Nested too: a host app may use Express's extended query parser (a[b]=usk_...).
+  const visit = (value: unknown, depth: number): void => {
+    if (typeof value === 'string') {
+      if (KEY_VALUE.test(value)) throw Errors.keyInUrl();
+    } else if (value && typeof value === 'object' && depth < 8) {
+      for (const [name, inner] of Object.entries(value)) {
+        if (KEY_PARAMS.test(name)) throw Errors.keyInUrl();
+        visit(inner, depth + 1);
+      }
+    }
+  };
+  visit(req.query, 0);
 }
 
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T>)?.then === 'function';

@@ -119,6 +119,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
       currentUrl.search = new URL(req.originalUrl, 'http://x').search;
       let claims: Record<string, unknown>;
       let idToken: string | undefined;
+      let accessToken: string | undefined;
       try {
         const tokens = await client.authorizationCodeGrant(config, currentUrl, {
           pkceCodeVerifier: pending.codeVerifier,
@@ -128,13 +129,18 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
         });
         claims = { ...(tokens.claims() as Record<string, unknown>) };
         idToken = tokens.id_token;
-        // Some providers put groups only in userinfo.
-        if (claimAt(claims, oidc.settings.groupsClaim) === undefined && config.serverMetadata().userinfo_endpoint && tokens.access_token) {
-          const info = await client.fetchUserInfo(config, tokens.access_token, String(claims.sub));
-          claims = { ...info, ...claims };
-        }
+        accessToken = tokens.access_token;
       } catch (err) {
         throw providerFailure(err, log, oidc.settings.id);
+      }
+      // Some providers put groups, the username or the email only in userinfo. Best effort: the ID token's
+      // claims win, and a userinfo failure only leaves out what the ID token lacks (absent groups change nothing).
+      if (config.serverMetadata().userinfo_endpoint && accessToken) {
+        try {
+          claims = { ...(await client.fetchUserInfo(config, accessToken, String(claims.sub))), ...claims };
+        } catch (err) {
+          log.warn({ provider: oidc.settings.id, err: (err as Error).message }, 'OIDC userinfo failed; using the ID token alone');
+        }
       }
 
       const s = oidc.settings;
