@@ -166,6 +166,14 @@ describe('OIDC login', () => {
     expect(second.username).not.toBe('alice');
   });
 
+  it('finds accounts by (issuer, sub): two provider entries for one issuer share them', async () => {
+    const viaMain = await me((await login('main', 'alice')).jar);
+    const viaStrict = await me((await login('strict', 'alice')).jar);
+    expect(viaStrict.id).toBe(viaMain.id);
+    const rows = await server.usher.db('identities').where({ user_id: viaMain.id });
+    expect(rows.map((r: { provider: string; subject: string }) => [r.provider, r.subject])).toEqual([[`oidc:${idp.issuer}`, 'alice']]);
+  });
+
   it('links by email only when email_linking is on and the email is verified', async () => {
     const local = await client(usherUrl).post(`${AUTH}/users`, { key: adminKey, body: { username: 'frank-local', email: 'frank@example.com', password: 'frank-password' } });
     idp.setAccount('frank', { preferred_username: 'frank', email: 'frank@example.com', email_verified: true });

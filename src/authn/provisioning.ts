@@ -11,6 +11,11 @@ export interface ExternalIdentity {
   provider: string;
   /** The provider's stable id for the person: the proxy's username key, an OIDC `sub`. */
   subject: string;
+  /**
+   * Who vouches for `subject`, for finding the account: an OIDC provider's issuer (`oidc:<issuer>`), so
+   * that accounts follow (issuer, sub) whatever the provider's id in the config. Defaults to `provider`.
+   */
+  authority?: string;
   /** The username a new account gets (normalised and checked here). */
   username: string;
   /** A valid address, or undefined when the provider gave none. */
@@ -92,13 +97,14 @@ export class Provisioner {
   }
 
   private async findOrCreate(identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<{ user: UserRecord; created: boolean }> {
-    const linked = await this.users.findByIdentity(identity.provider, identity.subject);
+    const authority = identity.authority ?? identity.provider;
+    const linked = await this.users.findByIdentity(authority, identity.subject);
     if (linked) return { user: linked, created: false };
     // Linking an existing account is not creating one: allowed even without auto-provisioning.
     const mayLink = policy.usernameTaken === 'link' || (policy.linkVerifiedEmail && identity.emailVerified === true);
     if (!policy.autoProvision && !mayLink) throw Errors.notProvisioned();
     const result = await this.users.provisionExternal({
-      provider: identity.provider,
+      provider: authority,
       subject: identity.subject,
       username: normalizeUsername(identity.username),
       name: identity.name ?? null,

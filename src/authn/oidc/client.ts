@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { Logger } from 'pino';
@@ -24,8 +25,16 @@ export class OidcClient {
     private readonly log: Logger,
   ) {}
 
+  /** The provider as policy rules (g2) name it: `oidc:<id>`. */
   get provider(): string {
     return `oidc:${this.settings.id}`;
+  }
+
+  /** Who vouches for a `sub`: accounts are found by (issuer, sub), whatever the provider's id. */
+  get authority(): string {
+    const issuer = this.settings.issuer;
+    // The identities column holds 128 characters; a longer issuer is kept as its digest.
+    return issuer.length <= 120 ? `oidc:${issuer}` : `oidc:sha256:${createHash('sha256').update(issuer).digest('hex')}`;
   }
 
   /** The provider's configuration; 502 while it cannot be discovered. */

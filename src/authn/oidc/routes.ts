@@ -32,6 +32,7 @@ export function identityFrom(oidc: OidcClient, claims: Record<string, unknown>):
   const username = usernameClaims.map((c) => claims[c]).find((v): v is string => typeof v === 'string' && v.trim() !== '') ?? sub;
   return {
     provider: oidc.provider,
+    authority: oidc.authority,
     subject: sub,
     username,
     email: typeof claims.email === 'string' && claims.email.includes('@') ? claims.email : undefined,
