@@ -139,7 +139,14 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
     router.use(API_BASE, noStore);
     // OIDC first: the provider's back-channel logout is a form post, which the JSON-only parser refuses.
-    registerOidcRoutes(router, API_BASE, { clients: oidcClients, sessions, users, provisioner: new Provisioner(users, authz.groupRoles), log });
+    registerOidcRoutes(router, API_BASE, {
+      clients: oidcClients,
+      sessions,
+      users,
+      provisioner: new Provisioner(users, authz.groupRoles),
+      log,
+      starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
+    });
     router.use(API_BASE, jsonBody, authenticate);
     registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);

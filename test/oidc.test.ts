@@ -46,6 +46,7 @@ describe('OIDC login', () => {
         server: { publicUrl: usherUrl },
         oidc: {
           timeout: '2s',
+          startsPerMinute: 10_000,
           providers: [
             provider('main', idp.issuer),
             provider('kc', idp.issuer, { groups_claim: 'realm_access.roles' }),
@@ -78,6 +79,21 @@ describe('OIDC login', () => {
   }
 
   const me = async (jar: Jar) => (await client(usherUrl, jar).get(`${AUTH}/me`)).body;
+
+  it('limits how many logins one address may start per minute (each stores a pre-login session)', async () => {
+    const limited = await startServer('sqlite', {
+      settings: { server: { publicUrl: 'http://127.0.0.1:1' }, oidc: { startsPerMinute: 3, providers: [provider('main', idp.issuer)] } },
+    });
+    try {
+      const starts = [];
+      for (let i = 0; i < 4; i++) starts.push(await client(limited.url, {}).get(`${AUTH}/oidc/main/login`));
+      expect(starts.map((r) => r.status)).toEqual([302, 302, 302, 429]);
+      expect(Number(starts[3]!.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await limited.usher.db('sessions').count({ n: '*' }).first()).toMatchObject({ n: 3 });
+    } finally {
+      await limited.close();
+    }
+  });
 
   it('lists the providers for a login page', async () => {
     const res = await client(usherUrl).get(`${AUTH}/providers`);

@@ -233,6 +233,7 @@ const OPTIONS = {
   adminApiKey: { path: 'bootstrap.adminApiKey', env: 'USHER_BOOTSTRAP_ADMIN_API_KEY', parse: secretText(32, 512, 'an API key'), fallback: undefined },
   logLevel: { path: 'log.level', env: 'USHER_LOG_LEVEL', parse: logLevel, fallback: 'info' as LogLevel },
   passwordMinLength: { path: 'passwords.minLength', env: 'USHER_PASSWORD_MIN_LENGTH', parse: integer(1, 1024), fallback: 8 },
+  oidcStartsPerMinute: { path: 'oidc.startsPerMinute', env: 'USHER_OIDC_STARTS_PER_MINUTE', parse: integer(1, 100_000), fallback: 30 },
   oidcTimeout: { path: 'oidc.timeout', env: 'USHER_OIDC_TIMEOUT', parse: duration(1_000, 120_000), fallback: 10_000 },
   redisUrl: { path: 'redis.url', env: 'USHER_REDIS_URL', parse: redisUrl, fallback: undefined },
   redisPrefix: { path: 'redis.keyPrefix', env: 'USHER_REDIS_KEY_PREFIX', parse: keyPrefix, fallback: 'usher:' },
@@ -284,6 +285,7 @@ interface Values {
   forwardAuthLoginUrl: string | undefined;
   forwardAuthRedirectDomains: readonly string[] | undefined;
   oidcTimeout: number;
+  oidcStartsPerMinute: number;
   redisUrl: string | undefined;
   redisPrefix: string;
   sessionIdleTimeout: number;
@@ -411,7 +413,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     }),
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,
-    oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout }),
+    oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout, startsPerMinute: v.oidcStartsPerMinute }),
     session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge }),
     loginLimit: Object.freeze({ maxFailures: v.loginMaxFailures, windowMs: v.loginWindow }),
   });

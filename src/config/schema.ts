@@ -47,6 +47,8 @@ export interface UsherConfig {
     readonly providers: readonly OidcProviderConfig[];
     /** How long a request to a provider (discovery, token, JWKS) may take before login answers 502. */
     readonly timeoutMs: number;
+    /** Logins one client address may start per minute (each stores a short pre-login session). */
+    readonly startsPerMinute: number;
   };
   readonly session: {
     /** A session unused this long ends (rolling). */

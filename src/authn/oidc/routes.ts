@@ -1,6 +1,8 @@
 import express, { type Request, type Router } from 'express';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { clientKey } from '../login-limiter.js';
 import { claimAt } from '../../config/oidc.js';
 import { AppError, Errors } from '../../http/errors.js';
 import type { SessionManager } from '../../sessions/manager.js';
@@ -57,11 +59,13 @@ export interface OidcDeps {
   users: UserService;
   provisioner: Provisioner;
   log: Logger;
+  /** Bounds how many logins one client address may start (each stores a short pre-login session). */
+  starts: RateLimiterAbstract;
 }
 
 /** GET /providers, and /oidc/{id}/login, /callback and /backchannel-logout. */
 export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps): void {
-  const { clients, sessions, users, provisioner, log } = deps;
+  const { clients, sessions, users, provisioner, log, starts } = deps;
   const providerOf = (req: Request): OidcClient => {
     const found = clients.get(String(req.params.id));
     if (!found) throw Errors.oidcUnknownProvider();
@@ -79,6 +83,14 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
     .route(`${base}/oidc/:id/login`)
     .get(async (req, res) => {
       const oidc = providerOf(req);
+      try {
+        await starts.consume(clientKey(req.ip));
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) throw Errors.sessionStoreUnavailable();
+        const limited = Errors.tooManyAttempts('Too many sign-ins started from this address; try again shortly.');
+        Object.assign(limited.headers, { 'Retry-After': String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))) });
+        throw limited;
+      }
       const config = await oidc.configuration();
       await sessions.ensure(req, res);
       const codeVerifier = client.randomPKCECodeVerifier();
