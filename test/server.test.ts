@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startServer } from './helpers/app.js';
 import { client } from './helpers/http.js';
 import { startServerProcess } from './helpers/process.js';
 
@@ -61,6 +62,23 @@ describe('standalone server', () => {
       expect((await client(again.url).get('/api/v1/auth/me/api-key', { key: adminKey })).body.apiKey).toBe(adminKey);
     } finally {
       await again.stop();
+    }
+  });
+});
+
+describe('readiness', () => {
+  it('answers /readyz with 503 service.unavailable when the database does not answer, /healthz still 200', async () => {
+    const server = await startServer('sqlite');
+    try {
+      const c = client(server.url);
+      expect((await c.get('/readyz')).status).toBe(200);
+      await server.usher.db.destroy();
+      const down = await c.get('/readyz');
+      expect(down.status).toBe(503);
+      expect(down.body.error.code).toBe('service.unavailable');
+      expect((await c.get('/healthz')).status).toBe(200);
+    } finally {
+      await server.close().catch(() => {});
     }
   });
 });
