@@ -8,7 +8,7 @@ import { deriveKeys, loadSecret } from './crypto/secret.js';
 import { createLogger } from './logger.js';
 import { Authorizer } from './authz/enforcer.js';
 import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
-import { authenticateWith } from './authn/chain.js';
+import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
 import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackLastActive } from './authn/hooks.js';
 import { SessionMethod } from './authn/methods/session.js';
@@ -137,7 +137,15 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
-    router.use(API_BASE, noStore);
+    router.use(API_BASE, noStore, (req, _res, next) => {
+      // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
+      try {
+        refuseKeyInUrl(req);
+        next();
+      } catch (err) {
+        next(err);
+      }
+    });
     // OIDC first: the provider's back-channel logout is a form post, which the JSON-only parser refuses.
     registerOidcRoutes(router, API_BASE, {
       clients: oidcClients,

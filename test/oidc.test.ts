@@ -95,6 +95,12 @@ describe('OIDC login', () => {
     }
   });
 
+  it('refuses an API key in the URL on the public OIDC routes too', async () => {
+    const res = await client(usherUrl).get(`${AUTH}/providers?api_key=usk_${'a'.repeat(43)}`);
+    expect(res.status).toBe(400);
+    expect(errorCode(res)).toBe('auth.key_in_url');
+  });
+
   it('lists the providers for a login page', async () => {
     const res = await client(usherUrl).get(`${AUTH}/providers`);
     expect(res.status).toBe(200);

@@ -9,7 +9,7 @@ const KEY_PARAMS = /^(x[-_]?)?api[-_]?key$|^apikey$/i;
 /** A whole Usher key (prefix and 43 base64url characters), wherever in the query it stands. */
 const KEY_VALUE = /^usk_[A-Za-z0-9_-]{43}$/;
 
-function refuseKeyInUrl(req: Request) {
+export function refuseKeyInUrl(req: Request): void {
   if (!req.url.includes('?')) return;
   // Nested too: a host app may use Express's extended query parser (a[b]=usk_...).
   const visit = (value: unknown, depth: number): void => {
