@@ -9,8 +9,12 @@ const KEY_PARAMS = /^(x[-_]?)?api[-_]?key$|^apikey$/i;
 /** A whole Usher key (prefix and 43 base64url characters), wherever in the query it stands. */
 const KEY_VALUE = /^usk_[A-Za-z0-9_-]{43}$/;
 
+/** Requests already checked: the API router checks before every route, and the chain again for host apps. */
+const checked = new WeakSet<Request>();
+
 export function refuseKeyInUrl(req: Request): void {
-  if (!req.url.includes('?')) return;
+  if (!req.url.includes('?') || checked.has(req)) return;
+  checked.add(req);
   // Nested too: a host app may use Express's extended query parser (a[b]=usk_...).
   const visit = (value: unknown, depth: number): void => {
     if (typeof value === 'string') {
