@@ -4,7 +4,7 @@ import { storeGet } from '../src/sessions/backend.js';
 import { startServer, type TestServer } from './helpers/app.js';
 import type { DbKind } from './helpers/db.js';
 import { client, errorCode, sidOf, type Client, type Jar } from './helpers/http.js';
-import { REDIS_URL, freshPrefix, pingRedis } from './helpers/redis.js';
+import { REDIS_URL, deletePrefix, freshPrefix, pingRedis } from './helpers/redis.js';
 import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
@@ -32,12 +32,13 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
     return { ...made, username, jar, browser };
   }
 
+  const prefix = freshPrefix();
   beforeAll(async () => {
     if (redis) await pingRedis();
     server = await startServer(db, {
       settings: {
         server: { trustedProxies: ['127.0.0.1'] },
-        ...(redis ? { redis: { url: REDIS_URL, keyPrefix: freshPrefix() } } : {}),
+        ...(redis ? { redis: { url: REDIS_URL, keyPrefix: prefix } } : {}),
       },
     });
     c = client(server.url);
@@ -45,6 +46,7 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
   });
   afterAll(async () => {
     await server?.close();
+    if (redis) await deletePrefix(prefix);
   });
 
   describe('login and logout', () => {

@@ -20,6 +20,19 @@ export async function pingRedis(url = REDIS_URL): Promise<void> {
   }
 }
 
+/** Removes every key a test server wrote under its prefix. */
+export async function deletePrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 2_000 } });
+  await client.connect();
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+      if (keys.length > 0) await client.del(keys);
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
 /** A private redis-server on a free port, stopped and started again by its PID. */
 export class PrivateRedis {
   private child: ChildProcess | undefined;
