@@ -135,13 +135,7 @@ export class SessionManager {
 
   /** Ends the request's own session. */
   async endCurrent(req: Request, res: Response): Promise<void> {
-    const s = req.session;
-    if (s) {
-      const { userId } = s;
-      const sid = req.sessionID;
-      await new Promise<void>((resolve, reject) => s.destroy((err: unknown) => (err ? reject(err) : resolve())));
-      if (userId !== undefined) await this.backend.index.remove(userId, [sid]).catch(() => {});
-    }
+    await this.destroyCurrent(req, true);
     res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
   }
 
@@ -185,12 +179,17 @@ export class SessionManager {
   }
 
   /** Drops a session found dead on use (expired, or from an older epoch). */
-  async discard(req: Request): Promise<void> {
+  discard(req: Request): Promise<void> {
+    return this.destroyCurrent(req, false);
+  }
+
+  /** Destroys the request's session and its index entry; `strict` reports a store failure (logout), else it is ignored. */
+  private async destroyCurrent(req: Request, strict: boolean): Promise<void> {
     const s = req.session;
     if (!s) return;
     const { userId } = s;
     const sid = req.sessionID;
-    await new Promise<void>((resolve) => s.destroy(() => resolve()));
+    await new Promise<void>((resolve, reject) => s.destroy((err: unknown) => (err && strict ? reject(err) : resolve())));
     if (userId !== undefined) await this.backend.index.remove(userId, [sid]).catch(() => {});
   }
 }

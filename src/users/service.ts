@@ -9,6 +9,11 @@ import { ADMIN_ROLE, DEFAULT_ROLE, normalizeUsername, toPublicUser, usernameKey,
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
 
+/** The stored email and its case-insensitive uniqueness key. */
+function emailColumns(email: string | null): { email: string | null; email_key: string | null } {
+  return { email, email_key: email === null ? null : email.toLowerCase() };
+}
+
 /** Called after a change is committed; a failing hook is logged, never undoes the change. */
 export interface UserHooks {
   onUserCreated?: (user: PublicUser) => void | Promise<void>;
@@ -128,10 +133,7 @@ export class UserService {
   ): Promise<UserRecord> {
     const changes: UserChanges = {};
     if (patch.name !== undefined) changes.name = patch.name;
-    if (patch.email !== undefined) {
-      changes.email = patch.email;
-      changes.email_key = patch.email === null ? null : patch.email.toLowerCase();
-    }
+    if (patch.email !== undefined) Object.assign(changes, emailColumns(patch.email));
     if (patch.role !== undefined) changes.role = patch.role;
     if (patch.password !== undefined) {
       if (opts.self && patch.password !== null) {
@@ -283,10 +285,7 @@ export class UserService {
   async syncProfile(id: number, profile: { name?: string | null; email?: string | null }): Promise<UserRecord> {
     const changes: UserChanges = {};
     if (profile.name !== undefined) changes.name = profile.name;
-    if (profile.email !== undefined) {
-      changes.email = profile.email;
-      changes.email_key = profile.email === null ? null : profile.email.toLowerCase();
-    }
+    if (profile.email !== undefined) Object.assign(changes, emailColumns(profile.email));
     const apply = (c: UserChanges) => this.change(id, (before) => ({ changes: c, after: { role: before.role, hasPassword: before.hasPassword } }));
     try {
       return await apply(changes);
@@ -378,8 +377,7 @@ export class UserService {
         username,
         username_key: usernameKey(username),
         name: input.name ?? null,
-        email: input.email ?? null,
-        email_key: input.email ? input.email.toLowerCase() : null,
+        ...emailColumns(input.email || null),
         role,
         active: true,
         password_hash: password === null ? null : await hashPassword(password),
