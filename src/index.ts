@@ -122,12 +122,17 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
     // A request that also carries an API key does not need the session: when the store is down it goes
     // on without one, so API keys keep working while Redis is away.
-    const authenticate: RequestHandler = (req, res, next) =>
-      sessions.ifCookie(req, res, (err?: unknown) => {
+    const authenticate: RequestHandler = (req, res, next) => {
+      if (!sessions.hasCookie(req)) {
+        chain(req, res, next);
+        return;
+      }
+      sessions.load(req, res, (err?: unknown) => {
         const storeDown = err instanceof AppError && err.code === 'session.store_unavailable';
         if (err && !(storeDown && apiKeyMethod.applies(req))) return next(err);
         chain(req, res, next);
       });
+    };
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
     const oidcClients = new Map(
@@ -158,7 +163,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     router.use(API_BASE, jsonBody, authenticate);
     registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
-    registerUserRoutes(router, API_BASE, users, authz, schemas, limiter);
+    registerUserRoutes(router, API_BASE, users, authz, schemas, limiter, sessions);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
     registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies));
     router.use(API_BASE, notFound);

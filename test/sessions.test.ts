@@ -91,6 +91,42 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
       expect(stale.status).toBe(401);
     });
 
+    it('writes a session back at most once a minute, then sliding its idle expiry and the cookie\'s', async () => {
+      const { jar, browser } = await signedIn();
+      const store = server.usher.sessions.backend.store;
+      const sid = sidOf(jar.cookie);
+      const atLogin = (await storeGet(store, sid))!;
+      const quiet = await browser.get(`${AUTH}/me`);
+      expect(quiet.status).toBe(200);
+      expect(quiet.headers.getSetCookie()).toEqual([]);
+      expect((await storeGet(store, sid))!.lastSeenAt).toBe(atLogin.lastSeenAt);
+
+      const earlier = Date.now() - 120_000;
+      await new Promise<void>((resolve, reject) => store.set(sid, { ...atLogin, lastSeenAt: earlier }, (err) => (err ? reject(err) : resolve())));
+      const due = await browser.get(`${AUTH}/me`);
+      expect(due.status).toBe(200);
+      const [line] = due.headers.getSetCookie();
+      expect(line).toMatch(/^usher\.sid=s%3A.*; Expires=.*HttpOnly/);
+      const expires = Date.parse(/Expires=([^;]+)/.exec(line!)![1]!);
+      expect(expires).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+      expect(sidOf(jar.cookie)).toBe(sid);
+      const after = (await storeGet(store, sid))!;
+      expect(after.lastSeenAt).toBeGreaterThan(earlier + 60_000);
+      expect(after.userId).toBe(atLogin.userId);
+    });
+
+    it('believes only a cookie signed by this server, the first one of the name, as express-session does', async () => {
+      const { jar } = await signedIn();
+      const sid = sidOf(jar.cookie);
+      const forged = `usher.sid=${encodeURIComponent(`s:${sid}.${'A'.repeat(43)}`)}`;
+      const unsigned = `usher.sid=${sid}`;
+      for (const cookie of [forged, unsigned, `${forged}; ${jar.cookie}`, `usher.sid=; ${jar.cookie}`]) {
+        const res = await client(server.url, { cookie }).get(`${AUTH}/me`);
+        expect(res.status, cookie).toBe(401);
+      }
+      expect((await client(server.url, { cookie: `theme=dark; ${jar.cookie}; ${forged}` }).get(`${AUTH}/me`)).status).toBe(200);
+    });
+
     it('answers every kind of bad login with the same 401, after hashing work', async () => {
       await createUser(server, c, adminKey, { username: 'passwordless' });
       const { user: off } = await createUser(server, c, adminKey, { username: 'switched-off', password: 'switched-off-pw' });

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { Errors } from '../http/errors.js';
 import { checkCsrf } from '../http/csrf.js';
 import type { UserService } from '../users/service.js';
+import { sessionOf } from '../sessions/manager.js';
 import type { PostAuthHook } from './types.js';
 
 /** A disabled account is refused, whatever proved it. */
@@ -26,7 +27,7 @@ export function trackLastActive(users: UserService, log: Logger): PostAuthHook {
 
 /** A request carrying an API key of one user and the session cookie of another is refused. */
 export const rejectMixedCredentials: PostAuthHook = ({ user, method }, req) => {
-  const sessionUser = req.session?.userId;
+  const sessionUser = sessionOf(req)?.userId;
   if (method !== 'session' && sessionUser !== undefined && sessionUser !== user.id) throw Errors.conflictingCredentials();
 };
 

@@ -24,6 +24,11 @@ export interface SessionBackend {
   readonly kind: 'sql' | 'redis';
   /** express-session's store; its failures become 503 session.store_unavailable. */
   readonly store: session.Store;
+  /**
+   * A session as authentication reads it, never written back (so it may be shared and is frozen); null when
+   * there is none. Answers at once when the SQL store's cache holds it. Failures are 503 session.store_unavailable.
+   */
+  read(sid: string): Readonly<session.SessionData> | null | Promise<Readonly<session.SessionData> | null>;
   readonly index: SessionIndex;
   /** A counter of `points` per `windowMs`, shared by every instance when Redis is configured. */
   limiter(name: string, points: number, windowMs: number): RateLimiterAbstract;
@@ -96,6 +101,15 @@ class GuardedStore extends session.Store {
     this.call(() => this.inner.destroy(sid, this.guard(cb)), cb);
   }
 
+  /** The read-only form of get(): from the cache when the inner store has one, else a copy of get()'s answer. */
+  read(sid: string): Readonly<session.SessionData> | null | Promise<Readonly<session.SessionData> | null> {
+    if (this.inner instanceof CachedStore) {
+      const hit = this.inner.peek(sid);
+      if (hit !== undefined) return hit;
+    }
+    return new Promise((resolve, reject) => this.get(sid, (err, data) => (err ? reject(err as Error) : resolve(data ?? null))));
+  }
+
   private wasEnded(sid: string): boolean {
     const at = this.ended.get(sid);
     return at !== undefined && Date.now() - at <= ENDED_REMEMBERED_MS;
@@ -119,7 +133,8 @@ class GuardedStore extends session.Store {
  * checked against the user record, whose cache is invalidated the same way).
  */
 class CachedStore extends session.Store {
-  private readonly cache = new Map<string, { json: string; expires: number }>();
+  /** `json` for get(), whose caller (express-session) changes what it gets; `frozen` for read(), parsed once. */
+  private readonly cache = new Map<string, { json: string; frozen?: Readonly<session.SessionData>; expires: number }>();
 
   constructor(
     private readonly inner: session.Store,
@@ -136,6 +151,13 @@ class CachedStore extends session.Store {
       cb(err, data);
     });
   }
+  /** The cached session, parsed and frozen; undefined when it is not cached (ask get()). */
+  peek(sid: string): Readonly<session.SessionData> | undefined {
+    const hit = this.cache.get(sid);
+    if (!hit || hit.expires <= Date.now()) return undefined;
+    return (hit.frozen ??= deepFreeze(JSON.parse(hit.json) as session.SessionData));
+  }
+
   override set(sid: string, data: session.SessionData, cb?: Callback): void {
     this.cache.delete(sid);
     this.inner.set(sid, data, (err?: unknown) => {
@@ -158,6 +180,14 @@ class CachedStore extends session.Store {
   }
 }
 
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** Promise forms of the store calls the session code needs outside express-session. */
 export function storeGet(store: session.Store, sid: string): Promise<session.SessionData | null> {
   return new Promise((resolve, reject) => store.get(sid, (err, data) => (err ? reject(err) : resolve(data ?? null))));
@@ -168,9 +198,11 @@ export function storeDestroy(store: session.Store, sid: string): Promise<void> {
 
 function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
   const knexStore = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 60_000, onDbCleanupError: (err) => log.warn({ err }, 'session cleanup failed') });
+  const store = new GuardedStore(new CachedStore(knexStore, cacheTtlMs), log);
   return {
     kind: 'sql',
-    store: new GuardedStore(new CachedStore(knexStore, cacheTtlMs), log),
+    store,
+    read: (sid) => store.read(sid),
     index: {
       async add(userId, sid) {
         await db('session_index').insert({ sid, user_id: userId, created_at: Date.now() }).onConflict('sid').merge();
@@ -241,10 +273,11 @@ async function connectRedis(url: string, log: Logger): Promise<RedisClientType> 
 
 function redisBackend(client: RedisClientType, prefix: string, log: Logger): SessionBackend {
   const indexKey = (userId: number) => `${prefix}user-sessions:${userId}`;
-  const store = new RedisStore({ client, prefix: `${prefix}sess:`, disableTouch: true });
+  const store = new GuardedStore(new RedisStore({ client, prefix: `${prefix}sess:`, disableTouch: true }), log);
   return {
     kind: 'redis',
-    store: new GuardedStore(store, log),
+    store,
+    read: (sid) => store.read(sid),
     index: {
       async add(userId, sid) {
         await client.sAdd(indexKey(userId), sid);

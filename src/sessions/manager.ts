@@ -1,5 +1,7 @@
-import { createHmac } from 'node:crypto';
-import type { Request, RequestHandler, Response } from 'express';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { parse as parseCookies } from 'cookie';
+import { unsign } from 'cookie-signature';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/schema.js';
@@ -36,6 +38,23 @@ export interface OidcPending {
 }
 
 export const SESSION_COOKIE = 'usher.sid';
+const COOKIE_PREFIX = `${SESSION_COOKIE}=`;
+
+/** How often a live session's lastSeenAt (and so its idle expiry and the cookie's) is written back. */
+export const SEEN_EVERY_MS = 60_000;
+
+/** A signed-in session that authentication read without loading it into express-session (see SessionManager.load). */
+const READ = Symbol('usher.session');
+type WithRead = Request & { [READ]?: SessionFields };
+type SessionFields = Readonly<Partial<session.SessionData>>;
+
+/**
+ * The request's session data: express-session's when it is loaded, else the read-only copy authentication found.
+ * `req.sessionID` names it either way.
+ */
+export function sessionOf(req: Request): SessionFields | undefined {
+  return req.session ?? (req as WithRead)[READ];
+}
 
 /** One of the caller's sessions as GET /me/sessions shows it. */
 export interface SessionView {
@@ -51,8 +70,8 @@ export interface SessionView {
 export class SessionManager {
   /** express-session itself: loads the session named by the cookie, saves it when changed. */
   readonly middleware: RequestHandler;
-  /** express-session only when the request carries our cookie: other requests never touch the store. */
-  readonly ifCookie: RequestHandler;
+  /** The cookie's signing key, as express-session signs it (the same secret, imported once). */
+  private readonly cookieKey: KeyObject;
 
   constructor(
     /** Where sessions live; public so that tools and tests can look inside. */
@@ -71,11 +90,65 @@ export class SessionManager {
       // Secure when the request arrived over HTTPS (as `trust proxy` tells); no Domain; Lax.
       cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.session.idleTimeoutMs },
     });
-    const cookiePrefix = `${SESSION_COOKIE}=`;
-    this.ifCookie = (req, res, next) => {
-      if (req.headers.cookie?.includes(cookiePrefix)) this.middleware(req, res, next);
-      else next();
+    this.cookieKey = createSecretKey(Buffer.from(keys.sessionCookie, 'utf8'));
+  }
+
+  /** Whether the request carries our cookie at all: other requests never touch the store. */
+  hasCookie(req: Request): boolean {
+    return req.headers.cookie?.includes(COOKIE_PREFIX) === true;
+  }
+
+  /**
+   * Loads the request's session for authentication. A signed-in session that needs no write on this request
+   * (the common case: alive, seen within SEEN_EVERY_MS) is read from the store and kept read-only
+   * (sessionOf()), skipping express-session's per-request work, which profiles showed costs more than the
+   * rest of authentication together (two SHA-1 hashes of the session, a Session object, hooks on the
+   * response). Everything else goes through express-session: a session to touch or to end. Routes that change
+   * the session call ensure() first. Store failures reach `next` as 503 session.store_unavailable.
+   */
+  load(req: Request, res: Response, next: NextFunction): void {
+    const sid = this.cookieSid(req);
+    // No valid signed cookie: anonymous, as express-session would leave it (a fresh session never saved).
+    if (sid === undefined) {
+      next();
+      return;
+    }
+    const use = (data: Readonly<session.SessionData> | null) => {
+      if (!data) next();
+      else if (data.userId === undefined || !this.quiet(data)) void this.middleware(req, res, next);
+      else {
+        req.sessionID = sid;
+        (req as WithRead)[READ] = data;
+        next();
+      }
     };
+    let found;
+    try {
+      found = this.backend.read(sid);
+    } catch (err) {
+      next(err);
+      return;
+    }
+    if (found instanceof Promise) found.then(use, next);
+    else use(found);
+  }
+
+  /** Alive and seen lately: nothing about it to write on this request. */
+  private quiet(data: Readonly<session.SessionData>): boolean {
+    const now = Date.now();
+    const { idleTimeoutMs, maxAgeMs } = this.config.session;
+    const seen = now - (data.lastSeenAt ?? 0);
+    return seen <= SEEN_EVERY_MS && seen <= idleTimeoutMs && now - (data.createdAt ?? 0) <= maxAgeMs;
+  }
+
+  /** The session id of a correctly signed cookie, chosen as express-session chooses it (the first of the name). */
+  private cookieSid(req: Request): string | undefined {
+    const header = req.headers.cookie;
+    if (!header) return undefined;
+    const raw = parseCookies(header)[SESSION_COOKIE];
+    if (!raw?.startsWith('s:')) return undefined;
+    const sid = unsign(raw.slice(2), this.cookieKey);
+    return sid === false ? undefined : sid;
   }
 
   /** The id shown to users: a keyed hash of the session id, which itself never leaves the cookie. */
@@ -185,12 +258,28 @@ export class SessionManager {
 
   /** Destroys the request's session and its index entry; `strict` reports a store failure (logout), else it is ignored. */
   private async destroyCurrent(req: Request, strict: boolean): Promise<void> {
-    const s = req.session;
-    if (!s) return;
-    const { userId } = s;
+    const data = sessionOf(req);
+    if (!data) return;
+    const { userId } = data;
     const sid = req.sessionID;
-    await new Promise<void>((resolve, reject) => s.destroy((err: unknown) => (err && strict ? reject(err) : resolve())));
+    const s = req.session;
+    const destroyed = s
+      ? new Promise<void>((resolve, reject) => s.destroy((err: unknown) => (err ? reject(err as Error) : resolve())))
+      : storeDestroy(this.backend.store, sid);
+    delete (req as WithRead)[READ];
+    try {
+      await destroyed;
+    } catch (err) {
+      if (strict) throw err;
+    }
     if (userId !== undefined) await this.backend.index.remove(userId, [sid]).catch(() => {});
+  }
+
+  /** After a self-service password change: the request's own session lives on, at the user's new epoch. */
+  async moveToEpoch(req: Request, res: Response, epoch: number): Promise<void> {
+    if (!sessionOf(req)) return;
+    await this.ensure(req, res);
+    if (req.session.userId !== undefined) req.session.epoch = epoch;
   }
 }
 

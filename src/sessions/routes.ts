@@ -5,7 +5,7 @@ import { Errors } from '../http/errors.js';
 import { pathId } from '../http/validate.js';
 import type { UserService } from '../users/service.js';
 import { methodNotAllowed } from '../users/routes.js';
-import type { SessionManager } from './manager.js';
+import { sessionOf, type SessionManager } from './manager.js';
 
 /** GET /me/sessions, DELETE /me/sessions/{id}, DELETE /users/{id}/sessions. */
 export function registerSessionRoutes(router: Router, base: string, users: UserService, sessions: SessionManager, authz: Authorizer): void {
@@ -14,7 +14,7 @@ export function registerSessionRoutes(router: Router, base: string, users: UserS
     .get(async (req, res) => {
       const caller = callerOf(req);
       ensurePermission(authz, caller, 'self', 'sessions');
-      res.json(await sessions.list(caller.id, req.session?.userId === caller.id ? req.sessionID : undefined));
+      res.json(await sessions.list(caller.id, sessionOf(req)?.userId === caller.id ? req.sessionID : undefined));
     })
     .all(methodNotAllowed);
 

@@ -1,4 +1,4 @@
-import type { Request, RequestHandler, Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import { Errors } from '../http/errors.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
@@ -8,6 +8,7 @@ import type { LoginLimiter } from '../authn/login-limiter.js';
 import { parseListQuery } from './list-query.js';
 import { SELF_FIELDS, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
+import type { SessionManager } from '../sessions/manager.js';
 
 /** Answers 405, with the Allow header, for a method a path does not offer. Use as a route's last `.all()`. */
 export const methodNotAllowed: RequestHandler = (req, _res, next) => {
@@ -32,6 +33,8 @@ export function registerUserRoutes(
   schemas: UserSchemas,
   /** Counts wrong current passwords like failed logins, so a stolen session cannot guess the password. */
   limiter: LoginLimiter,
+  /** The caller's own session moves to the new epoch after a self-service password change. */
+  sessions: SessionManager,
 ): void {
   const can = (req: Request, object: string, action: string) => ensurePermission(authz, callerOf(req), object, action);
 
@@ -43,7 +46,7 @@ export function registerUserRoutes(
   }
 
   /** Partial update with field-level rules: without (users, update) only your own name, email and password. */
-  async function update(req: Request, id: number) {
+  async function update(req: Request, res: Response, id: number) {
     const caller = callerOf(req);
     const self = caller.id === id;
     const body = objectBody(req.body);
@@ -63,7 +66,7 @@ export function registerUserRoutes(
     const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined });
     await succeeded?.();
     // A self-service password change ends the other sessions; this one moves to the new epoch.
-    if (self && viaSession && req.session && fields.role === undefined) req.session.epoch = updated.sessionEpoch;
+    if (self && viaSession && fields.role === undefined) await sessions.moveToEpoch(req, res, updated.sessionEpoch);
     return updated;
   }
 
@@ -75,10 +78,10 @@ export function registerUserRoutes(
       res.json(toPublicUser(callerOf(req)));
     })
     .put(async (req, res) => {
-      res.json(toPublicUser(await update(req, callerOf(req).id)));
+      res.json(toPublicUser(await update(req, res, callerOf(req).id)));
     })
     .patch(async (req, res) => {
-      res.json(toPublicUser(await update(req, callerOf(req).id)));
+      res.json(toPublicUser(await update(req, res, callerOf(req).id)));
     })
     .all(methodNotAllowed);
 
@@ -119,10 +122,10 @@ export function registerUserRoutes(
       res.json(toPublicUser(await readable(req, pathId(req.params.id))));
     })
     .put(async (req, res) => {
-      res.json(toPublicUser(await update(req, pathId(req.params.id))));
+      res.json(toPublicUser(await update(req, res, pathId(req.params.id))));
     })
     .patch(async (req, res) => {
-      res.json(toPublicUser(await update(req, pathId(req.params.id))));
+      res.json(toPublicUser(await update(req, res, pathId(req.params.id))));
     })
     .delete(async (req, res) => {
       can(req, 'users', 'delete');

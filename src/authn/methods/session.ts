@@ -1,12 +1,9 @@
 import type { Request } from 'express';
-import type { SessionManager } from '../../sessions/manager.js';
+import { SEEN_EVERY_MS, sessionOf, type SessionManager } from '../../sessions/manager.js';
 import type { UserService } from '../../users/service.js';
 import type { UserRecord } from '../../users/model.js';
 import { UserCache } from '../user-cache.js';
 import type { AuthMethod, Identity } from '../types.js';
-
-/** How often a live session's lastSeenAt (and so its idle expiry) is written back. */
-const SEEN_EVERY_MS = 60_000;
 
 /**
  * The session cookie, after express-session has loaded the session. The idle timeout and the absolute
@@ -26,11 +23,11 @@ export class SessionMethod implements AuthMethod {
   }
 
   applies(req: Request): boolean {
-    return req.session?.userId !== undefined;
+    return sessionOf(req)?.userId !== undefined;
   }
 
   authenticate(req: Request): Identity | null | Promise<Identity | null> {
-    const s = req.session;
+    const s = sessionOf(req)!;
     const now = Date.now();
     const { idleTimeoutMs, maxAgeMs } = this.sessions.config.session;
     if (now - (s.createdAt ?? 0) > maxAgeMs || now - (s.lastSeenAt ?? 0) > idleTimeoutMs) return this.sessions.discard(req).then(() => null);
@@ -39,12 +36,14 @@ export class SessionMethod implements AuthMethod {
   }
 
   private check(req: Request, user: UserRecord | null, now: number): Identity | null | Promise<null> {
-    const s = req.session;
+    const s = sessionOf(req)!;
     if (!user || user.sessionEpoch !== s.epoch) return this.sessions.discard(req).then(() => null);
-    if (now - (s.lastSeenAt ?? 0) > SEEN_EVERY_MS) {
+    // Only a session loaded into express-session is written; SessionManager.load reads the others because
+    // they were seen lately.
+    if (req.session && now - (s.lastSeenAt ?? 0) > SEEN_EVERY_MS) {
       // Changing the session makes express-session save it with a fresh cookie expiry: a rolling idle timeout.
-      s.lastSeenAt = now;
-      s.ip = req.ip;
+      req.session.lastSeenAt = now;
+      req.session.ip = req.ip;
     }
     return { user, method: this.name };
   }

@@ -5,7 +5,7 @@ import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import { clientKey } from '../login-limiter.js';
 import { claimAt } from '../../config/oidc.js';
 import { AppError, Errors } from '../../http/errors.js';
-import type { SessionManager } from '../../sessions/manager.js';
+import { sessionOf, type SessionManager } from '../../sessions/manager.js';
 import type { UserService } from '../../users/service.js';
 import { methodNotAllowed } from '../../users/routes.js';
 import type { ExternalIdentity, Provisioner } from '../provisioning.js';
@@ -192,7 +192,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
 
 /** The IdP's logout URL for a session made by an OIDC login, when the provider has an end_session_endpoint. */
 export async function idpLogoutUrl(clients: ReadonlyMap<string, OidcClient>, req: Request, postLogoutRedirectUri: string): Promise<string | undefined> {
-  const made = req.session?.oidc;
+  const made = sessionOf(req)?.oidc;
   const oidc = made && clients.get(made.provider);
   if (!oidc) return undefined;
   try {
