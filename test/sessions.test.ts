@@ -91,6 +91,44 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
       expect(stale.status).toBe(401);
     });
 
+    it('writes a new session to the store once, and drops nothing when the browser brought none', async () => {
+      const { username } = await signedIn();
+      const store = server.usher.sessions.backend.store;
+      const calls: string[] = [];
+      const { set, destroy } = store;
+      store.set = function (...args: Parameters<typeof set>) {
+        calls.push('set');
+        return set.apply(this, args);
+      };
+      store.destroy = function (...args: Parameters<typeof destroy>) {
+        calls.push('destroy');
+        return destroy.apply(this, args);
+      };
+      try {
+        const jar: Jar = {};
+        expect((await client(server.url, jar).post(`${AUTH}/login`, { body: { username, password: 'session-password' } })).status).toBe(200);
+        expect(calls).toEqual(['set']);
+        expect(await storeGet(store, sidOf(jar.cookie))).toMatchObject({ userId: expect.any(Number) });
+        expect(await storeGet(store, sidOf(jar.cookie))).not.toHaveProperty('fresh');
+      } finally {
+        delete (store as Partial<typeof store>).set;
+        delete (store as Partial<typeof store>).destroy;
+      }
+      expect(store.set).toBe(set);
+    });
+
+    it('never signs in under an id the browser brought, even a correctly signed one of an ended session', async () => {
+      const { username, jar, browser } = await signedIn();
+      const ended = jar.cookie!;
+      expect((await browser.post(`${AUTH}/logout`)).status).toBe(204);
+      const replayJar: Jar = { cookie: ended };
+      const again = await client(server.url, replayJar).post(`${AUTH}/login`, { body: { username, password: 'session-password' } });
+      expect(again.status).toBe(200);
+      expect(sidOf(replayJar.cookie)).not.toBe(sidOf(ended));
+      expect((await client(server.url, { cookie: ended }).get(`${AUTH}/me`)).status).toBe(401);
+      expect((await client(server.url, replayJar).get(`${AUTH}/me`)).status).toBe(200);
+    });
+
     it('writes a session back at most once a minute, then sliding its idle expiry and the cookie\'s', async () => {
       const { jar, browser } = await signedIn();
       const store = server.usher.sessions.backend.store;

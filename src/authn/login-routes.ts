@@ -38,8 +38,8 @@ export function registerLoginRoutes(
       if (!user || !ok || !user.active) throw Errors.invalidCredentials();
       await succeeded();
       await sessions.start(req, res, user);
-      await users.recordLogin(user.id, needsRehash(user.passwordHash!) ? password : undefined);
-      res.json({ user: toPublicUser((await users.get(user.id)) ?? user) });
+      const now = await users.recordLogin(user.id, needsRehash(user.passwordHash!) ? password : undefined);
+      res.json({ user: toPublicUser(now ?? user) });
     })
     .all(methodNotAllowed);
 

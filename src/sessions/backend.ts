@@ -96,7 +96,12 @@ class GuardedStore extends session.Store {
   }
   override destroy(sid: string, cb?: Callback): void {
     const now = Date.now();
-    for (const [old, at] of this.ended) if (now - at > ENDED_REMEMBERED_MS) this.ended.delete(old);
+    // Oldest first (a re-ended id moves to the end): stop at the first one still remembered.
+    for (const [old, at] of this.ended) {
+      if (now - at <= ENDED_REMEMBERED_MS) break;
+      this.ended.delete(old);
+    }
+    this.ended.delete(sid);
     this.ended.set(sid, now);
     this.call(() => this.inner.destroy(sid, this.guard(cb)), cb);
   }

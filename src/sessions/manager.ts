@@ -159,9 +159,13 @@ export class SessionManager {
   /** Signs the user in: a new session id (no fixation), recorded in the user's index, saved before answering. */
   async start(req: Request, res: Response, user: UserRecord, extra: { oidc?: { provider: string; idToken?: string }; tags?: string[] } = {}): Promise<void> {
     await this.ensure(req, res);
-    const old = req.session.userId !== undefined ? { userId: req.session.userId, sid: req.sessionID } : undefined;
-    await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
-    if (old) await this.backend.index.remove(old.userId, [old.sid]).catch(() => {});
+    // A session the store holds (named by the cookie) gets a new id; one express-session has just made for
+    // this request already has a fresh id nobody else knows, and there is nothing stored to drop.
+    if (this.cookieSid(req) === req.sessionID) {
+      const old = req.session.userId !== undefined ? { userId: req.session.userId, sid: req.sessionID } : undefined;
+      await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
+      if (old) await this.backend.index.remove(old.userId, [old.sid]).catch(() => {});
+    }
     const now = Date.now();
     Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
     if (extra.oidc) req.session.oidc = extra.oidc;
@@ -183,7 +187,9 @@ export class SessionManager {
 
   /** Saves now; `create` for a session the store does not hold yet. */
   async save(req: Request, create = false): Promise<void> {
-    if (create) req.session.fresh = true;
+    // Not enumerable: express-session's hash of the session (which decides whether the end of the
+    // request saves it again) must not see it, or every created session would be written twice.
+    if (create) Object.defineProperty(req.session, 'fresh', { value: true, configurable: true, enumerable: false, writable: true });
     try {
       await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err) : resolve())));
     } finally {

@@ -137,6 +137,12 @@ export const usersRepo = {
     await db('users').where({ id }).update({ ...changes, updated_at: now });
   },
 
+  /** The same, answering the user as it now is (null when it is gone). */
+  async updateReturning(db: Queryable, id: number, changes: UserChanges, now: number): Promise<UserRecord | null> {
+    const [row] = (await db('users').where({ id }).update({ ...changes, updated_at: now }).returning('*')) as UserRow[];
+    return row ? fromRow(row) : null;
+  },
+
   async touchLastActive(db: Queryable, id: number, now: number): Promise<void> {
     await db('users').where({ id }).update({ last_active_at: now });
   },

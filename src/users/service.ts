@@ -347,11 +347,13 @@ export class UserService {
   }
 
   /** Records a successful login, and replaces a hash made with weaker parameters than today's. */
-  async recordLogin(id: number, rehash?: string): Promise<void> {
+  /** Sets lastLoginAt (and a stronger hash of the password, when given); answers the user as it now is. */
+  async recordLogin(id: number, rehash?: string): Promise<UserRecord | null> {
     const changes: UserChanges = { last_login_at: Date.now() };
     if (rehash !== undefined) changes.password_hash = await hashPassword(rehash);
-    await usersRepo.update(this.db, id, changes, Date.now());
+    const user = await usersRepo.updateReturning(this.db, id, changes, Date.now());
     this.notifyChange(id);
+    return user;
   }
 
 
