@@ -11,10 +11,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import type { ServerMessage, ServerMode } from './servers.js';
+import type { Paced, ProbeMessage, ProbeRequest } from './probe.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const SERVER_SCRIPT = join(HERE, 'servers.ts');
+const PROBE_SCRIPT = join(HERE, 'probe.ts');
 
 export const PATH = '/api/v1/auth/me';
 /** The bootstrap admin of every Usher server, and the user bare Express answers. */
@@ -196,6 +198,35 @@ export async function startServers(targets: Target[], env: (target: Target) => N
 }
 
 // ---- plain requests ----
+
+/** A paced load generator in its own process (bench/probe.ts): one measurement at a time. */
+export interface Probe {
+  run(request: ProbeRequest, what: string): Promise<Paced>;
+}
+
+export function startProbe(): Probe {
+  const child = fork(PROBE_SCRIPT, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(child);
+  return {
+    run(request, what) {
+      return new Promise((resolve, reject) => {
+        const onMessage = (raw: unknown) => {
+          const message = raw as ProbeMessage;
+          child.off('exit', onExit);
+          if (message.type === 'done') resolve(message.paced);
+          else reject(new BenchFailure(`${what}: ${message.message}`));
+        };
+        const onExit = (code: number | null) => {
+          child.off('message', onMessage);
+          reject(new BenchFailure(`${what}: the probe process exited (${code})`));
+        };
+        child.once('message', onMessage);
+        child.once('exit', onExit);
+        child.send(request);
+      });
+    },
+  };
+}
 
 export interface Reply {
   status: number;

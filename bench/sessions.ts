@@ -10,9 +10,10 @@
  *    Target: each session row serves at least TARGET_RATIO of bare Express's requests/s.
  *
  * 2. Login burst, on the SQLite server: the p99 latency of API-key GET /me at a fixed, non-saturating rate
- *    (an open-loop paced load, see paced()), alone, then while LOGIN_WORKERS clients log in back to back.
- *    argon2id runs off the event loop; this shows whether logins stall the requests around them.
- *    Target: p99 during the burst at most BURST_TARGET × p99 alone.
+ *    (an open-loop paced load from a process of its own, bench/probe.ts), alone, then while LOGIN_WORKERS
+ *    clients log in back to back; BURST_PAIRS times, alternately. argon2id runs off the event loop; this
+ *    shows whether logins stall the requests around them.
+ *    Target: p99 of every sample during the burst at most BURST_TARGET × p99 of every sample alone.
  *
  * Environment:
  *   BENCH_DURATION   seconds per measurement (default 10)
@@ -26,6 +27,7 @@ import http from 'node:http';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
+import type { Paced } from './probe.js';
 import {
   ADMIN_USERNAME,
   BenchFailure,
@@ -48,6 +50,7 @@ import {
   runBench,
   showRatio,
   sleep,
+  startProbe,
   startServers,
   summary,
   table,
@@ -74,6 +77,8 @@ const PROBE_CONNECTIONS = 10;
 const LOGIN_WORKERS = 20;
 /** Accounts the workers log in to (worker w uses account w % LOGIN_ACCOUNTS). */
 const LOGIN_ACCOUNTS = 10;
+/** Alone and during phases measured, alternately; the target compares the p99 of all samples of each kind. */
+const BURST_PAIRS = 3;
 /** Logins run this long before the measurement starts. */
 const BURST_RAMP_MS = 1_000;
 /** p99 during the burst must be at most this multiple of p99 alone. */
@@ -177,6 +182,9 @@ async function openSession(target: Target, password: string, bare: unknown): Pro
   if (me.headers['set-cookie']) log(`bench: warning: ${target.name} sets a cookie on a plain GET ${PATH}: ${JSON.stringify(me.headers['set-cookie'])}`);
 }
 
+/** Milliseconds since the epoch, sub-millisecond: comparable with the probe process's times. */
+const wallClock = () => performance.timeOrigin + performance.now();
+
 /** Nearest-rank percentile of ascending values. */
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -186,71 +194,6 @@ function percentile(sorted: number[], p: number): number {
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 
 // ---- login burst ----
-
-interface Paced {
-  sent: number;
-  ok: number;
-  seconds: number;
-  /** Milliseconds from issuing each request to the end of its answer, ascending. */
-  latencies: number[];
-  /** performance.now() at the first request and after the last answer. */
-  from: number;
-  to: number;
-}
-
-/**
- * `rate` requests/s for `seconds`, each issued on schedule whether earlier ones have answered or not
- * (open loop, over at most `connections` keep-alive sockets; a request waits for a free socket on the
- * clock). autocannon's overallRate is not used: it sends each connection's share of a second back to
- * back at the start of that second, and its latency histogram has a 1 ms resolution.
- */
-async function paced(url: string, headers: Record<string, string>, rate: number, connections: number, seconds: number, what: string): Promise<Paced> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  agents.push(agent);
-  const total = Math.max(1, Math.round(rate * seconds));
-  const interval = 1000 / rate;
-  const latencies: number[] = [];
-  const statuses = new Map<number, number>();
-  const errors: string[] = [];
-  const answers: Promise<void>[] = [];
-  const fire = () => {
-    const issued = performance.now();
-    answers.push(
-      request(url, { headers, agent }).then(
-        (reply) => {
-          latencies.push(performance.now() - issued);
-          statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
-        },
-        (err: unknown) => void errors.push(errorText(err)),
-      ),
-    );
-  };
-  const from = performance.now();
-  let sent = 0;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      while (sent < total && from + sent * interval <= now) {
-        fire();
-        sent++;
-      }
-      if (sent >= total) return resolve();
-      setTimeout(tick, Math.max(0, from + sent * interval - performance.now()));
-    };
-    tick();
-  });
-  await Promise.all(answers);
-  const to = performance.now();
-  agent.destroy();
-  const others = [...statuses].filter(([code]) => code !== 200);
-  if (others.length > 0 || errors.length > 0) {
-    const parts = others.map(([code, n]) => `${code}×${n}`);
-    if (errors.length > 0) parts.push(`${errors.length} errors (first: ${errors[0]})`);
-    throw new BenchFailure(`${what}: ${parts.join(', ')}`);
-  }
-  latencies.sort((a, b) => a - b);
-  return { sent, ok: statuses.get(200) ?? 0, seconds: (to - from) / 1000, latencies, from, to };
-}
 
 interface Account {
   username: string;
@@ -279,14 +222,14 @@ function startLoginWorkers(url: string, accounts: Account[]): Workers {
     const account = accounts[w % accounts.length]!;
     const localAddress = workerAddress(w);
     while (!state.stopped && failures.length === 0) {
-      const start = performance.now();
+      const start = wallClock();
       try {
         const reply = await login(url, account.username, account.password, { agent, localAddress });
         if (reply.status !== 200) {
           failures.push(`worker ${w} (${account.username} from ${localAddress}): POST ${API}/login answered ${reply.status}: ${reply.text}`);
           break;
         }
-        records.push({ start, end: performance.now() });
+        records.push({ start, end: wallClock() });
       } catch (err) {
         failures.push(`worker ${w} (${account.username} from ${localAddress}): POST ${API}/login failed: ${errorText(err)}`);
         break;
@@ -309,8 +252,8 @@ function startLoginWorkers(url: string, accounts: Account[]): Workers {
 const workerAddress = (w: number) => `127.0.0.${11 + w}`;
 
 interface BurstReport {
-  alone: Paced;
-  during: Paced;
+  alone: Paced[];
+  during: Paced[];
   logins: number;
   loginsPerSecond: number;
   loginP50: number;
@@ -346,42 +289,63 @@ async function loginBurst(target: Target, apiKey: string, duration: number): Pro
     if (reply.status !== 200) throw new BenchFailure(`${target.name}: login of ${account.username} from ${workerAddress(w)} answered ${reply.status}: ${reply.text}`);
   }
 
-  const probe = `${url}${PATH}`;
-  await paced(probe, headers, PROBE_RATE, PROBE_CONNECTIONS, WARMUP_SECONDS, `${target.name} (API key, warm-up)`);
-  const alone = await paced(probe, headers, PROBE_RATE, PROBE_CONNECTIONS, duration, `${target.name} (API key alone)`);
-  log(`bench: login burst: API key alone: p50 ${ms(percentile(alone.latencies, 50))} ms, p99 ${ms(percentile(alone.latencies, 99))} ms`);
-
-  const workers = startLoginWorkers(url, accounts);
-  let during: Paced;
-  try {
-    await sleep(BURST_RAMP_MS);
-    if (workers.failures.length > 0) throw new BenchFailure(`${target.name} (login burst): ${workers.failures[0]}`);
-    during = await paced(probe, headers, PROBE_RATE, PROBE_CONNECTIONS, duration, `${target.name} (API key during the login burst)`);
-  } finally {
-    await workers.stop();
+  const probe = startProbe();
+  const load = { url: `${url}${PATH}`, headers, rate: PROBE_RATE, connections: PROBE_CONNECTIONS };
+  await probe.run({ ...load, seconds: WARMUP_SECONDS }, `${target.name} (API key, warm-up)`);
+  const alone: Paced[] = [];
+  const during: Paced[] = [];
+  const records: LoginRecord[] = [];
+  // Alone and during alternate, so that drift (a busier machine, a warmer cache) falls on both sides.
+  for (let pair = 1; pair <= BURST_PAIRS; pair++) {
+    const quiet = await probe.run({ ...load, seconds: duration }, `${target.name} (API key alone)`);
+    alone.push(quiet);
+    log(`bench: login burst ${pair}/${BURST_PAIRS}: API key alone: p50 ${ms(percentile(quiet.latencies, 50))} ms, p99 ${ms(percentile(quiet.latencies, 99))} ms`);
+    const workers = startLoginWorkers(url, accounts);
+    let busy: Paced;
+    try {
+      await sleep(BURST_RAMP_MS);
+      if (workers.failures.length > 0) throw new BenchFailure(`${target.name} (login burst): ${workers.failures[0]}`);
+      busy = await probe.run({ ...load, seconds: duration }, `${target.name} (API key during the login burst)`);
+    } finally {
+      await workers.stop();
+    }
+    if (workers.failures.length > 0) {
+      throw new BenchFailure(`${target.name} (login burst): ${workers.failures.length} worker(s) failed; first: ${workers.failures[0]}`);
+    }
+    if (!alive(target.child!)) throw new BenchFailure(`${target.name} (login burst): the server process died`);
+    during.push(busy);
+    const inWindow = workers.records.filter((r) => r.end >= busy.from && r.end <= busy.to);
+    records.push(...inWindow);
+    log(
+      `bench: login burst ${pair}/${BURST_PAIRS}: API key during logins: p50 ${ms(percentile(busy.latencies, 50))} ms, p99 ${ms(percentile(busy.latencies, 99))} ms; ` +
+        `${(inWindow.length / busy.seconds).toFixed(1)} logins/s`,
+    );
   }
-  if (workers.failures.length > 0) {
-    throw new BenchFailure(`${target.name} (login burst): ${workers.failures.length} worker(s) failed; first: ${workers.failures[0]}`);
-  }
-  if (!alive(target.child!)) throw new BenchFailure(`${target.name} (login burst): the server process died`);
 
-  const inWindow = workers.records.filter((r) => r.end >= during.from && r.end <= during.to);
-  const loginLatencies = inWindow.map((r) => r.end - r.start).sort((a, b) => a - b);
-  const report: BurstReport = {
+  const loginLatencies = records.map((r) => r.end - r.start).sort((a, b) => a - b);
+  const seconds = during.reduce((sum, p) => sum + p.seconds, 0);
+  return {
     alone,
     during,
-    logins: inWindow.length,
-    loginsPerSecond: inWindow.length / during.seconds,
+    logins: records.length,
+    loginsPerSecond: records.length / seconds,
     loginP50: percentile(loginLatencies, 50),
     loginP99: percentile(loginLatencies, 99),
   };
-  log(
-    `bench: login burst: API key during logins: p50 ${ms(percentile(during.latencies, 50))} ms, p99 ${ms(percentile(during.latencies, 99))} ms; ` +
-      `${report.loginsPerSecond.toFixed(1)} logins/s`,
-  );
-  return report;
 }
 
+/** The phases of one kind as one: every latency, ascending, over their total time. */
+function pooled(phases: Paced[]): Paced {
+  const latencies = phases.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  return {
+    sent: phases.reduce((n, p) => n + p.sent, 0),
+    ok: phases.reduce((n, p) => n + p.ok, 0),
+    seconds: phases.reduce((n, p) => n + p.seconds, 0),
+    latencies,
+    from: Math.min(...phases.map((p) => p.from)),
+    to: Math.max(...phases.map((p) => p.to)),
+  };
+}
 
 // ---- main ----
 
@@ -430,8 +394,10 @@ async function main(): Promise<number> {
 function report(targets: Target[], best: Map<string, Figures>, burst: BurstReport, duration: number): number {
   const throughput = writeThroughput(`${SESSION_COOKIE} cookie`, targets, best, duration, TARGET_RATIO);
 
-  const aloneP99 = percentile(burst.alone.latencies, 99);
-  const duringP99 = percentile(burst.during.latencies, 99);
+  const alone = pooled(burst.alone);
+  const during = pooled(burst.during);
+  const aloneP99 = percentile(alone.latencies, 99);
+  const duringP99 = percentile(during.latencies, 99);
   const burstRatio = ratio(duringP99, aloneP99);
   const burstMet = burstRatio !== null && burstRatio <= BURST_TARGET;
   const phase = (name: string, p: Paced, logins: string) => [
@@ -444,14 +410,16 @@ function report(targets: Target[], best: Map<string, Figures>, burst: BurstRepor
   ];
   const burstRows = [
     ['phase', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'logins/s'],
-    phase('API key alone', burst.alone, '-'),
-    phase('API key during logins', burst.during, burst.loginsPerSecond.toFixed(1)),
+    ...burst.alone.flatMap((quiet, i) => [phase(`${i + 1}. API key alone`, quiet, '-'), phase(`${i + 1}. API key during logins`, burst.during[i]!, '')]),
+    phase('all: API key alone', alone, '-'),
+    phase('all: API key during logins', during, burst.loginsPerSecond.toFixed(1)),
   ];
 
   const out = process.stdout;
   out.write(
     `\nLogin burst on ${targets[1]!.name}: API-key GET ${PATH} at ${PROBE_RATE} req/s (open loop, ${PROBE_CONNECTIONS} connections), ` +
-      `${duration} s alone, then ${duration} s while ${LOGIN_WORKERS} clients log in back to back (${LOGIN_ACCOUNTS} accounts)\n\n`,
+      `${BURST_PAIRS} times ${duration} s alone, then ${duration} s while ${LOGIN_WORKERS} clients log in back to back (${LOGIN_ACCOUNTS} accounts); ` +
+      `the probe runs in a process of its own\n\n`,
   );
   out.write(`${table(burstRows)}\n\n`);
   out.write(`logins during the measurement: ${burst.logins} (login latency p50 ${ms(burst.loginP50)} ms, p99 ${ms(burst.loginP99)} ms)\n`);
@@ -466,9 +434,10 @@ function report(targets: Target[], best: Map<string, Figures>, burst: BurstRepor
         probeConnections: PROBE_CONNECTIONS,
         loginWorkers: LOGIN_WORKERS,
         loginAccounts: LOGIN_ACCOUNTS,
-        aloneP50Ms: round(percentile(burst.alone.latencies, 50), 3),
+        pairs: BURST_PAIRS,
+        aloneP50Ms: round(percentile(alone.latencies, 50), 3),
         aloneP99Ms: round(aloneP99, 3),
-        duringP50Ms: round(percentile(burst.during.latencies, 50), 3),
+        duringP50Ms: round(percentile(during.latencies, 50), 3),
         duringP99Ms: round(duringP99, 3),
         p99Ratio: round(burstRatio, 3),
         loginsPerSecond: round(burst.loginsPerSecond, 1),
@@ -485,6 +454,6 @@ function report(targets: Target[], best: Map<string, Figures>, burst: BurstRepor
 // Bound the whole run: start-up, every warm-up and measurement with slack, the burst, and cleanup.
 runBench(main, (duration) => {
   const throughput = ROUNDS * 3 * (WARMUP_SECONDS + duration + 20) * 1000;
-  const burst = 60_000 + (WARMUP_SECONDS + 2 * duration + 2 * 10) * 1000 + BURST_RAMP_MS + LOGIN_TIMEOUT_MS;
+  const burst = 60_000 + (WARMUP_SECONDS + BURST_PAIRS * (2 * duration + 2 * 10)) * 1000 + BURST_PAIRS * (BURST_RAMP_MS + LOGIN_TIMEOUT_MS);
   return START_TIMEOUT_MS * 3 + throughput + burst + 60_000;
 });
