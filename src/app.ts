@@ -1,10 +1,10 @@
 import express, { type Express } from 'express';
-import helmet from 'helmet';
 import type { Usher } from './index.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { Errors } from './http/errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
+import { securityHeaders } from './http/security-headers.js';
 
 /** The standalone app: security headers, request log, health checks and Usher's routes. No listen. */
 export function buildApp(usher: Usher): Express {
@@ -15,7 +15,7 @@ export function buildApp(usher: Usher): Express {
   app.set('query parser', 'simple');
   // X-Forwarded-* (client address, HTTPS) is believed only from the configured proxies.
   app.set('trust proxy', compileTrustedProxies(usher.config.trustedProxies));
-  app.use(helmet());
+  app.use(securityHeaders());
   app.use(requestLog(usher.log));
 
   app.get('/healthz', (_req, res) => {

@@ -1,6 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import express from 'express';
+import helmet from 'helmet';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServer } from './helpers/app.js';
 import { client } from './helpers/http.js';
@@ -79,6 +83,34 @@ describe('readiness', () => {
       expect((await c.get('/healthz')).status).toBe(200);
     } finally {
       await server.close().catch(() => {});
+    }
+  });
+});
+
+describe('security headers', () => {
+  it("sends exactly helmet's headers on every answer: health, API, errors, not found", async () => {
+    const reference = express();
+    reference.disable('x-powered-by');
+    reference.use(helmet());
+    reference.get('/', (_req, res) => {
+      res.end();
+    });
+    const ref: Server = await new Promise((resolve) => {
+      const s = reference.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const server = await startServer('sqlite');
+    try {
+      const expected = new Headers((await fetch(`http://127.0.0.1:${(ref.address() as AddressInfo).port}/`)).headers);
+      const names = [...expected.keys()].filter((name) => !['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(name));
+      expect(names).toEqual(expect.arrayContaining(['content-security-policy', 'strict-transport-security', 'x-frame-options', 'cross-origin-opener-policy']));
+      for (const path of ['/healthz', '/api/v1/auth/me', '/api/v1/auth/users/1', '/nowhere', '/api/v1/auth/nowhere']) {
+        const res = await fetch(`${server.url}${path}`);
+        for (const name of names) expect(res.headers.get(name), `${path}: ${name}`).toBe(expected.get(name));
+        expect(res.headers.get('x-powered-by'), path).toBeNull();
+      }
+    } finally {
+      await server.close();
+      await new Promise((resolve) => ref.close(resolve));
     }
   });
 });
