@@ -44,8 +44,7 @@ const COOKIE_PREFIX = `${SESSION_COOKIE}=`;
 export const SEEN_EVERY_MS = 60_000;
 
 /** A signed-in session that authentication read without loading it into express-session (see SessionManager.load). */
-const READ = Symbol('usher.session');
-type WithRead = Request & { [READ]?: SessionFields };
+const read = new WeakMap<Request, SessionFields>();
 type SessionFields = Readonly<Partial<session.SessionData>>;
 
 /**
@@ -53,7 +52,7 @@ type SessionFields = Readonly<Partial<session.SessionData>>;
  * `req.sessionID` names it either way.
  */
 export function sessionOf(req: Request): SessionFields | undefined {
-  return req.session ?? (req as WithRead)[READ];
+  return req.session ?? read.get(req);
 }
 
 /** One of the caller's sessions as GET /me/sessions shows it. */
@@ -113,15 +112,6 @@ export class SessionManager {
       next();
       return;
     }
-    const use = (data: Readonly<session.SessionData> | null) => {
-      if (!data) next();
-      else if (data.userId === undefined || !this.quiet(data)) void this.middleware(req, res, next);
-      else {
-        req.sessionID = sid;
-        (req as WithRead)[READ] = data;
-        next();
-      }
-    };
     let found;
     try {
       found = this.backend.read(sid);
@@ -129,8 +119,19 @@ export class SessionManager {
       next(err);
       return;
     }
-    if (found instanceof Promise) found.then(use, next);
-    else use(found);
+    if (found instanceof Promise) found.then((data) => this.use(req, res, next, sid, data), next);
+    else this.use(req, res, next, sid, found);
+  }
+
+  /** load()'s second half, once the store has answered. */
+  private use(req: Request, res: Response, next: NextFunction, sid: string, data: Readonly<session.SessionData> | null): void {
+    if (!data) next();
+    else if (data.userId === undefined || !this.quiet(data)) void this.middleware(req, res, next);
+    else {
+      req.sessionID = sid;
+      read.set(req, data);
+      next();
+    }
   }
 
   /** Alive and seen lately: nothing about it to write on this request. */
@@ -272,7 +273,7 @@ export class SessionManager {
     const destroyed = s
       ? new Promise<void>((resolve, reject) => s.destroy((err: unknown) => (err ? reject(err as Error) : resolve())))
       : storeDestroy(this.backend.store, sid);
-    delete (req as WithRead)[READ];
+    read.delete(req);
     try {
       await destroyed;
     } catch (err) {
