@@ -90,7 +90,18 @@ export class SessionManager {
       cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.session.idleTimeoutMs },
     });
     this.cookieKey = createSecretKey(Buffer.from(keys.sessionCookie, 'utf8'));
+    // express-session has just installed its generate() on our store: note the sessions it makes up.
+    const store = backend.store as session.Store & { generate?: (req: Request) => void };
+    if (typeof store.generate !== 'function') throw new Error('express-session did not install generate() on the store');
+    const generate = store.generate.bind(store);
+    store.generate = (req: Request) => {
+      generate(req);
+      this.madeUp.add(req);
+    };
   }
+
+  /** Requests whose session our express-session made up during the request, rather than loaded. */
+  private readonly madeUp = new WeakSet<Request>();
 
   /** Whether the request carries our cookie at all: other requests never touch the store. */
   hasCookie(req: Request): boolean {
@@ -160,9 +171,11 @@ export class SessionManager {
   /** Signs the user in: a new session id (no fixation), recorded in the user's index, saved before answering. */
   async start(req: Request, res: Response, user: UserRecord, extra: { oidc?: { provider: string; idToken?: string }; tags?: string[] } = {}): Promise<void> {
     await this.ensure(req, res);
-    // A session the store holds (named by the cookie) gets a new id; one express-session has just made for
-    // this request already has a fresh id nobody else knows, and there is nothing stored to drop.
-    if (this.cookieSid(req) === req.sessionID) {
+    // A session our express-session has just made up for this request already has a fresh id nobody else
+    // knows, and nothing stored to drop. Any other (loaded from our store, or a host app's own session in
+    // req.session) gets a new id: no fixation.
+    const madeUpHere = this.madeUp.has(req) && req.sessionStore === this.backend.store;
+    if (!madeUpHere) {
       const old = req.session.userId !== undefined ? { userId: req.session.userId, sid: req.sessionID } : undefined;
       await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
       if (old) await this.backend.index.remove(old.userId, [old.sid]).catch(() => {});
