@@ -1,4 +1,5 @@
 import { hash, Algorithm } from '@node-rs/argon2';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeGet } from '../src/sessions/backend.js';
 import { startServer, type TestServer } from './helpers/app.js';
@@ -286,6 +287,34 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
       expect((await me.browser.get(`${AUTH}/me`)).status).toBe(401);
       // At the store itself: an update of an ended session is dropped.
       await new Promise<void>((resolve, reject) => store.set(sid, data, (err) => (err ? reject(err) : resolve())));
+      expect(await storeGet(store, sid)).toBeNull();
+    });
+
+    it('keeps a session ended here ended, even when a late write puts it back in the store', async () => {
+      const me = await signedIn();
+      const cookie = me.jar.cookie!;
+      const sid = sidOf(cookie);
+      const store = server.usher.sessions.backend.store;
+      // What a read or write that began before the logout, and finished after it, would leave behind.
+      let putBack: () => Promise<void>;
+      if (redis) {
+        const r = createClient({ url: REDIS_URL });
+        await r.connect();
+        const key = `${prefix}sess:${sid}`;
+        const value = (await r.get(key))!;
+        expect(value).toContain('userId');
+        putBack = async () => {
+          await r.set(key, value, { PX: 60_000 });
+          r.destroy();
+        };
+      } else {
+        const row = await server.usher.db('sessions').where({ sid }).first();
+        expect(row).toBeDefined();
+        putBack = async () => void (await server.usher.db('sessions').insert(row));
+      }
+      expect((await me.browser.post(`${AUTH}/logout`)).status).toBe(204);
+      await putBack();
+      expect((await client(server.url, { cookie }).get(`${AUTH}/me`)).status).toBe(401);
       expect(await storeGet(store, sid)).toBeNull();
     });
 

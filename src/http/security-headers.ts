@@ -1,15 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
-import helmet, { type HelmetOptions } from 'helmet';
+import helmet from 'helmet';
 
 /**
- * helmet's response headers, decided once. With options that hold no per-request functions (ours),
+ * helmet's response headers, decided once. With its default options, which hold no per-request functions,
  * helmet sets the same headers on every response, through a chain of a dozen middlewares that rebuild
  * the policy strings each time; a profile of the hot path found that chain among its larger costs.
  * Running helmet once against a recording response gives the same headers, in the same order, for one
  * loop of setHeader per request.
  */
-export function securityHeaders(options?: Readonly<HelmetOptions>): RequestHandler {
+export function securityHeaders(): RequestHandler {
   const set: [string, string | number | readonly string[]][] = [];
   const removed: string[] = [];
   const recorder = {
@@ -22,7 +22,8 @@ export function securityHeaders(options?: Readonly<HelmetOptions>): RequestHandl
     },
   };
   let called = false;
-  helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (err?: unknown) => {
+  // Default options only: a per-request policy (a CSP nonce, say) cannot be decided once.
+  helmet()({} as IncomingMessage, recorder as unknown as ServerResponse, (err?: unknown) => {
     if (err) throw err instanceof Error ? err : new Error(String(err));
     called = true;
   });

@@ -71,7 +71,12 @@ class GuardedStore extends session.Store {
   }
 
   override get(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): void {
-    this.call(() => this.inner.get(sid, this.guard(cb)), cb);
+    // A read that began before a destroy may answer after it (and refill the cache): ended is ended.
+    if (this.wasEnded(sid)) return cb(undefined, null);
+    this.call(
+      () => this.inner.get(sid, this.guard((err?: unknown, data?: unknown) => cb(err, this.wasEnded(sid) ? null : (data as session.SessionData | null)))),
+      cb,
+    );
   }
   /**
    * Creates a session only when SessionManager marks it `fresh` (a login, an OIDC login under way);
@@ -108,6 +113,7 @@ class GuardedStore extends session.Store {
 
   /** The read-only form of get(): from the cache when the inner store has one, else a copy of get()'s answer. */
   read(sid: string): Readonly<session.SessionData> | null | Promise<Readonly<session.SessionData> | null> {
+    if (this.wasEnded(sid)) return null;
     if (this.inner instanceof CachedStore) {
       const hit = this.inner.peek(sid);
       if (hit !== undefined) return hit;
