@@ -23,16 +23,20 @@ export interface SessionIndex {
 export interface SessionBackend {
   readonly kind: 'sql' | 'redis';
   /** express-session's store; its failures become 503 session.store_unavailable. */
-  readonly store: session.Store;
+  readonly store: SessionStore;
+  readonly index: SessionIndex;
+  /** A counter of `points` per `windowMs`, shared by every instance when Redis is configured. */
+  limiter(name: string, points: number, windowMs: number): RateLimiterAbstract;
+  close(): Promise<void>;
+}
+
+/** express-session's store, plus the read-only lookup authentication uses (SessionManager.load). */
+export interface SessionStore extends session.Store {
   /**
    * A session as authentication reads it, never written back (so it may be shared and is frozen); null when
    * there is none. Answers at once when the SQL store's cache holds it. Failures are 503 session.store_unavailable.
    */
   read(sid: string): Readonly<session.SessionData> | null | Promise<Readonly<session.SessionData> | null>;
-  readonly index: SessionIndex;
-  /** A counter of `points` per `windowMs`, shared by every instance when Redis is configured. */
-  limiter(name: string, points: number, windowMs: number): RateLimiterAbstract;
-  close(): Promise<void>;
 }
 
 /** Thrown at start when Redis is configured but does not answer; the server refuses to start. */
@@ -49,15 +53,19 @@ const ENDED_REMEMBERED_MS = 10 * 60_000;
  * never a 500 and never an anonymous-but-allowed request. It has no `touch`: expiry is extended by
  * the session method's once-a-minute save instead of a write on every request.
  */
-class GuardedStore extends session.Store {
+class GuardedStore extends session.Store implements SessionStore {
   /** Sessions ended here lately: a request still in flight must not write one back when it finishes. */
   private readonly ended = new Map<string, number>();
+
+  /** The inner store's cache, when it has one (the SQL store): read() answers from it without a promise. */
+  private readonly cached: CachedStore | undefined;
 
   constructor(
     private readonly inner: session.Store,
     private readonly log: Logger,
   ) {
     super();
+    this.cached = inner instanceof CachedStore ? inner : undefined;
   }
 
   private guard(cb: Callback | undefined) {
@@ -114,10 +122,8 @@ class GuardedStore extends session.Store {
   /** The read-only form of get(): from the cache when the inner store has one, else a copy of get()'s answer. */
   read(sid: string): Readonly<session.SessionData> | null | Promise<Readonly<session.SessionData> | null> {
     if (this.wasEnded(sid)) return null;
-    if (this.inner instanceof CachedStore) {
-      const hit = this.inner.peek(sid);
-      if (hit !== undefined) return hit;
-    }
+    const hit = this.cached?.peek(sid);
+    if (hit !== undefined) return hit;
     return new Promise((resolve, reject) => this.get(sid, (err, data) => (err ? reject(err as Error) : resolve(data ?? null))));
   }
 
@@ -213,7 +219,6 @@ function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
   return {
     kind: 'sql',
     store,
-    read: (sid) => store.read(sid),
     index: {
       async add(userId, sid) {
         await db('session_index').insert({ sid, user_id: userId, created_at: Date.now() }).onConflict('sid').merge();
@@ -288,7 +293,6 @@ function redisBackend(client: RedisClientType, prefix: string, log: Logger): Ses
   return {
     kind: 'redis',
     store,
-    read: (sid) => store.read(sid),
     index: {
       async add(userId, sid) {
         await client.sAdd(indexKey(userId), sid);

@@ -125,7 +125,7 @@ export class SessionManager {
     }
     let found;
     try {
-      found = this.backend.read(sid);
+      found = this.backend.store.read(sid);
     } catch (err) {
       next(err);
       return;
@@ -145,12 +145,16 @@ export class SessionManager {
     }
   }
 
-  /** Alive and seen lately: nothing about it to write on this request. */
-  private quiet(data: Readonly<session.SessionData>): boolean {
-    const now = Date.now();
+  /** Past its idle timeout or its absolute lifetime, whatever the cookie says. */
+  expired(data: SessionFields, now: number): boolean {
     const { idleTimeoutMs, maxAgeMs } = this.config.session;
-    const seen = now - (data.lastSeenAt ?? 0);
-    return seen <= SEEN_EVERY_MS && seen <= idleTimeoutMs && now - (data.createdAt ?? 0) <= maxAgeMs;
+    return now - (data.createdAt ?? 0) > maxAgeMs || now - (data.lastSeenAt ?? 0) > idleTimeoutMs;
+  }
+
+  /** Alive and seen lately: nothing about it to write on this request. */
+  private quiet(data: SessionFields): boolean {
+    const now = Date.now();
+    return now - (data.lastSeenAt ?? 0) <= SEEN_EVERY_MS && !this.expired(data, now);
   }
 
   /** The session id of a correctly signed cookie, chosen as express-session chooses it (the first of the name). */
@@ -174,7 +178,7 @@ export class SessionManager {
     // A session our express-session has just made up for this request already has a fresh id nobody else
     // knows, and nothing stored to drop. Any other (loaded from our store, or a host app's own session in
     // req.session) gets a new id: no fixation.
-    const madeUpHere = this.madeUp.has(req) && req.sessionStore === this.backend.store;
+    const madeUpHere = this.madeUp.has(req) && (req.sessionStore as session.Store) === this.backend.store;
     if (!madeUpHere) {
       const old = req.session.userId !== undefined ? { userId: req.session.userId, sid: req.sessionID } : undefined;
       await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));

@@ -29,8 +29,7 @@ export class SessionMethod implements AuthMethod {
   authenticate(req: Request): Identity | null | Promise<Identity | null> {
     const s = sessionOf(req)!;
     const now = Date.now();
-    const { idleTimeoutMs, maxAgeMs } = this.sessions.config.session;
-    if (now - (s.createdAt ?? 0) > maxAgeMs || now - (s.lastSeenAt ?? 0) > idleTimeoutMs) return this.sessions.discard(req).then(() => null);
+    if (this.sessions.expired(s, now)) return this.sessions.discard(req).then(() => null);
     const found = this.cache.get(s.userId!);
     return found instanceof Promise ? found.then((user) => this.check(req, user, now)) : this.check(req, found, now);
   }
