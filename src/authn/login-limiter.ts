@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { Errors } from '../http/errors.js';
+import { AppError, Errors } from '../http/errors.js';
+import type { UsherConfig } from '../config/schema.js';
 import type { SessionBackend } from '../sessions/backend.js';
 
 /** The client's address as counted: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64). */
@@ -12,39 +14,95 @@ export function clientKey(ip: string | undefined): string {
 }
 
 /**
- * Failed logins per account and per client address. An attempt takes a point from both counters
- * *before* the password is checked (atomically, so concurrent guesses cannot slip past the limit);
- * a successful login gives them back. Past the limit even the right password gets 429.
+ * A counter key of fixed size, whatever the client sent: a 256-character username can expand to
+ * thousands under NFKC, and every key is kept until its window ends (in memory or in Redis).
+ */
+const digest = (...parts: string[]) => createHash('sha256').update(parts.join('\n')).digest('base64url').slice(0, 22);
+
+const storeDown = () => Errors.sessionStoreUnavailable('Login is unavailable for the moment; try again shortly.');
+
+/** The login limits (auth.loginRateLimit.*), windows in milliseconds. */
+export type LoginLimits = UsherConfig['loginLimit'];
+
+/** How long an address stays "usual" for an account after a successful login from it (renewed by each one). */
+// Memory counters expire by setTimeout, which fires at once past 2^31 ms (24.8 days).
+const KNOWN_ADDRESS_MS = 20 * 86_400_000;
+
+/**
+ * Login protection in the pattern of rate-limiter-flexible's guide ("login endpoint protection"):
+ * - per (account, address) pair, 10 consecutive failures lock that pair: the guesser, not the user;
+ * - per address, 100 failures a day lock the address (a loose limit against spraying many accounts);
+ * - per account, past 10 failures in 15 minutes, addresses the account never signed in from get one
+ *   attempt per 10 seconds: a slow-down, never a lock, so nobody can keep an account shut.
+ * An address the account signed in from before ("usual") is exempt from the address limit and the
+ * slow-down, so the real user gets in while someone else guesses at their account; the pair limit
+ * still holds for it.
+ *
+ * Points are taken *before* the password is checked (atomically, so concurrent guesses cannot slip
+ * past a limit) and given back when the login succeeds or is refused. Counters are checked in order
+ * and a later one is touched only when the earlier ones let the attempt through, so a refused client
+ * creates no account counter: what an anonymous client can make the server keep is bounded by the
+ * address limit. Every key is a fixed-size digest.
  */
 export class LoginLimiter {
-  private readonly byClient: RateLimiterAbstract;
+  private readonly byPair: RateLimiterAbstract;
+  private readonly byAddress: RateLimiterAbstract;
   private readonly byAccount: RateLimiterAbstract;
+  private readonly slowdown: RateLimiterAbstract;
+  private readonly known: RateLimiterAbstract;
 
-  constructor(backend: SessionBackend, limits: { maxFailures: number; windowMs: number }) {
-    this.byClient = backend.limiter('login-client', limits.maxFailures, limits.windowMs);
-    this.byAccount = backend.limiter('login-account', limits.maxFailures, limits.windowMs);
+  constructor(backend: SessionBackend, limits: LoginLimits) {
+    this.byPair = backend.limiter('login-pair', limits.maxFailures, limits.windowMs);
+    this.byAddress = backend.limiter('login-address', limits.addressMaxFailures, limits.addressWindowMs);
+    this.byAccount = backend.limiter('login-account', limits.accountMaxFailures, limits.accountWindowMs);
+    this.slowdown = backend.limiter('login-slowdown', 1, limits.accountSlowdownMs);
+    this.known = backend.limiter('login-known', 1, KNOWN_ADDRESS_MS);
   }
 
   /** Takes the attempt's points or throws 429; resolves to what to call when the login succeeds. */
   async attempt(ip: string | undefined, account: string): Promise<() => Promise<void>> {
-    const client = clientKey(ip);
-    const results = await Promise.allSettled([this.byClient.consume(client), this.byAccount.consume(account)]);
-    let waitMs = 0;
-    for (const r of results) {
-      if (r.status === 'fulfilled') continue;
-      if (r.reason instanceof RateLimiterRes) waitMs = Math.max(waitMs, r.reason.msBeforeNext);
-      else throw Errors.sessionStoreUnavailable('Login is unavailable for the moment; try again shortly.');
-    }
-    if (waitMs > 0) {
-      // A refused attempt checks no password, so it is not a failure: give both points back. Otherwise
-      // a burst of correct logins from one address (a NAT) would lock that address out for the window.
-      await Promise.allSettled([this.byClient.reward(client, 1), this.byAccount.reward(account, 1)]);
-      const err = Errors.tooManyAttempts();
-      Object.assign(err.headers, { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
-      throw err;
+    const address = digest(clientKey(ip));
+    const accountKey = digest(account);
+    const pair = digest(account, clientKey(ip));
+    const taken: [RateLimiterAbstract, string][] = [];
+    let usual = false;
+    try {
+      usual = (await this.known.get(pair)) !== null;
+      if (!usual) await this.take(taken, this.byAddress, address);
+      await this.take(taken, this.byPair, pair);
+      const res = await this.take(taken, this.byAccount, accountKey, true);
+      if (!usual && res.consumedPoints > this.byAccount.points) await this.take(taken, this.slowdown, accountKey);
+    } catch (err) {
+      // A refused attempt checks no password, so it is not a failure: every point goes back. Otherwise
+      // a burst of correct logins from one address (a NAT) would lock that address out.
+      await Promise.allSettled(taken.map(([limiter, key]) => limiter.reward(key, 1)));
+      throw err instanceof AppError ? err : storeDown();
     }
     return async () => {
-      await Promise.allSettled([this.byClient.reward(client, 1), this.byAccount.delete(account)]);
+      await Promise.allSettled([
+        this.byPair.delete(pair),
+        this.byAccount.reward(accountKey, 1),
+        ...(usual ? [] : [this.byAddress.reward(address, 1)]),
+        this.known.set(pair, 1, Math.ceil(KNOWN_ADDRESS_MS / 1000)),
+      ]);
     };
+  }
+
+  /**
+   * Consumes one point, noting it in `taken` (a refused consume counts too, so it is given back).
+   * `overflow` lets the attempt through past the limit and answers the count (the account counter
+   * only decides whether the slow-down applies).
+   */
+  private async take(taken: [RateLimiterAbstract, string][], limiter: RateLimiterAbstract, key: string, overflow = false): Promise<RateLimiterRes> {
+    taken.push([limiter, key]);
+    try {
+      return await limiter.consume(key);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw storeDown();
+      if (overflow) return err;
+      const refused = Errors.tooManyAttempts();
+      Object.assign(refused.headers, { 'Retry-After': String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))) });
+      throw refused;
+    }
   }
 }

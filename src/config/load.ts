@@ -240,7 +240,12 @@ const OPTIONS = {
   sessionIdleTimeout: { path: 'session.idleTimeout', env: 'USHER_SESSION_IDLE_TIMEOUT', parse: duration(60_000, 3650 * 86_400_000), fallback: 30 * 86_400_000 },
   sessionMaxAge: { path: 'session.maxAge', env: 'USHER_SESSION_MAX_AGE', parse: duration(60_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
   loginMaxFailures: { path: 'auth.loginRateLimit.maxFailures', env: 'USHER_LOGIN_MAX_FAILURES', parse: integer(1, 1000), fallback: 10 },
-  loginWindow: { path: 'auth.loginRateLimit.window', env: 'USHER_LOGIN_WINDOW', parse: duration(1_000, 86_400_000), fallback: 15 * 60_000 },
+  loginWindow: { path: 'auth.loginRateLimit.window', env: 'USHER_LOGIN_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 60 * 60_000 },
+  loginAddressMaxFailures: { path: 'auth.loginRateLimit.addressMaxFailures', env: 'USHER_LOGIN_ADDRESS_MAX_FAILURES', parse: integer(1, 100_000), fallback: 100 },
+  loginAddressWindow: { path: 'auth.loginRateLimit.addressWindow', env: 'USHER_LOGIN_ADDRESS_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 86_400_000 },
+  loginAccountMaxFailures: { path: 'auth.loginRateLimit.accountMaxFailures', env: 'USHER_LOGIN_ACCOUNT_MAX_FAILURES', parse: integer(1, 100_000), fallback: 10 },
+  loginAccountWindow: { path: 'auth.loginRateLimit.accountWindow', env: 'USHER_LOGIN_ACCOUNT_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 15 * 60_000 },
+  loginAccountSlowdown: { path: 'auth.loginRateLimit.accountSlowdown', env: 'USHER_LOGIN_ACCOUNT_SLOWDOWN', parse: duration(1_000, 3_600_000), fallback: 10_000 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
   proxyEnabled: { path: 'auth.proxy.enabled', env: 'USHER_PROXY_AUTH', parse: boolean, fallback: false },
   proxyPreset: { path: 'auth.proxy.preset', env: 'USHER_PROXY_PRESET', parse: oneOf(Object.keys(PROXY_PRESETS) as ProxyPreset[]), fallback: undefined },
@@ -292,6 +297,11 @@ interface Values {
   sessionMaxAge: number;
   loginMaxFailures: number;
   loginWindow: number;
+  loginAddressMaxFailures: number;
+  loginAddressWindow: number;
+  loginAccountMaxFailures: number;
+  loginAccountWindow: number;
+  loginAccountSlowdown: number;
 }
 
 /** Where configuration comes from; later sources override earlier ones. */
@@ -415,7 +425,15 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     redisPrefix: v.redisPrefix,
     oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout, startsPerMinute: v.oidcStartsPerMinute }),
     session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge }),
-    loginLimit: Object.freeze({ maxFailures: v.loginMaxFailures, windowMs: v.loginWindow }),
+    loginLimit: Object.freeze({
+      maxFailures: v.loginMaxFailures,
+      windowMs: v.loginWindow,
+      addressMaxFailures: v.loginAddressMaxFailures,
+      addressWindowMs: v.loginAddressWindow,
+      accountMaxFailures: v.loginAccountMaxFailures,
+      accountWindowMs: v.loginAccountWindow,
+      accountSlowdownMs: v.loginAccountSlowdown,
+    }),
   });
   resolvedConfigs.add(config);
   return config;

@@ -56,10 +56,19 @@ export interface UsherConfig {
     /** A session ends this long after login, however active. */
     readonly maxAgeMs: number;
   };
+  /** Login protection (authn/login-limiter.ts); addresses are counted as IPv4, or IPv6 by /64. */
   readonly loginLimit: {
-    /** Failed logins allowed per account and per client address (IPv6 by /64) within the window. */
+    /** Consecutive failures per (account, address) pair within the window; a success starts the count again. */
     readonly maxFailures: number;
     readonly windowMs: number;
+    /** Failures per address, whatever the account (an office NAT shares one). */
+    readonly addressMaxFailures: number;
+    readonly addressWindowMs: number;
+    /** Failures per account from any address; past them, addresses new to the account are slowed down. */
+    readonly accountMaxFailures: number;
+    readonly accountWindowMs: number;
+    /** The slow-down: one attempt per this long on the account from addresses it never signed in from. */
+    readonly accountSlowdownMs: number;
   };
 }
 

@@ -1,0 +1,198 @@
+import { Agent, request } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './helpers/app.js';
+import type { DbKind } from './helpers/db.js';
+import { client, errorCode, type Client, type Jar } from './helpers/http.js';
+import { REDIS_URL, deletePrefix, freshPrefix, pingRedis } from './helpers/redis.js';
+import { createUser, setupAdmin } from './helpers/users.js';
+
+const AUTH = '/api/v1/auth';
+
+const BACKENDS: { name: string; db: DbKind; redis: boolean }[] = [
+  { name: 'counters in memory (SQLite)', db: 'sqlite', redis: false },
+  { name: 'counters in Redis (PostgreSQL)', db: 'postgres', redis: true },
+];
+
+/** Headers of a request relayed by the trusted proxy (127.0.0.1) for a client at `ip`. */
+const from = (ip: string) => ({ 'x-forwarded-for': ip });
+
+describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
+  let server: TestServer;
+  let c: Client;
+  let adminKey: string;
+  let n = 0;
+  const prefix = freshPrefix();
+
+  const login = (username: string, password: string, ip: string, jar?: Jar) =>
+    client(server.url, jar).post(`${AUTH}/login`, { body: { username, password }, headers: from(ip) });
+
+  /** A new account that signed in once from `usualIp`. */
+  async function account(usualIp: string) {
+    const username = `limit${++n}`;
+    await createUser(server, c, adminKey, { username, password: 'the-right-password' });
+    expect((await login(username, 'the-right-password', usualIp)).status).toBe(200);
+    return username;
+  }
+
+  beforeAll(async () => {
+    if (redis) await pingRedis();
+    server = await startServer(db, {
+      settings: {
+        server: { trustedProxies: ['127.0.0.1'] },
+        ...(redis ? { redis: { url: REDIS_URL, keyPrefix: prefix } } : {}),
+      },
+    });
+    c = client(server.url);
+    adminKey = await setupAdmin(c);
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (redis) await deletePrefix(prefix);
+  });
+
+  it('locks the guessing address out of the account, not the user at their usual address', async () => {
+    const alice = await account('192.0.2.1');
+    for (let i = 0; i < 10; i++) expect((await login(alice, `guess-${i}`, '198.51.100.7')).status).toBe(401);
+    const locked = await login(alice, 'the-right-password', '198.51.100.7');
+    expect(locked.status).toBe(429);
+    expect(errorCode(locked)).toBe('auth.too_many_attempts');
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Alice, from her usual address, while the account is being guessed at.
+    expect((await login(alice, 'the-right-password', '192.0.2.1')).status).toBe(200);
+    // The guessing address is not locked out of other accounts.
+    const bob = await account('192.0.2.2');
+    expect((await login(bob, 'the-right-password', '198.51.100.7')).status).toBe(200);
+  });
+
+  it('does not lock everyone behind an address (an office NAT) out after a few failures on random names', async () => {
+    const nat = '203.0.113.50';
+    for (let i = 0; i < 30; i++) expect((await login(`nobody-${i}`, 'wrong', nat)).status).toBe(401);
+    const carol = await account('192.0.2.3');
+    // Carol never signed in from the office before: still let in.
+    expect((await login(carol, 'the-right-password', nat)).status).toBe(200);
+  });
+
+  it('locks an address after 100 failures, except for accounts that signed in from it before', async () => {
+    const nat = '203.0.113.60';
+    const dave = await account(nat);
+    const erin = await account('192.0.2.4');
+    for (let i = 0; i < 100; i++) expect((await login(`spray-${i}`, 'wrong', nat)).status).toBe(401);
+    expect((await login('spray-x', 'wrong', nat)).status).toBe(429);
+    expect((await login(erin, 'the-right-password', nat)).status).toBe(429);
+    expect((await login(dave, 'the-right-password', nat)).status).toBe(200);
+  });
+
+  it('slows an account under attack down for new addresses, without locking it', async () => {
+    const frank = await account('192.0.2.5');
+    for (let i = 0; i < 10; i++) expect((await login(frank, 'wrong', `198.51.100.${100 + i}`)).status).toBe(401);
+    // Past 10 failures, a new address gets one attempt per 10 seconds on the account...
+    expect((await login(frank, 'wrong', '198.51.100.120')).status).toBe(401);
+    const slowed = await login(frank, 'the-right-password', '198.51.100.121');
+    expect(slowed.status).toBe(429);
+    const wait = Number(slowed.headers.get('retry-after'));
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(10);
+    // ...while the usual address is not slowed at all.
+    expect((await login(frank, 'the-right-password', '192.0.2.5')).status).toBe(200);
+  });
+
+  it('lets no more than the limit of concurrent wrong guesses through', async () => {
+    const grace = await account('192.0.2.6');
+    const replies = await Promise.all(Array.from({ length: 25 }, () => login(grace, 'wrong', '198.51.100.200')));
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(15);
+  });
+
+  it('counts wrong current passwords like failed logins of that account from that address', async () => {
+    const heidi = await account('192.0.2.7');
+    const jar: Jar = {};
+    expect((await login(heidi, 'the-right-password', '192.0.2.8', jar)).status).toBe(200);
+    const browser = client(server.url, jar);
+    const change = (currentPassword: string) =>
+      browser.put(`${AUTH}/me`, { body: { password: 'a-new-password', currentPassword }, headers: from('192.0.2.8') });
+    for (let i = 0; i < 10; i++) expect((await change(`guess-${i}`)).status).toBe(403);
+    expect((await change('the-right-password')).status).toBe(429);
+    expect((await browser.get(`${AUTH}/me`)).status).toBe(200);
+  });
+
+  if (redis) {
+    it('keeps a bounded number of short keys in Redis, whatever usernames a refused client sends', async () => {
+      const attacker = '198.51.100.250';
+      const longName = (i: number) => `${i}-${'\uFDFA'.repeat(250)}`; // NFKC expands each to 18 characters
+      for (let i = 0; i < 100; i++) await login(longName(i), 'wrong', attacker);
+      const keys = async () => {
+        const r = createClient({ url: REDIS_URL });
+        await r.connect();
+        try {
+          const found: string[] = [];
+          for await (const batch of r.scanIterator({ MATCH: `${prefix}login-*`, COUNT: 1000 })) found.push(...batch);
+          return found;
+        } finally {
+          r.destroy();
+        }
+      };
+      const before = await keys();
+      for (let i = 100; i < 300; i++) expect((await login(longName(i), 'wrong', attacker)).status).toBe(429);
+      const after = await keys();
+      expect(after.length).toBe(before.length);
+      expect(Math.max(...after.map((k) => k.length))).toBeLessThanOrEqual(prefix.length + 40);
+    });
+  }
+});
+
+describe('login limits under a flood of refused logins', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer('sqlite');
+    await setupAdmin(client(server.url));
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('keeps the heap bounded across 20,000 refused logins with distinct long usernames from one address', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // A plain keep-alive client: fetch would spend more of the test's time than the server does.
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    const { port } = new URL(server.url);
+    const send = (i: number) =>
+      new Promise<number>((resolve, reject) => {
+        const body = JSON.stringify({ username: `${i}-${'\uFDFA'.repeat(250)}`, password: 'wrong' });
+        const req = request({ agent, port, method: 'POST', path: `${AUTH}/login`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      // The first 100 are checked (and refused as wrong); from then on the address limit answers.
+      for (let i = 0; i < 100; i++) expect(await send(i)).toBe(401);
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const statuses = new Map<number, number>();
+      const total = 20_000;
+      let next = 100;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < total + 100) {
+            const status = await send(next++);
+            statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          }
+        }),
+      );
+      expect(statuses.get(429)).toBe(total);
+      gc();
+      const grown = process.memoryUsage().heapUsed - before;
+      // Keeping each refused username's counter would hold 20,000 keys of about 9 KB: some 180 MB.
+      expect(grown).toBeLessThan(20 * 1024 * 1024);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
