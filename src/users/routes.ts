@@ -105,7 +105,9 @@ export function registerUserRoutes(
     .route(`${base}/users`)
     .get(async (req, res) => {
       can(req, 'users', 'list');
-      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>));
+      const at = req.originalUrl.indexOf('?');
+      const search = at === -1 ? '' : req.originalUrl.slice(at + 1);
+      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>, search));
       res.set('X-Total-Count', String(total)).json(page.map(toPublicUser));
     })
     .post(async (req, res) => {

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './helpers/app.js';
+import { DB_KINDS } from './helpers/db.js';
+import { client, errorCode, type Client } from './helpers/http.js';
+import { jsonServerProvider, type DataProvider } from './helpers/ra-data-json-server.js';
+import { setupAdmin } from './helpers/users.js';
+
+const API = '/api/v1/auth';
+
+describe.each(DB_KINDS)("react-admin's ra-data-json-server on resource users, on %s", (kind) => {
+  let server: TestServer;
+  let c: Client;
+  let adminKey: string;
+  let ra: DataProvider;
+  /** Users made for the lists, beyond the first page of 50. */
+  const USERS = 70;
+
+  beforeAll(async () => {
+    server = await startServer(kind);
+    c = client(server.url);
+    adminKey = await setupAdmin(c);
+    ra = jsonServerProvider(`${server.url}${API}`, adminKey);
+    for (let i = 2; i <= USERS; i++) {
+      const made = await c.post(`${API}/users`, { key: adminKey, body: { username: `ra-${String(i).padStart(3, '0')}` } });
+      expect(made.body.id).toBe(i);
+    }
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  describe('getList', () => {
+    it('accepts the 1000 rows the prev/next buttons and the export ask for', async () => {
+      const { data, total } = await ra.getList('users', { pagination: { page: 1, perPage: 1000 }, sort: { field: 'id', order: 'ASC' } });
+      expect(total).toBe(USERS);
+      expect(data.map((u) => u.id)).toEqual(Array.from({ length: USERS }, (_, i) => i + 1));
+    });
+
+    it('pages and sorts as the list view asks', async () => {
+      const { data, total } = await ra.getList('users', { pagination: { page: 2, perPage: 25 }, sort: { field: 'id', order: 'DESC' } });
+      expect(total).toBe(USERS);
+      expect(data.map((u) => u.id)).toEqual(Array.from({ length: 25 }, (_, i) => USERS - 25 - i));
+    });
+
+    it('takes limit=1000 and refuses more than 1000 rows with a 400 naming the parameter', async () => {
+      const limit = await c.get(`${API}/users?limit=1000`, { key: adminKey });
+      expect(limit.status).toBe(200);
+      expect(limit.body).toHaveLength(USERS);
+      for (const [query, field] of [
+        ['limit=1001', 'limit'],
+        ['_start=0&_end=1001', '_end'],
+      ]) {
+        const res = await c.get(`${API}/users?${query}`, { key: adminKey });
+        expect(res.status).toBe(400);
+        expect(res.body.error.message.startsWith(`${field}:`)).toBe(true);
+      }
+    });
+  });
+
+  describe('getMany', () => {
+    it('returns exactly the users asked for (GET /users?id=9&id=61)', async () => {
+      const { data } = await ra.getMany('users', { ids: [9, 61] });
+      expect(data.map((u) => [u.id, u.username])).toEqual([
+        [9, 'ra-009'],
+        [61, 'ra-061'],
+      ]);
+    });
+
+    it('returns them all however many, up to 1000, and leaves out ids that name no user', async () => {
+      const ids = Array.from({ length: 1000 }, (_, i) => 1000 - i);
+      const { data } = await ra.getMany('users', { ids });
+      expect(data.map((u) => u.id)).toEqual(Array.from({ length: USERS }, (_, i) => i + 1));
+      const some = await c.get(`${API}/users?id=3&id=3&id=999999`, { key: adminKey });
+      expect(some.body.map((u: { id: number }) => u.id)).toEqual([3]);
+      expect(some.headers.get('x-total-count')).toBe('1');
+    });
+
+    it('combines the id filter with the other filters and paging', async () => {
+      const res = await c.get(`${API}/users?id=1&id=5&id=6&id=7&role=user&_sort=id&_order=DESC&_start=1&_end=3`, { key: adminKey });
+      expect(res.status).toBe(200);
+      expect(res.body.map((u: { id: number }) => u.id)).toEqual([6, 5]);
+      expect(res.headers.get('x-total-count')).toBe('3');
+    });
+
+    it.each([
+      ['a non-integer', 'id=abc'],
+      ['zero', 'id=0'],
+      ['a negative id', 'id=-1'],
+      ['a fraction', 'id=1.5'],
+      ['an empty id', 'id='],
+      ['an id past the safe integers', 'id=99999999999999999'],
+      ['1001 ids', Array.from({ length: 1001 }, (_, i) => `id=${i + 1}`).join('&')],
+    ])('answers 400 naming id for %s', async (_what, query) => {
+      const res = await c.get(`${API}/users?${query}`, { key: adminKey });
+      expect(res.status).toBe(400);
+      expect(errorCode(res)).toBe('request.invalid');
+      expect(res.body.error.message.startsWith('id:')).toBe(true);
+    });
+  });
+});
