@@ -2,10 +2,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client } from './helpers/http.js';
-import { jsonServerProvider, type DataProvider } from './helpers/ra-data-json-server.js';
+import { HttpError, jsonServerProvider, type DataProvider } from './helpers/ra-data-json-server.js';
 import { setupAdmin } from './helpers/users.js';
 
 const API = '/api/v1/auth';
+
+/** The call's rejection, which must be an HttpError. */
+async function refusal(call: Promise<unknown>): Promise<HttpError> {
+  const err = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof HttpError)) throw new Error(`expected an HttpError, got ${String(err)}`);
+  return err;
+}
+
+/** The error message of a refusal, which must be a JSON error of this code. */
+function message(err: HttpError, code: string): string {
+  const body = err.body as { error: { code: string; message: string } };
+  expect(body.error.code).toBe(code);
+  return body.error.message;
+}
 
 describe.each(DB_KINDS)("react-admin's ra-data-json-server on resource users, on %s", (kind) => {
   let server: TestServer;
@@ -95,6 +112,30 @@ describe.each(DB_KINDS)("react-admin's ra-data-json-server on resource users, on
       expect(res.status).toBe(400);
       expect(errorCode(res)).toBe('request.invalid');
       expect(res.body.error.message.startsWith('id:')).toBe(true);
+    });
+  });
+  describe('create, delete and deleteMany', () => {
+    it('create reads the new id', async () => {
+      const { data } = await ra.create('users', { data: { username: 'ra-created', password: 'ra-created-password' } });
+      expect(data.id).toBe((await c.get(`${API}/users?q=ra-created`, { key: adminKey })).body[0].id);
+    });
+
+    it('delete answers 200 {"id"} as seed 001 does', async () => {
+      const { data } = await ra.delete('users', { id: 20 });
+      expect(data).toEqual({ id: 20 });
+      expect((await c.get(`${API}/users/20`, { key: adminKey })).status).toBe(404);
+    });
+
+    it('deleteMany reads the id of every answer', async () => {
+      const { data } = await ra.deleteMany('users', { ids: [21, 22, 23] });
+      expect(data).toEqual([21, 22, 23]);
+      expect((await ra.getMany('users', { ids: [21, 22, 23, 24] })).data.map((u) => u.id)).toEqual([24]);
+    });
+
+    it('delete of a missing user is still a 404', async () => {
+      const err = await refusal(ra.delete('users', { id: 20 }));
+      expect(err.status).toBe(404);
+      expect(message(err, 'user.not_found')).toBeTruthy();
     });
   });
 });

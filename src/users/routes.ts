@@ -133,7 +133,8 @@ export function registerUserRoutes(
       can(req, 'users', 'delete');
       const id = pathId(req.params.id);
       await users.remove(callerOf(req).id, id);
-      res.status(204).end();
+      // As seed 001 answers: react-admin's delete and deleteMany read the id from the body.
+      res.json({ id });
     })
     .all(methodNotAllowed);
 
