@@ -3,7 +3,7 @@ import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client } from './helpers/http.js';
 import { HttpError, jsonServerProvider, type DataProvider } from './helpers/ra-data-json-server.js';
-import { setupAdmin } from './helpers/users.js';
+import { createUser, setupAdmin } from './helpers/users.js';
 
 const API = '/api/v1/auth';
 
@@ -114,6 +114,86 @@ describe.each(DB_KINDS)("react-admin's ra-data-json-server on resource users, on
       expect(res.body.error.message.startsWith('id:')).toBe(true);
     });
   });
+
+  describe('update as the <Edit> form sends it: the whole record, one field changed', () => {
+    it('changes that field and ignores the read-only ones sent as they were', async () => {
+      const { data: record } = await ra.getOne('users', { id: 10 });
+      expect(Object.keys(record)).toEqual(expect.arrayContaining(['id', 'createdAt', 'updatedAt', 'hasPassword', 'authSource', 'lastLoginAt']));
+      const { data } = await ra.update('users', { id: 10, data: { ...record, email: 'ten@example.test' }, previousData: record });
+      expect(data).toMatchObject({ id: 10, username: 'ra-010', email: 'ten@example.test', createdAt: record.createdAt });
+      expect((await ra.getOne('users', { id: 10 })).data.email).toBe('ten@example.test');
+    });
+
+    it('accepts the times the server moves by itself as they were when the form was read', async () => {
+      const { data: record } = await ra.getOne('users', { id: 11 });
+      expect(record.lastActiveAt).toBeNull();
+      // Meanwhile the user is active, and another admin edits the record: lastActiveAt and updatedAt move on.
+      await server.usher.users.touchLastActive(11, Date.now());
+      const other = await c.patch(`${API}/users/11`, { key: adminKey, body: { name: 'Eleven' } });
+      expect(other.body.lastActiveAt).not.toBeNull();
+      expect(other.body.updatedAt > (record.updatedAt as string)).toBe(true);
+      const { data } = await ra.update('users', { id: 11, data: { ...record, email: 'eleven@example.test' } });
+      expect(data).toMatchObject({ email: 'eleven@example.test', lastActiveAt: other.body.lastActiveAt });
+    });
+
+    it('promotes with the role changed in the whole record, and needs no set-role to send the role unchanged', async () => {
+      const { data: record } = await ra.getOne('users', { id: 12 });
+      const { data: promoted } = await ra.update('users', { id: 12, data: { ...record, role: 'admin', password: 'twelve-password' } });
+      expect(promoted).toMatchObject({ role: 'admin', hasPassword: true });
+      const { data: demoted } = await ra.update('users', { id: 12, data: { ...promoted, role: 'user' } });
+      expect(demoted.role).toBe('user');
+    });
+
+    it('lets a user edit their own record the same way, and nothing more', async () => {
+      const { user, key } = await createUser(server, c, adminKey, { username: 'ra-self', password: 'ra-self-password' });
+      const own = jsonServerProvider(`${server.url}${API}`, key);
+      const { data: record } = await own.getOne('users', { id: user.id });
+      const { data } = await own.update('users', { id: user.id, data: { ...record, name: 'Self Edited' } });
+      expect(data).toMatchObject({ name: 'Self Edited', role: 'user' });
+      for (const change of [{ role: 'admin' }, { active: false }, { createdAt: '2000-01-01T00:00:00.000Z' }]) {
+        const err = await refusal(own.update('users', { id: user.id, data: { ...record, ...change } }));
+        expect(err.status).toBe(403);
+        expect(message(err, 'auth.forbidden')).toMatch(new RegExp(`^${Object.keys(change)[0]}: `));
+      }
+      expect((await ra.getOne('users', { id: user.id })).data).toMatchObject({ role: 'user', active: true, createdAt: record.createdAt });
+    });
+
+    it.each([
+      ['id', 99],
+      ['id', '13'],
+      ['username', 'renamed'],
+      ['createdAt', '2000-01-01T00:00:00.000Z'],
+      ['hasPassword', true],
+      ['authSource', 'oidc:corp'],
+      ['active', false],
+      ['lastLoginAt', '2999-01-01T00:00:00.000Z'],
+      ['lastActiveAt', 'yesterday'],
+      ['updatedAt', '2999-01-01T00:00:00.000Z'],
+    ])('refuses the read-only %s changed to %j with a 400 naming it, and changes nothing', async (field, value) => {
+      const { data: record } = await ra.getOne('users', { id: 13 });
+      const err = await refusal(ra.update('users', { id: 13, data: { ...record, email: 'thirteen@example.test', [field]: value } }));
+      expect(err.status).toBe(400);
+      expect(message(err, 'request.invalid')).toMatch(new RegExp(`^${field}: is read-only`));
+      expect((await ra.getOne('users', { id: 13 })).data).toEqual(record);
+    });
+
+    it('still refuses a field the user object does not have', async () => {
+      const { data: record } = await ra.getOne('users', { id: 14 });
+      for (const extra of [{ isAdmin: true }, JSON.parse('{"__proto__": {"role": "admin"}}') as Record<string, unknown>]) {
+        const err = await refusal(ra.update('users', { id: 14, data: { ...record, ...extra } }));
+        expect(err.status).toBe(400);
+        expect(message(err, 'request.invalid')).toBe(`${Object.keys(extra)[0]}: unknown field`);
+      }
+      expect((await ra.getOne('users', { id: 14 })).data).toEqual(record);
+    });
+
+    it('updateMany sends the same data to each id and reads each id back', async () => {
+      const { data } = await ra.updateMany('users', { ids: [15, 16], data: { name: 'Bulk' } });
+      expect(data).toEqual([15, 16]);
+      expect((await ra.getMany('users', { ids: [15, 16] })).data.map((u) => u.name)).toEqual(['Bulk', 'Bulk']);
+    });
+  });
+
   describe('create, delete and deleteMany', () => {
     it('create reads the new id', async () => {
       const { data } = await ra.create('users', { data: { username: 'ra-created', password: 'ra-created-password' } });
