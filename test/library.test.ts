@@ -75,7 +75,8 @@ describe('library mode: Usher mounted in a host app', () => {
     expect(created.map((u) => u.username)).toEqual(['admin', 'alice', 'bob']);
     const adminKey = usher.users.readApiKey((await usher.users.get(1))!)!;
     const bob = (await usher.users.findByUsername('bob'))!;
-    expect((await c.del(`/api/v1/auth/users/${bob.id}`, { key: adminKey })).status).toBe(204);
+    const removed = await c.del(`/api/v1/auth/users/${bob.id}`, { key: adminKey });
+    expect([removed.status, removed.body]).toEqual([200, { id: bob.id }]);
     await new Promise((r) => setTimeout(r, 20));
     expect(deleted.map((u) => u.username)).toEqual(['bob']);
     expect(deleted[0]).not.toHaveProperty('passwordHash');

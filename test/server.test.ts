@@ -39,7 +39,8 @@ describe('standalone server', () => {
       expect((await c.put('/api/v1/auth/users/2', { key: adminKey, body: { role: 'user' } })).body.role).toBe('user');
       const list = await c.get('/api/v1/auth/users', { key: adminKey });
       expect(list.body.map((u: { username: string }) => u.username)).toEqual(['admin', 'alice']);
-      expect((await c.del('/api/v1/auth/users/2', { key: adminKey })).status).toBe(204);
+      const removed = await c.del('/api/v1/auth/users/2', { key: adminKey });
+      expect([removed.status, removed.body]).toEqual([200, { id: 2 }]);
     } finally {
       await run.stop();
     }

@@ -2,7 +2,10 @@ import { invalidField } from '../http/errors.js';
 import { SORT_COLUMNS, type ListQuery, type SortField } from './repository.js';
 
 export const DEFAULT_LIMIT = 50;
-export const MAX_LIMIT = 500;
+/** react-admin asks for 1000 rows (its prev/next buttons and its export). */
+export const MAX_LIMIT = 1000;
+/** At most this many `id` values in one list (react-admin's `getMany`). */
+export const MAX_IDS = 1000;
 
 /** Navidrome's and others' names for the same sort fields. */
 const SORT_ALIASES: Record<string, SortField> = { userName: 'username', lastAccessAt: 'lastActiveAt' };
@@ -20,15 +23,35 @@ function nonNegative(name: string, raw: string): number {
 }
 
 /**
- * Reads `offset`/`limit`/`sort`/`order`/`q`/`role`/`active`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
- * A value outside an allow-list is a 400, never silently replaced; parameters it does not know are ignored.
+ * The `id` filter, read from the raw query string: one value or repeated (`id=9&id=61`, react-admin's
+ * getMany), each a positive integer; duplicates count once. Not from the parsed query: Node's querystring
+ * keeps only the first 1000 pairs and qs only 20 array items, so more ids would be dropped silently.
  */
-export function parseListQuery(query: Record<string, unknown>): ListQuery {
+function idFilter(search: string): number[] | undefined {
+  const values = new URLSearchParams(search).getAll('id');
+  if (values.length === 0) return undefined;
+  if (values.length > MAX_IDS) throw invalidField('id', `must be given at most ${MAX_IDS} times`);
+  const ids = new Set<number>();
+  for (const value of values) {
+    if (!/^[1-9]\d{0,15}$/.test(value) || !Number.isSafeInteger(Number(value))) throw invalidField('id', 'must be a positive integer');
+    ids.add(Number(value));
+  }
+  return [...ids];
+}
+
+/**
+ * Reads `offset`/`limit`/`sort`/`order`/`q`/`role`/`active`/`id`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
+ * A value outside an allow-list is a 400, never silently replaced; parameters it does not know are ignored.
+ * `search` is the raw query string (after `?`), where the `id` values are read.
+ */
+export function parseListQuery(query: Record<string, unknown>, search: string): ListQuery {
   const offsetName = query.offset !== undefined ? 'offset' : '_start';
   const offsetRaw = single(query, offsetName);
   const offset = offsetRaw === undefined ? 0 : nonNegative(offsetName, offsetRaw);
 
-  let limit = DEFAULT_LIMIT;
+  const ids = idFilter(search);
+  // react-admin's getMany sends the ids and no page: all of them come back.
+  let limit = ids === undefined ? DEFAULT_LIMIT : ids.length;
   const limitRaw = single(query, 'limit');
   const endRaw = single(query, '_end');
   if (limitRaw !== undefined) {
@@ -60,6 +83,7 @@ export function parseListQuery(query: Record<string, unknown>): ListQuery {
   }
 
   const result: ListQuery = { offset, limit, sort, order };
+  if (ids !== undefined) result.ids = ids;
   const q = single(query, 'q');
   if (q !== undefined && q !== '') {
     if (q.length > 256) throw invalidField('q', 'must be at most 256 characters');

@@ -86,6 +86,8 @@ export interface ListQuery {
   q?: string;
   role?: string;
   active?: boolean;
+  /** Only these users. */
+  ids?: number[];
 }
 
 /** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
@@ -153,6 +155,7 @@ export const usersRepo = {
 
   async list(db: Queryable, q: ListQuery): Promise<{ users: UserRecord[]; total: number }> {
     const filtered = db<UserRow>('users').modify((b) => {
+      if (q.ids !== undefined) b.whereIn('id', q.ids);
       if (q.role !== undefined) b.where('role', q.role);
       if (q.active !== undefined) b.where('active', q.active);
       if (q.q) {

@@ -1,11 +1,12 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
-import { Errors } from '../http/errors.js';
+import { Errors, invalidField } from '../http/errors.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
 import { toPublicUser, usernameKey } from './model.js';
 import type { LoginLimiter } from '../authn/login-limiter.js';
 import { parseListQuery } from './list-query.js';
+import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
 import { SELF_FIELDS, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -45,18 +46,28 @@ export function registerUserRoutes(
     return users.require(id);
   }
 
+  const writable: ReadonlySet<string> = new Set(Object.keys(schemas.update.shape));
+  /** react-admin's `<Edit>` sends the whole record back: what it holds as the server returned it is no change. */
+  async function withoutUnchanged(body: Record<string, unknown>, id: number) {
+    if (!mayHoldUnchanged(body, writable)) return { body };
+    return dropUnchanged(body, toPublicUser(await users.require(id)), writable);
+  }
+
   /** Partial update with field-level rules: without (users, update) only your own name, email and password. */
   async function update(req: Request, res: Response, id: number) {
     const caller = callerOf(req);
     const self = caller.id === id;
-    const body = objectBody(req.body);
     const admin = authz.can(caller.role, 'users', 'update');
     if (!admin) {
       if (!self) throw Errors.forbidden();
       can(req, 'self', 'update');
+    }
+    const { body, readOnly } = await withoutUnchanged(objectBody(req.body), id);
+    if (!admin) {
       const refused = Object.keys(body).filter((k) => !SELF_FIELDS.has(k));
       if (refused.length > 0) throw Errors.forbidden(`${refused.join(', ')}: you may not change this`);
     }
+    if (readOnly !== undefined) throw invalidField(readOnly, 'is read-only; send it as the server returned it, or leave it out');
     const { currentPassword, ...fields } = parseWith(schemas.update, body);
     if (fields.role !== undefined) can(req, 'users', 'set-role');
     if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
@@ -105,7 +116,9 @@ export function registerUserRoutes(
     .route(`${base}/users`)
     .get(async (req, res) => {
       can(req, 'users', 'list');
-      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>));
+      const at = req.originalUrl.indexOf('?');
+      const search = at === -1 ? '' : req.originalUrl.slice(at + 1);
+      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>, search));
       res.set('X-Total-Count', String(total)).json(page.map(toPublicUser));
     })
     .post(async (req, res) => {
@@ -131,7 +144,8 @@ export function registerUserRoutes(
       can(req, 'users', 'delete');
       const id = pathId(req.params.id);
       await users.remove(callerOf(req).id, id);
-      res.status(204).end();
+      // As seed 001 answers: react-admin's delete and deleteMany read the id from the body.
+      res.json({ id });
     })
     .all(methodNotAllowed);
 
