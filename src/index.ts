@@ -1,4 +1,4 @@
-import { Router, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { ConfigError, isResolvedConfig, resolveConfig } from './config/load.js';
 import type { UsherConfig } from './config/schema.js';
@@ -25,6 +25,7 @@ import { SessionManager } from './sessions/manager.js';
 import { registerSessionRoutes } from './sessions/routes.js';
 import { registerPublicAuthRoutes } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
+import { staticRouteMatcher } from './http/route-match.js';
 import { AppError } from './http/errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
@@ -109,12 +110,18 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const limiter = new LoginLimiter(backend, config.loginLimit);
 
     const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs);
+    // Forward auth's requests, as Express routes them (marked by the route itself below), or as it would
+    // route them (for a host app's `authenticate`, which runs before any routing).
+    const verifyPath = `${API_BASE}/verify`;
+    const forwardAuthRequests = new WeakSet<Request>();
+    const isVerifyUrl = staticRouteMatcher(verifyPath);
+    const isForwardAuth = (req: Request) => forwardAuthRequests.has(req) || isVerifyUrl(req.originalUrl);
     const chain = authenticateWith(
       [
         apiKeyMethod,
         new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
         ...(config.proxy.enabled
-          ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, [`${API_BASE}/verify`])]
+          ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, isForwardAuth)]
           : []),
       ],
       [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log)],
@@ -159,6 +166,11 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       provisioner: new Provisioner(users, authz.groupRoles),
       log,
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
+    });
+    // Express's own route match marks forward auth's requests before anything authenticates them.
+    router.route(verifyPath).all((req, _res, next) => {
+      forwardAuthRequests.add(req);
+      next();
     });
     router.use(API_BASE, jsonBody, authenticate);
     registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));

@@ -54,6 +54,25 @@ export function authenticateWith(methods: AuthMethod[], hooks: PostAuthHook[]): 
     }
   };
 
+  /**
+   * Checks that no later method that also applies names someone else: a key of one user with the cookie
+   * of another, or a trusted proxy's `Remote-User` with a session cookie, is refused whatever the pair.
+   * Usually no other method applies, and this costs one `applies()` each.
+   */
+  const confirm = (identity: Identity, req: Request, i: number): void | Promise<void> => {
+    for (; i < methods.length; i++) {
+      const method = methods[i]!;
+      if (!method.applies(req)) continue;
+      const next = i + 1;
+      const other = method.authenticate(req);
+      const check = (found: Identity | null): void | Promise<void> => {
+        if (found && found.user.id !== identity.user.id) throw Errors.conflictingCredentials();
+        return confirm(identity, req, next);
+      };
+      return isPromise(other) ? other.then(check) : check(other);
+    }
+  };
+
   /** Tries methods from index i; resolves true when one authenticated the request. */
   const tryMethods = (req: Request, i: number): boolean | Promise<boolean> => {
     for (; i < methods.length; i++) {
@@ -63,10 +82,14 @@ export function authenticateWith(methods: AuthMethod[], hooks: PostAuthHook[]): 
       const next = i + 1;
       const decide = (identity: Identity | null): boolean | Promise<boolean> => {
         if (!identity) return tryMethods(req, next);
-        const done = runHooks(identity, req, 0);
-        if (isPromise(done)) return done.then(() => (accept(identity, req), true));
-        accept(identity, req);
-        return true;
+        const confirmed = confirm(identity, req, next);
+        const finish = (): boolean | Promise<boolean> => {
+          const done = runHooks(identity, req, 0);
+          if (isPromise(done)) return done.then(() => (accept(identity, req), true));
+          accept(identity, req);
+          return true;
+        };
+        return isPromise(confirmed) ? confirmed.then(finish) : finish();
       };
       return isPromise(result) ? result.then(decide) : decide(result);
     }

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
-import ipaddr from 'ipaddr.js';
+import type ipaddr from 'ipaddr.js';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError, Errors } from '../http/errors.js';
 import type { UsherConfig } from '../config/schema.js';
+import { parseAddress } from '../config/trusted-proxies.js';
 import type { SessionBackend } from '../sessions/backend.js';
 
 /** The client's address as counted: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64). */
 export function clientKey(ip: string | undefined): string {
-  if (!ip || !ipaddr.isValid(ip)) return 'unknown';
-  const addr = ipaddr.process(ip);
+  const addr = ip === undefined ? null : parseAddress(ip);
+  if (!addr) return 'unknown';
   if (addr.kind() === 'ipv4') return addr.toString();
   return `${(addr as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
 }

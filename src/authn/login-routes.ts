@@ -35,10 +35,12 @@ export function registerLoginRoutes(
       const user = await users.findByUsername(username);
       // Unknown, password-less, disabled or wrong: the same answer, after the same amount of work.
       const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await verifyDummy(password);
-      if (!user || !ok || !user.active) throw Errors.invalidCredentials();
+      // An external account signs in through its provider unless an admin allowed a local password.
+      if (!user || !ok || !user.active || !user.passwordLogin) throw Errors.invalidCredentials();
       await succeeded();
       await sessions.start(req, res, user);
-      const now = await users.recordLogin(user.id, needsRehash(user.passwordHash!) ? password : undefined);
+      const rehash = ok === 'rehash' || needsRehash(user.passwordHash!);
+      const now = await users.recordLogin(user.id, rehash ? password : undefined);
       res.json({ user: toPublicUser(now ?? user) });
     })
     .all(methodNotAllowed);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { GroupRoles } from '../authz/group-roles.js';
 import type { RoleSync } from '../config/schema.js';
 import { Errors, invalidField } from '../http/errors.js';
-import { normalizeUsername, usernameProblem, type UserRecord } from '../users/model.js';
+import { nameProblem, normalizeUsername, usernameProblem, type UserRecord } from '../users/model.js';
 import type { UserService } from '../users/service.js';
 
 /** Who an external authority (a trusted proxy, an OIDC provider) says a person is. */
@@ -58,7 +58,7 @@ export function cleanProfile(identity: ExternalIdentity): ExternalIdentity {
   const email = identity.email?.trim();
   return {
     ...identity,
-    name: name && name.length <= 256 && !/\p{Cc}/u.test(name) ? name : undefined,
+    name: name && nameProblem(name) === null ? name : undefined,
     email: email && EMAIL.safeParse(email).success ? email : undefined,
   };
 }

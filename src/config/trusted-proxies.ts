@@ -33,9 +33,28 @@ export function trustsEveryAddress(entry: string): boolean {
   return bits < NARROWEST_IPV6_PREFIX;
 }
 
-/** The address as matched and logged: IPv4-mapped IPv6 (::ffff:127.0.0.1) becomes IPv4. */
+/**
+ * An address parsed with only IPv4-mapped IPv6 (`::ffff:0:0/96`, as a dual-stack socket reports IPv4
+ * peers) made IPv4; null when it is not an address. ipaddr.js reads any IPv6 written with a dotted IPv4
+ * tail as mapped, so the IPv4-compatible `::127.0.0.1` (Node's spelling of the peer `::7f00:1`) would
+ * pass for 127.0.0.1: the tail is rewritten as two hex groups before parsing.
+ */
+export function parseAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  let text = address;
+  const tail = /^(.*:)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(address);
+  if (tail) {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(tail[2]!)) return null;
+    const [a, b, c, d] = ipaddr.IPv4.parse(tail[2]!).octets as [number, number, number, number];
+    text = `${tail[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  if (!ipaddr.isValid(text)) return null;
+  const ip = ipaddr.parse(text);
+  return ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress() ? (ip as ipaddr.IPv6).toIPv4Address() : ip;
+}
+
+/** The address as matched and logged: IPv4-mapped IPv6 (::ffff:127.0.0.1) becomes IPv4, nothing else does. */
 export function normalizeAddress(address: string): string {
-  return ipaddr.isValid(address) ? ipaddr.process(address).toString() : address;
+  return parseAddress(address)?.toString() ?? address;
 }
 
 /**
@@ -62,7 +81,7 @@ export function compileTrustedProxies(entries: readonly string[]): (address: str
     let trusted = answers.get(address);
     if (trusted === undefined) {
       const ip = normalizeAddress(address);
-      trusted = ipaddr.isValid(ip) && (everyAddress || (everyIPv4 && ipaddr.IPv4.isValid(ip)) || match(ip, 0));
+      trusted = parseAddress(ip) !== null && (everyAddress || (everyIPv4 && ipaddr.IPv4.isValid(ip)) || match(ip, 0));
       if (answers.size >= 1_000) answers.clear();
       answers.set(address, trusted);
     }

@@ -26,11 +26,25 @@ async function limited<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Passwords are hashed and checked in Unicode NFC: the same password typed on a keyboard that composes
+ * (é as one code point) and on one that does not (e + combining accent, as macOS may send) is one password.
+ */
 export function hashPassword(password: string): Promise<string> {
-  return limited(() => hash(password, PARAMS));
+  return limited(() => hash(password.normalize('NFC'), PARAMS));
 }
 
-export async function verifyPassword(stored: string, password: string): Promise<boolean> {
+/** The password matches ('ok'), matches only a hash made before NFC normalisation ('rehash'), or not (false). */
+export type PasswordCheck = 'ok' | 'rehash' | false;
+
+export async function verifyPassword(stored: string, password: string): Promise<PasswordCheck> {
+  const nfc = password.normalize('NFC');
+  if (await verifyRaw(stored, nfc)) return 'ok';
+  // A hash from before passwords were normalised was made over the text as typed.
+  return nfc !== password && (await verifyRaw(stored, password)) ? 'rehash' : false;
+}
+
+async function verifyRaw(stored: string, password: string): Promise<boolean> {
   try {
     return await limited(() => verify(stored, password));
   } catch {

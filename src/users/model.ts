@@ -8,6 +8,8 @@ export interface User {
   active: boolean;
   hasPassword: boolean;
   authSource: string;
+  /** May sign in with a local password: always for a local account; for an external one if an admin allowed it. */
+  passwordLogin: boolean;
   createdAt: number;
   updatedAt: number;
   lastActiveAt: number | null;
@@ -34,6 +36,7 @@ export function withoutSecrets(u: User): User {
     active: u.active,
     hasPassword: u.hasPassword,
     authSource: u.authSource,
+    passwordLogin: u.passwordLogin,
     createdAt: u.createdAt,
     updatedAt: u.updatedAt,
     lastActiveAt: u.lastActiveAt,
@@ -51,6 +54,7 @@ export interface PublicUser {
   active: boolean;
   hasPassword: boolean;
   authSource: string;
+  passwordLogin: boolean;
   createdAt: string;
   updatedAt: string;
   lastActiveAt: string | null;
@@ -81,6 +85,7 @@ export function toPublicUser(u: User): PublicUser {
     active: u.active,
     hasPassword: u.hasPassword,
     authSource: u.authSource,
+    passwordLogin: u.passwordLogin,
     createdAt: iso(u.createdAt)!,
     updatedAt: iso(u.updatedAt)!,
     lastActiveAt: iso(u.lastActiveAt),
@@ -111,5 +116,19 @@ export function usernameProblem(username: string): string | null {
   if (length < 1 || length > 64) return 'must be 1 to 64 characters';
   if (INVISIBLE.test(username)) return 'must not contain control or invisible characters';
   if (/\s/u.test(username.replace(/ /g, ''))) return 'must not contain whitespace other than spaces';
+  if (!/[\p{L}\p{N}]/u.test(username)) return 'must contain a letter or a digit';
+  return null;
+}
+
+/**
+ * Control characters, bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069,
+ * which make a name display as another text) and line/paragraph separators (U+2028, U+2029).
+ */
+const UNSAFE_IN_NAME = /[\p{Cc}\u202a-\u202e\u2066-\u2069\u2028\u2029]/u;
+
+/** Why a display name is unacceptable, or null. */
+export function nameProblem(name: string): string | null {
+  if (name.length > 256) return 'must be at most 256 characters';
+  if (UNSAFE_IN_NAME.test(name)) return 'must not contain control, bidirectional-override or line-separator characters';
   return null;
 }

@@ -6,7 +6,7 @@ const MOVING_TIMES: ReadonlySet<string> = new Set(['updatedAt', 'lastActiveAt', 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 /** Writable, but needs a capability to change: sent as it is, it is no change and needs none. */
-const KEPT_IF_SAME: ReadonlySet<string> = new Set(['role']);
+const KEPT_IF_SAME: ReadonlySet<string> = new Set(['role', 'passwordLogin']);
 
 /** Whether `sent` is a value the server returned for this field, now or (a moving time) earlier. */
 function asReturned(field: string, sent: unknown, now: unknown): boolean {

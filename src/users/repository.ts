@@ -15,6 +15,7 @@ interface UserRow {
   active: boolean | number;
   password_hash: string | null;
   auth_source: string;
+  password_login: boolean | number;
   api_key_digest: string | null;
   api_key_cipher: string | null;
   created_at: number | string;
@@ -36,6 +37,7 @@ function fromRow(r: UserRow): UserRecord {
     active: Boolean(r.active),
     hasPassword: r.password_hash !== null,
     authSource: r.auth_source,
+    passwordLogin: r.auth_source === 'local' || Boolean(r.password_login),
     createdAt: time(r.created_at)!,
     updatedAt: time(r.updated_at)!,
     lastActiveAt: time(r.last_active_at),
@@ -62,6 +64,7 @@ export interface NewUserRow {
 
 export type UserChanges = Partial<Omit<NewUserRow, 'auth_source'>> & {
   api_key_cipher?: string | null;
+  password_login?: boolean;
   last_login_at?: number;
   session_epoch?: number;
 };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { normalizeUsername, usernameProblem } from './model.js';
+import { nameProblem, normalizeUsername, usernameProblem } from './model.js';
 
 export interface SchemaContext {
   passwordMinLength: number;
@@ -21,8 +21,10 @@ export function userSchemas(ctx: SchemaContext) {
   const name = z
     .string()
     .trim()
-    .max(256, 'must be at most 256 characters')
-    .refine((v) => !/\p{Cc}/u.test(v), 'must not contain control characters')
+    .superRefine((value, issue) => {
+      const problem = nameProblem(value);
+      if (problem) issue.addIssue({ code: 'custom', message: problem });
+    })
     .transform((v) => (v === '' ? null : v))
     .nullable();
   const email = z
@@ -48,6 +50,7 @@ export function userSchemas(ctx: SchemaContext) {
       name: name.optional(),
       email: email.optional(),
       password: password.nullable().optional(),
+      passwordLogin: z.boolean().optional(),
       currentPassword: z.string().max(1024).optional(),
     }),
     status: z.strictObject({ active: z.boolean() }),

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { AppError, Errors } from '../http/errors.js';
+import { AppError, Errors, invalidField } from '../http/errors.js';
 import { uniqueViolation, type Db } from '../db/connect.js';
 import { decryptApiKey, digestApiKey, encryptApiKey, generateApiKey } from '../crypto/api-keys.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
@@ -56,6 +56,8 @@ export interface UserPatch {
   email?: string | null;
   /** null clears the password (a password-less, invite-only account). */
   password?: string | null;
+  /** An external account may also sign in with a local password (admins only; always true for local accounts). */
+  passwordLogin?: boolean;
 }
 
 /** The users' rules: uniqueness, safety rails, keys. Routes call this; SQL lives in the repository. */
@@ -135,6 +137,7 @@ export class UserService {
     if (patch.name !== undefined) changes.name = patch.name;
     if (patch.email !== undefined) Object.assign(changes, emailColumns(patch.email));
     if (patch.role !== undefined) changes.role = patch.role;
+    if (patch.passwordLogin !== undefined) changes.password_login = patch.passwordLogin;
     if (patch.password !== undefined) {
       if (opts.self && patch.password !== null) {
         const current = await this.require(id);
@@ -148,12 +151,18 @@ export class UserService {
     return this.change(
       id,
       (before) => {
+        if (patch.passwordLogin === false && before.authSource === 'local') throw invalidField('passwordLogin', 'a local account always signs in with its password');
+        // A password an external user sets themselves would bypass their provider's MFA and group checks.
+        const passwordLogin = patch.passwordLogin ?? before.passwordLogin;
+        if (opts.self && typeof patch.password === 'string' && !passwordLogin) throw Errors.passwordLoginOff();
         const after = {
           role: changes.role ?? before.role,
           hasPassword: changes.password_hash !== undefined ? changes.password_hash !== null : before.hasPassword,
         };
         const demoted = before.role === ADMIN_ROLE && after.role !== ADMIN_ROLE;
-        return { changes, after, endSessions: demoted || changes.password_hash !== undefined };
+        // Turning password login off ends the sessions a password may have started.
+        const passwordLoginEnded = before.passwordLogin && patch.passwordLogin === false;
+        return { changes, after, endSessions: demoted || changes.password_hash !== undefined || passwordLoginEnded };
       },
       // Only a self-service password change keeps the session that made it; a demotion ends them all.
       opts.self && patch.role === undefined ? opts.keepSession : undefined,

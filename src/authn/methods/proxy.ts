@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { compileTrustedProxies, normalizeAddress } from '../../config/trusted-proxies.js';
 import type { ProxyConfig } from '../../config/schema.js';
-import { invalidField } from '../../http/errors.js';
-import { DEFAULT_ROLE, normalizeUsername, usernameKey, type UserRecord } from '../../users/model.js';
+import { Errors, invalidField } from '../../http/errors.js';
+import { DEFAULT_ROLE, nameProblem, normalizeUsername, usernameKey, usernameProblem, type UserRecord } from '../../users/model.js';
 import type { UserService } from '../../users/service.js';
 import type { ExternalIdentity, Provisioner, ProvisioningPolicy } from '../provisioning.js';
 import { UserCache } from '../user-cache.js';
@@ -51,10 +51,10 @@ export class ProxyMethod implements AuthMethod {
     cacheTtlMs: number,
     private readonly log: Logger,
     /**
-     * Paths where identity headers are never read: forward auth (GET /verify) asks who a cookie or key
+     * Requests whose identity headers are never read: forward auth (GET /verify) asks who a cookie or key
      * is, and a proxy's auth subrequest carries the client's own headers from a trusted address.
      */
-    private readonly ignoredPaths: readonly string[] = [],
+    private readonly ignores: (req: Request) => boolean = () => false,
   ) {
     for (const h of [...settings.userHeaders, settings.groupsHeader, settings.emailHeader, settings.nameHeader]) {
       if (h) this.labels.set(h.toLowerCase(), h);
@@ -76,14 +76,7 @@ export class ProxyMethod implements AuthMethod {
 
   applies(req: Request): boolean {
     for (const header of this.userHeaders) {
-      if (req.headers[header] !== undefined) return !this.ignored(req.originalUrl);
-    }
-    return false;
-  }
-
-  private ignored(url: string): boolean {
-    for (const path of this.ignoredPaths) {
-      if (url.startsWith(path) && (url.length === path.length || url[path.length] === '?')) return true;
+      if (req.headers[header] !== undefined) return !this.ignores(req);
     }
     return false;
   }
@@ -126,7 +119,7 @@ export class ProxyMethod implements AuthMethod {
   private identityOf(key: string): ExternalIdentity {
     const [userHeader, rawUser, rawGroups, rawEmail, rawName] = key.split('\n') as [string, string, string, string, string];
     const decode = (header: string | undefined, value: string) => utf8Value(this.labels.get(header!) ?? '', value);
-    const username = normalizeUsername(decode(userHeader, rawUser));
+    const username = plainUsername(decode(userHeader, rawUser));
     const groups = rawGroups === ABSENT ? undefined : split(decode(this.groupsHeader, rawGroups), this.settings.groupsSeparator);
     const email = rawEmail === ABSENT ? undefined : decode(this.emailHeader, rawEmail).trim();
     const name = rawName === ABSENT ? undefined : decode(this.nameHeader, rawName).trim();
@@ -135,7 +128,7 @@ export class ProxyMethod implements AuthMethod {
       subject: usernameKey(username),
       username,
       email: email && validEmail.safeParse(email).success ? email : undefined,
-      name: name && name.length <= 256 && !/\p{Cc}/u.test(name) ? name : undefined,
+      name: name && nameProblem(name) === null ? name : undefined,
       groups,
     };
   }
@@ -153,6 +146,19 @@ export class ProxyMethod implements AuthMethod {
     this.lastWarning = now;
     this.unreported = 0;
   }
+}
+
+/**
+ * The proxy's username as the account's name must be: the same text, case aside (docs/proxy-auth.md).
+ * A name that only NFKC folding or stripping turns into a valid one (fullwidth `ａｄｍｉｎ`, `admin` and a
+ * no-break space) is another name than the account it would fold onto, so it is refused, never linked.
+ * Canonical forms are one name: NFC is taken as is.
+ */
+function plainUsername(raw: string): string {
+  const name = raw.normalize('NFC');
+  const problem = name === normalizeUsername(name) ? usernameProblem(name) : 'it is not in its plain (NFKC, trimmed) form';
+  if (problem) throw Errors.proxyUsernameRefused(`The username the proxy sent matches no account and is refused: ${problem}.`);
+  return name;
 }
 
 /** Node reads header bytes as Latin-1; proxies send UTF-8. */
