@@ -141,6 +141,9 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
 
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
+    // Forward auth first, with its own middleware: Express matching the route decides, however the path is
+    // spelled, that a trusted proxy's query string there is the proxied app's (see registerVerifyRoute).
+    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies), authenticate);
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
     router.use(API_BASE, noStore, (req, _res, next) => {
       // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
@@ -165,7 +168,6 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas, limiter, sessions);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
-    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies));
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 
