@@ -112,9 +112,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs);
     // Forward auth's requests, as Express routes them (marked by the route itself below), or as it would
     // route them (for a host app's `authenticate`, which runs before any routing).
-    const verifyPath = `${API_BASE}/verify`;
     const forwardAuthRequests = new WeakSet<Request>();
-    const isVerifyUrl = staticRouteMatcher(verifyPath);
+    const isVerifyUrl = staticRouteMatcher(`${API_BASE}/verify`);
     const isForwardAuth = (req: Request) => forwardAuthRequests.has(req) || isVerifyUrl(req.originalUrl);
     const chain = authenticateWith(
       [
@@ -148,6 +147,14 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
 
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
     const router = Router();
+    // Forward auth first, with its own middleware: Express matching the route decides, however the path is
+    // spelled, that a trusted proxy's query string there is the proxied app's (see registerVerifyRoute).
+    // The route Express matched marks the request, so the proxy method never reads identity headers there.
+    const forwardAuthenticate: RequestHandler = (req, res, next) => {
+      forwardAuthRequests.add(req);
+      authenticate(req, res, next);
+    };
+    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies), forwardAuthenticate);
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
     router.use(API_BASE, noStore, (req, _res, next) => {
       // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
@@ -167,17 +174,11 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       log,
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
-    // Express's own route match marks forward auth's requests before anything authenticates them.
-    router.route(verifyPath).all((req, _res, next) => {
-      forwardAuthRequests.add(req);
-      next();
-    });
     router.use(API_BASE, jsonBody, authenticate);
     registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas, limiter, sessions);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
-    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies));
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 

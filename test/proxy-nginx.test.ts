@@ -4,21 +4,52 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, type Jar } from './helpers/http.js';
+import { withBrowser } from './helpers/browser.js';
+import { docsSnippet } from './helpers/docs.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { requestFrom } from './helpers/peer-http.js';
 import { freePort } from './helpers/process.js';
-import { ME, proxySettings } from './helpers/proxy.js';
+import { ME } from './helpers/proxy.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
+/** Host names under this domain resolve to 127.0.0.1 for Chromium; Node's requests name them in Host. */
+const DOMAIN = 'example.test';
+
+/** The login page Usher has not got yet: it posts to Usher's login on its own origin, then goes to `rd`. */
+const LOGIN_PAGE = `<!doctype html>
+<title>Sign in</title>
+<form id="login"><input name="username"><input name="password" type="password"><button>Sign in</button></form>
+<p id="error"></p>
+<script>
+  document.getElementById('login').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const res = await fetch('/api/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: form.get('username'), password: form.get('password') }),
+    });
+    if (!res.ok) document.getElementById('error').textContent = 'login failed: ' + res.status;
+    else location.href = new URLSearchParams(location.search).get('rd');
+  });
+</script>
+`;
+
 /**
- * Two nginx servers in front of Usher (which trusts 127.0.0.1, nginx's address, only):
- *  - HEADERS_PORT authenticates with HTTP basic auth and sets Remote-User/Remote-Groups, as an auth
- *    proxy would, replacing whatever the client sent, and proxies to Usher;
- *  - GUARD_PORT guards another app with auth_request against /api/v1/auth/verify and hands it the
- *    Remote-* headers Usher answered; anonymous visitors are sent to a login page.
+ * nginx in front of Usher (which trusts 127.0.0.1, nginx's address, only):
+ *  - on HEADERS_PORT, authenticating with HTTP basic auth and setting Remote-User/Remote-Groups, as an auth
+ *    proxy would, replacing whatever the client sent, and proxying to Usher;
+ *  - on GUARD_PORT, books.example.test: the docs' auth_request snippet itself, guarding another app with
+ *    /api/v1/auth/verify; and auth.example.test: Usher's API and the login page.
  */
 function nginxConfig(ports: { headers: number; guard: number; usher: number; app: number }): string {
+  const guard = docsSnippet('proxy-auth.md', '### nginx `auth_request`', 'nginx', [
+    ['listen 443 ssl;', `listen 127.0.0.1:${ports.guard};`],
+    ['server_name books.example.com;', `server_name books.${DOMAIN};`],
+    ['http://usher:8787', `http://127.0.0.1:${ports.usher}`],
+    ['http://books:8080', `http://127.0.0.1:${ports.app}`],
+  ]);
   return `
   map $remote_user $usher_groups {
     default "";
@@ -39,32 +70,16 @@ function nginxConfig(ports: { headers: number; guard: number; usher: number; app
       proxy_pass http://127.0.0.1:${ports.usher};
     }
   }
+  ${guard}
   server {
     listen 127.0.0.1:${ports.guard};
-    location = /nginx-health { return 204; }
-    location = /_usher_verify {
-      internal;
-      proxy_pass http://127.0.0.1:${ports.usher}/api/v1/auth/verify;
-      proxy_method GET;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
+    server_name auth.${DOMAIN};
+    location = /login {
+      default_type text/html;
+      alias {{PREFIX}}/login.html;
     }
-    location / {
-      auth_request /_usher_verify;
-      auth_request_set $usher_user $upstream_http_remote_user;
-      auth_request_set $usher_groups $upstream_http_remote_groups;
-      auth_request_set $usher_email $upstream_http_remote_email;
-      auth_request_set $usher_name $upstream_http_remote_name;
-      proxy_set_header Remote-User $usher_user;
-      proxy_set_header Remote-Groups $usher_groups;
-      proxy_set_header Remote-Email $usher_email;
-      proxy_set_header Remote-Name $usher_name;
-      proxy_set_header X-Api-Key "";
-      error_page 401 = @login;
-      proxy_pass http://127.0.0.1:${ports.app};
-    }
-    location @login {
-      return 302 https://auth.example.com/login?rd=$scheme://$http_host$request_uri;
+    location /api/ {
+      proxy_pass http://127.0.0.1:${ports.usher};
     }
   }`;
 }
@@ -76,11 +91,23 @@ describe.each(DB_KINDS)('a real nginx in front of Usher on %s', (kind) => {
   /** What the guarded app received. */
   const seen: { method: string; url: string; headers: IncomingHttpHeaders }[] = [];
   let headersUrl: string;
-  let guardUrl: string;
+  let guardPort: number;
   let carolKey: string;
+  /** What a client of books.example.test gets: a request to nginx naming that host. */
+  const books = (path: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {}) =>
+    requestFrom('127.0.0.1', `http://127.0.0.1:${guardPort}${path}`, { ...opts, headers: { host: `books.${DOMAIN}:${guardPort}`, ...opts.headers } });
+  const booksUrl = (path: string) => `http://books.${DOMAIN}:${guardPort}${path}`;
 
   beforeAll(async () => {
-    usher = await startServer(kind, { settings: proxySettings({ adminGroups: ['admins'] }, ['127.0.0.1']) });
+    guardPort = await freePort();
+    const auth = `http://auth.${DOMAIN}:${guardPort}`;
+    usher = await startServer(kind, {
+      settings: {
+        server: { trustedProxies: ['127.0.0.1'], publicUrl: auth },
+        session: { cookieDomain: DOMAIN },
+        auth: { proxy: { enabled: true, adminGroups: ['admins'] }, forwardAuth: { loginUrl: `${auth}/login`, redirectDomains: [DOMAIN] } },
+      },
+    });
     // A local admin, and an API-key user for the guarded app.
     await usher.usher.users.create({ username: 'root', password: 'root-password', role: 'admin' });
     carolKey = (await usher.usher.users.create({ username: 'carol', password: 'carol-password', email: 'carol@example.com', name: 'Carol' })).apiKey;
@@ -88,15 +115,14 @@ describe.each(DB_KINDS)('a real nginx in front of Usher on %s', (kind) => {
     app = http.createServer((req, res) => {
       seen.push({ method: req.method!, url: req.url!, headers: req.headers });
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ app: 'books', user: req.headers['remote-user'] ?? null }));
+      res.end(JSON.stringify({ app: 'books', user: req.headers['remote-user'] ?? null, url: req.url }));
     });
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
 
-    const ports = { headers: await freePort(), guard: await freePort(), usher: Number(new URL(usher.url).port), app: (app.address() as AddressInfo).port };
+    const ports = { headers: await freePort(), guard: guardPort, usher: Number(new URL(usher.url).port), app: (app.address() as AddressInfo).port };
     headersUrl = `http://127.0.0.1:${ports.headers}`;
-    guardUrl = `http://127.0.0.1:${ports.guard}`;
     const htpasswd = 'alice:{PLAIN}alice-password\nbob:{PLAIN}bob-password\n';
-    nginx = await startNginx(nginxConfig(ports), `${headersUrl}/nginx-health`, { htpasswd });
+    nginx = await startNginx(nginxConfig(ports), `${headersUrl}/nginx-health`, { htpasswd, 'login.html': LOGIN_PAGE });
   });
   afterAll(async () => {
     await nginx?.stop();
@@ -132,47 +158,104 @@ describe.each(DB_KINDS)('a real nginx in front of Usher on %s', (kind) => {
     });
   });
 
-  describe('nginx auth_request against /api/v1/auth/verify guarding another app', () => {
-    it('passes a request with an API key, handing the app who it is', async () => {
+  describe("nginx auth_request against /api/v1/auth/verify guarding another app (the docs' snippet)", () => {
+    it('passes a request with an API key, handing the app who it is and not the key', async () => {
       seen.length = 0;
-      const res = await fetch(`${guardUrl}/books?page=2`, { headers: { 'x-api-key': carolKey } });
+      const res = await books('/books?page=2', { headers: { 'x-api-key': carolKey } });
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ app: 'books', user: 'carol' });
+      expect(res.body).toEqual({ app: 'books', user: 'carol', url: '/books?page=2' });
       expect(seen).toHaveLength(1);
       expect(seen[0]!.headers).toMatchObject({ 'remote-user': 'carol', 'remote-groups': 'user', 'remote-email': 'carol@example.com', 'remote-name': 'Carol' });
       expect(seen[0]!.headers['x-api-key']).toBeUndefined();
+    });
+
+    it.each(['Bearer', 'bearer', 'BEARER '])('never hands the app an Usher key sent as Authorization: %s usk_...', async (scheme) => {
+      seen.length = 0;
+      const res = await books('/books', { headers: { authorization: `${scheme} ${carolKey}` } });
+      expect(res.body).toMatchObject({ user: 'carol' });
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.headers.authorization).toBeUndefined();
+      expect(JSON.stringify(seen[0]!.headers)).not.toContain(carolKey);
+    });
+
+    it("passes the app's own Authorization (not an Usher key) on", async () => {
+      const jar: Jar = {};
+      expect((await client(usher.url, jar).post('/api/v1/auth/login', { body: { username: 'carol', password: 'carol-password' } })).status).toBe(200);
+      seen.length = 0;
+      const res = await books('/books', { headers: { cookie: jar.cookie!, authorization: basic('reader', 'app-password') } });
+      expect(res.body).toMatchObject({ user: 'carol' });
+      expect(seen[0]!.headers.authorization).toBe(basic('reader', 'app-password'));
     });
 
     it('passes a request with a session cookie, and a POST too (the subrequest is a GET)', async () => {
       const jar: Jar = {};
       expect((await client(usher.url, jar).post('/api/v1/auth/login', { body: { username: 'carol', password: 'carol-password' } })).status).toBe(200);
       seen.length = 0;
-      const res = await fetch(`${guardUrl}/books`, { method: 'POST', headers: { cookie: jar.cookie!, 'content-type': 'text/plain' }, body: 'hello' });
+      const res = await books('/books', { method: 'POST', headers: { cookie: jar.cookie! }, body: { note: 'hello' } });
       expect(res.status).toBe(200);
       expect(seen.map((s) => [s.method, s.headers['remote-user']])).toEqual([['POST', 'carol']]);
     });
 
-    it('sends an anonymous visitor to the login page and never reaches the app', async () => {
+    it('sends an anonymous browser to the login page with the whole URL, every query parameter kept, and never reaches the app', async () => {
       seen.length = 0;
-      const res = await fetch(`${guardUrl}/books?page=2`, { redirect: 'manual' });
+      const path = '/books?page=2&sort=title&q=a%26b&empty=&x=%E2%9C%93';
+      const res = await books(path, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
       expect(res.status).toBe(302);
-      expect(res.headers.get('location')).toBe(`https://auth.example.com/login?rd=${guardUrl}/books?page=2`);
+      const location = new URL(res.headers.get('location')!);
+      expect(location.origin + location.pathname).toBe(`http://auth.${DOMAIN}:${guardPort}/login`);
+      expect(location.searchParams.get('rd')).toBe(booksUrl(path));
+      expect([...location.searchParams.keys()]).toEqual(['rd']);
+      expect(seen).toHaveLength(0);
+    });
+
+    it.each([
+      ['application/json', { accept: 'application/json' }],
+      ["curl's */*", { accept: '*/*' }],
+      ['no Accept', {}],
+    ])('answers an anonymous API call (%s) 401, not a login page', async (_name, headers) => {
+      seen.length = 0;
+      const res = await books('/books?page=2', { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('location')).toBeNull();
       expect(seen).toHaveLength(0);
     });
 
     it("never lets a client's own Remote-User through: forged alone it is anonymous, beside a key it is replaced", async () => {
       seen.length = 0;
-      const forged = await fetch(`${guardUrl}/books`, { headers: { 'Remote-User': 'root', 'Remote-Groups': 'admin' }, redirect: 'manual' });
-      expect(forged.status).toBe(302);
-      const withKey = await fetch(`${guardUrl}/books`, { headers: { 'x-api-key': carolKey, 'Remote-User': 'root', 'Remote-Groups': 'admin' } });
-      expect(await withKey.json()).toEqual({ app: 'books', user: 'carol' });
+      const forged = await books('/books', { headers: { 'Remote-User': 'root', 'Remote-Groups': 'admin' } });
+      expect(forged.status).toBe(401);
+      const withKey = await books('/books', { headers: { 'x-api-key': carolKey, 'Remote-User': 'root', 'Remote-Groups': 'admin' } });
+      expect(withKey.body).toMatchObject({ app: 'books', user: 'carol' });
       expect(seen.map((s) => [s.headers['remote-user'], s.headers['remote-groups']])).toEqual([['carol', 'user']]);
       expect(await usher.usher.users.findByUsername('root')).toMatchObject({ authSource: 'local' });
     });
 
-    it('refuses a wrong API key (401 from Usher: the login page)', async () => {
-      const res = await fetch(`${guardUrl}/books`, { headers: { 'x-api-key': 'usk_wrong' }, redirect: 'manual' });
-      expect(res.status).toBe(302);
+    it('refuses a wrong API key (401 from Usher, passed on)', async () => {
+      const res = await books('/books', { headers: { 'x-api-key': 'usk_wrong', accept: 'text/html' } });
+      expect(res.status).toBe(401);
+    });
+
+    it('signs a browser in on auth.example.test and lands it on books.example.test as that user (single sign-on)', async () => {
+      seen.length = 0;
+      const start = booksUrl('/shelf?page=2&sort=title');
+      const landed = await withBrowser(
+        async (page) => {
+          await page.goto(start);
+          expect(new URL(page.url()).host).toBe(`auth.${DOMAIN}:${guardPort}`);
+          expect(new URL(page.url()).searchParams.get('rd')).toBe(start);
+          await page.fill('input[name=username]', 'carol');
+          await page.fill('input[name=password]', 'carol-password');
+          await page.click('button');
+          await page.waitForURL((url) => url.hostname === `books.${DOMAIN}`);
+          const cookies = await page.context().cookies(start);
+          return { url: page.url(), body: JSON.parse((await page.textContent('body')) ?? '{}') as unknown, cookies };
+        },
+        { loopbackDomain: DOMAIN },
+      );
+      expect(landed.url).toBe(start);
+      expect(landed.body).toEqual({ app: 'books', user: 'carol', url: '/shelf?page=2&sort=title' });
+      expect(landed.cookies.find((c) => c.name === 'usher.sid')).toMatchObject({ domain: `.${DOMAIN}`, httpOnly: true, sameSite: 'Lax' });
+      expect(seen.map((s) => s.headers['remote-user'])).toEqual(['carol']);
     });
   });
 });

@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client, type Jar } from './helpers/http.js';
-import { fromUtf8Header } from './helpers/peer-http.js';
+import { fromUtf8Header, requestFrom } from './helpers/peer-http.js';
 import { getFrom, proxySettings } from './helpers/proxy.js';
 import { setupAdmin } from './helpers/users.js';
 
 const VERIFY = '/api/v1/auth/verify';
 const LOGIN_URL = 'https://auth.example.com/login?app=usher';
+/** What a browser's navigation sends (Chromium's). */
+const HTML = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8' };
 
 describe.each(DB_KINDS)('forward auth (GET /verify) on %s', (kind) => {
   let server: TestServer;
@@ -79,8 +81,8 @@ describe.each(DB_KINDS)('forward auth (GET /verify) on %s', (kind) => {
     ['the same host as the login page', 'https://auth.example.com/welcome'],
     ['a subdomain of a redirect domain, with path and query', 'https://app.example.com/books?page=2&sort=title'],
     ['the redirect domain itself', 'https://example.com/'],
-  ])('redirects an anonymous request to the login URL when rd names %s', async (_name, rd) => {
-    const res = await c.get(`${VERIFY}?rd=${encodeURIComponent(rd)}`);
+  ])('redirects an anonymous browser to the login URL when rd names %s', async (_name, rd) => {
+    const res = await c.get(`${VERIFY}?rd=${encodeURIComponent(rd)}`, { headers: HTML });
     expect(res.status).toBe(302);
     const location = new URL(res.headers.get('location')!);
     expect(location.origin + location.pathname).toBe('https://auth.example.com/login');
@@ -100,8 +102,20 @@ describe.each(DB_KINDS)('forward auth (GET /verify) on %s', (kind) => {
     ['javascript:', 'javascript:alert(1)'],
     ['user info', 'https://user:pw@app.example.com/'],
   ])('answers 401, not a redirect, when rd is %s', async (_name, rd) => {
-    const res = await c.get(`${VERIFY}?rd=${encodeURIComponent(rd)}`);
+    const res = await c.get(`${VERIFY}?rd=${encodeURIComponent(rd)}`, { headers: HTML });
     expect(res.status).toBe(401);
+    expect(res.headers.get('location')).toBeNull();
+  });
+
+  it.each([
+    ['application/json', { accept: 'application/json' }],
+    ["curl's */*", { accept: '*/*' }],
+    ['no Accept at all', {}],
+    ['text/html refused (q=0)', { accept: 'text/html;q=0, */*' }],
+  ])('answers an API call (%s) 401, not a redirect to a login page', async (_name, headers) => {
+    const res = await requestFrom('127.0.0.2', `${server.url}${VERIFY}?rd=${encodeURIComponent('https://app.example.com/books')}`, { headers });
+    expect(res.status).toBe(401);
+    expect(errorCode(res)).toBe('auth.unauthenticated');
     expect(res.headers.get('location')).toBeNull();
   });
 
@@ -120,16 +134,109 @@ describe('forward auth behind Traefik or Caddy (no ?rd=)', () => {
     });
     try {
       const forwarded = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': '/shelf?sort=title' };
-      const trusted = await getFrom(server, '127.0.0.1', forwarded, '/api/v1/auth/verify');
+      const trusted = await getFrom(server, '127.0.0.1', { ...forwarded, ...HTML }, '/api/v1/auth/verify');
       expect(trusted.status).toBe(302);
       expect(new URL(trusted.headers.get('location')!).searchParams.get('rd')).toBe('https://books.example.com/shelf?sort=title');
-      const stranger = await getFrom(server, '127.0.0.2', forwarded, '/api/v1/auth/verify');
+      const stranger = await getFrom(server, '127.0.0.2', { ...forwarded, ...HTML }, '/api/v1/auth/verify');
       expect(stranger.status).toBe(401);
-      const elsewhere = await getFrom(server, '127.0.0.1', { ...forwarded, 'X-Forwarded-Host': 'evil.test' }, '/api/v1/auth/verify');
+      const elsewhere = await getFrom(server, '127.0.0.1', { ...forwarded, ...HTML, 'X-Forwarded-Host': 'evil.test' }, '/api/v1/auth/verify');
       expect(elsewhere.status).toBe(401);
     } finally {
       await server.close();
     }
+  });
+});
+
+describe.each(DB_KINDS)("forward auth when a trusted proxy passes the app's own query string on (Caddy) on %s", (kind) => {
+  let server: TestServer;
+  let aliceKey: string;
+  /** What Caddy's forward_auth sends for GET https://books.example.com/shelf?<query>. */
+  const caddy = (query: string, headers: Record<string, string> = {}) =>
+    getFrom(server, '127.0.0.1', { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': `/shelf?${query}`, ...headers }, `${VERIFY}?${query}`);
+
+  beforeAll(async () => {
+    server = await startServer(kind, {
+      host: '::',
+      settings: { server: { trustedProxies: ['127.0.0.1'] }, auth: { forwardAuth: { loginUrl: LOGIN_URL, redirectDomains: ['example.com'] } } },
+    });
+    aliceKey = (await server.usher.users.create({ username: 'alice', password: 'alice-password' })).apiKey;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("takes the original URL from X-Forwarded-*, not from an rd in the app's own query", async () => {
+    const query = `rd=${encodeURIComponent('https://example.com/elsewhere')}&page=2`;
+    const res = await caddy(query, HTML);
+    expect(res.status).toBe(302);
+    expect(new URL(res.headers.get('location')!).searchParams.get('rd')).toBe(`https://books.example.com/shelf?${query}`);
+  });
+
+  it.each([
+    ['apikey', 'apikey=the-apps-own-key&page=2'],
+    ['api_key holding a whole Usher key', `api_key=usk_${'a'.repeat(43)}`],
+    ['X-Api-Key', 'x-api-key=1'],
+  ])("lets a keyed user through when the app's own query has a parameter named like a key (%s)", async (_name, query) => {
+    const res = await caddy(query, { 'X-Api-Key': aliceKey });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('remote-user')).toBe('alice');
+  });
+
+  it.each(['/api/v1/auth/verify/', '/API/v1/auth/VERIFY'])('does so however Express matched the route: %s', async (path) => {
+    const res = await getFrom(server, '127.0.0.1', { 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': '/?apikey=1', 'X-Api-Key': aliceKey }, `${path}?apikey=1`);
+    expect(res.status).toBe(200);
+  });
+
+  it.each([
+    ['from an untrusted peer', '127.0.0.2', { 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': '/?apikey=1' }, VERIFY],
+    ['from the trusted proxy describing no original request', '127.0.0.1', {}, VERIFY],
+    ['on any other route, even from the trusted proxy', '127.0.0.1', { 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': '/?apikey=1' }, '/api/v1/auth/me'],
+    ['on a path that only starts like verify', '127.0.0.1', { 'X-Forwarded-Host': 'books.example.com', 'X-Forwarded-Uri': '/?apikey=1' }, '/api/v1/auth/verify/x'],
+  ])('still refuses a key-like parameter in the URL %s', async (_name, address, headers, path) => {
+    const res = await getFrom(server, address, { ...headers, 'X-Api-Key': aliceKey }, `${path}?apikey=1`);
+    expect(res.status).toBe(400);
+    expect(errorCode(res)).toBe('auth.key_in_url');
+  });
+});
+
+describe.each(DB_KINDS)('forward auth for nginx auth_request (X-Original-URL) on %s', (kind) => {
+  let server: TestServer;
+  const original = 'https://books.example.com/shelf?page=2&sort=title&q=a%26b';
+  const nginx = (headers: Record<string, string>) => getFrom(server, '127.0.0.1', { 'X-Original-URL': original, ...headers }, VERIFY);
+
+  beforeAll(async () => {
+    server = await startServer(kind, {
+      host: '::',
+      settings: { server: { trustedProxies: ['127.0.0.1'] }, auth: { forwardAuth: { loginUrl: LOGIN_URL, redirectDomains: ['example.com'] } } },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers a browser 401 with the login URL in Location (nginx passes no 3xx on), rd being the whole original URL', async () => {
+    const res = await nginx(HTML);
+    expect(res.status).toBe(401);
+    expect(errorCode(res)).toBe('auth.unauthenticated');
+    const location = new URL(res.headers.get('location')!);
+    expect(location.origin + location.pathname).toBe('https://auth.example.com/login');
+    expect(location.searchParams.get('app')).toBe('usher');
+    expect(location.searchParams.get('rd')).toBe(original);
+  });
+
+  it('answers an API call 401 without Location', async () => {
+    const res = await nginx({ accept: 'application/json' });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('location')).toBeNull();
+  });
+
+  it.each([
+    ['an unsafe original URL', '127.0.0.1', 'https://evil.net/'],
+    ['X-Original-URL from an untrusted peer', '127.0.0.2', original],
+  ])('gives no Location for %s', async (_name, address, url) => {
+    const res = await getFrom(server, address, { 'X-Original-URL': url, ...HTML }, VERIFY);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('location')).toBeNull();
   });
 });
 

@@ -29,6 +29,11 @@ export function refuseKeyInUrl(req: Request): void {
   visit(req.query, 0);
 }
 
+/** For a request whose query string is not Usher's (forward auth: a trusted proxy passing the app's URL on). */
+export function ignoreQueryKeys(req: Request): void {
+  checked.add(req);
+}
+
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T>)?.then === 'function';
 
 /**

@@ -1,9 +1,11 @@
-import type { Request, Router } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
 import type { Authorizer } from '../authz/enforcer.js';
 import type { UsherConfig } from '../config/schema.js';
+import { noStore } from '../http/body.js';
 import { Errors } from '../http/errors.js';
 import { toPublicUser } from '../users/model.js';
 import { methodNotAllowed } from '../users/routes.js';
+import { ignoreQueryKeys, refuseKeyInUrl } from './chain.js';
 
 /** A header value as raw UTF-8 bytes, which is what proxies pass on (Node would send Latin-1). */
 const headerValue = (value: string | null): string => {
@@ -31,41 +33,62 @@ export function safeRedirect(rd: string, domains: readonly string[], loginUrl: U
   return domains.some((d) => host === d || host.endsWith(`.${d}`)) ? url.href : null;
 }
 
+/** The request the proxy is asking about, as a trusted proxy describes it. */
+interface Original {
+  url: string;
+  /** nginx auth_request passes no 3xx on: it gets a 401 carrying the login URL in Location instead. */
+  authRequest: boolean;
+}
+
 /**
- * The URL the client asked the proxy for, as Traefik's forwardAuth and Caddy's forward_auth describe it
- * (X-Forwarded-Proto, -Host, -Uri), when the peer is a trusted proxy and sends them once each.
+ * The URL the client asked the proxy for, when the peer is a trusted proxy and sends it once: X-Original-URL
+ * (nginx auth_request, as Authelia's and Authentik's snippets set it), else X-Forwarded-Proto, -Host and -Uri
+ * (Traefik's forwardAuth, Caddy's forward_auth).
  */
-function originalUrl(req: Request, isTrustedPeer: (address: string | undefined) => boolean): string | undefined {
+function originalRequest(req: Request, isTrustedPeer: (address: string | undefined) => boolean): Original | undefined {
   if (!isTrustedPeer(req.socket.remoteAddress)) return undefined;
   const one = (name: string) => {
     const values = req.headersDistinct[name];
     return values?.length === 1 ? values[0] : undefined;
   };
+  const url = one('x-original-url');
+  if (url) return { url, authRequest: true };
   const host = one('x-forwarded-host');
   const uri = one('x-forwarded-uri');
   if (!host || !uri?.startsWith('/')) return undefined;
-  return `${one('x-forwarded-proto') ?? 'https'}://${host}${uri}`;
+  return { url: `${one('x-forwarded-proto') ?? 'https'}://${host}${uri}`, authRequest: false };
 }
 
 /**
  * GET /verify, for proxies that ask before they forward (nginx auth_request, Traefik forwardAuth, Caddy
  * forward_auth): 200 with Remote-User, Remote-Groups (the role and the roles it inherits), Remote-Email
- * and Remote-Name for an authenticated request (session cookie, API key...), else 401, or a 302 to the
- * login URL when `rd` names a safe URL. All four headers are always sent, empty when unknown, so that
- * a proxy copying them replaces whatever the client sent.
+ * and Remote-Name for an authenticated request (session cookie, API key...), else 401. All four headers are
+ * always sent, empty when unknown, so that a proxy copying them replaces whatever the client sent.
+ * An anonymous browser (Accept names text/html) is sent to the login URL with the original URL in `rd`:
+ * a 302, or for nginx a 401 whose Location nginx's error page redirects to. API calls get the plain 401.
+ *
+ * Registered before the API's own middleware, with its own: when a trusted proxy describes the original
+ * request, the query string is the proxied app's (Caddy passes the client's on), not Usher's, so its
+ * parameters are neither `rd` nor refused as keys in the URL. Everyone else's still are.
  */
 export function registerVerifyRoute(
   router: Router,
   base: string,
   authz: Authorizer,
   settings: UsherConfig['forwardAuth'],
-  /** Is this peer a trusted proxy? Only then are its X-Forwarded-Host/-Uri the original request's. */
+  /** Is this peer a trusted proxy? Only then are its X-Original-URL, X-Forwarded-Host/-Uri the original request's. */
   isTrustedPeer: (address: string | undefined) => boolean,
+  authenticate: RequestHandler,
 ): void {
   const loginUrl = settings.loginUrl === undefined ? undefined : new URL(settings.loginUrl);
   router
     .route(`${base}/verify`)
-    .get((req, res) => {
+    .all(noStore, (req, _res, next) => {
+      if (originalRequest(req, isTrustedPeer)) ignoreQueryKeys(req);
+      else refuseKeyInUrl(req);
+      next();
+    })
+    .get(authenticate, (req, res) => {
       // Never the proxy's own identity headers: a subrequest carries the client's (forged) headers from
       // the trusted address, so only a session cookie or an API key answers for who the client is.
       const user = req.user?.authMethod === 'proxy' ? undefined : req.user;
@@ -83,11 +106,18 @@ export function registerVerifyRoute(
           .send(Buffer.from(JSON.stringify({ user: toPublicUser(user) })));
         return;
       }
-      const rd = typeof req.query.rd === 'string' ? req.query.rd : originalUrl(req, isTrustedPeer);
-      const target = loginUrl && rd !== undefined ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
+      const original = originalRequest(req, isTrustedPeer);
+      const rd = original?.url ?? (typeof req.query.rd === 'string' ? req.query.rd : undefined);
+      const browser = req.accepts(['json', 'html']) === 'html';
+      const target = loginUrl && browser && rd !== undefined ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
       if (!loginUrl || target === null) throw Errors.unauthenticated();
       const location = new URL(loginUrl);
       location.searchParams.set('rd', target);
+      if (original?.authRequest) {
+        const err = Errors.unauthenticated();
+        Object.assign(err.headers, { Location: location.href });
+        throw err;
+      }
       res.redirect(302, location.href);
     })
     .all(methodNotAllowed);

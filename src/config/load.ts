@@ -206,6 +206,18 @@ const domainList: Parser<readonly string[]> = (raw) => {
   return ok(Object.freeze(list));
 };
 
+/** A domain for the session cookie: a host name with at least one dot (browsers refuse a top-level one), no address. */
+const cookieDomain: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  const domain = r.value.trim().toLowerCase().replace(/^\./, '');
+  if (HOSTNAME.test(domain) && domain.includes('.') && !/^[\d.]+$/.test(domain)) return ok(domain);
+  return bad('must be a domain name such as example.com (the cookie then reaches every host under it)', raw);
+};
+
+/** Hosts under `domain` (or `domain` itself): where a cookie with that Domain is sent. */
+const covers = (domain: string, host: string) => host === domain || host.endsWith(`.${domain}`);
+
 const logLevel: Parser<LogLevel> = (raw) =>
   typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
     ? ok(raw as LogLevel)
@@ -239,6 +251,7 @@ const OPTIONS = {
   redisPrefix: { path: 'redis.keyPrefix', env: 'USHER_REDIS_KEY_PREFIX', parse: keyPrefix, fallback: 'usher:' },
   sessionIdleTimeout: { path: 'session.idleTimeout', env: 'USHER_SESSION_IDLE_TIMEOUT', parse: duration(60_000, 3650 * 86_400_000), fallback: 30 * 86_400_000 },
   sessionMaxAge: { path: 'session.maxAge', env: 'USHER_SESSION_MAX_AGE', parse: duration(60_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
+  sessionCookieDomain: { path: 'session.cookieDomain', env: 'USHER_SESSION_COOKIE_DOMAIN', parse: cookieDomain, fallback: undefined },
   loginMaxFailures: { path: 'auth.loginRateLimit.maxFailures', env: 'USHER_LOGIN_MAX_FAILURES', parse: integer(1, 1000), fallback: 10 },
   loginWindow: { path: 'auth.loginRateLimit.window', env: 'USHER_LOGIN_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 60 * 60_000 },
   loginAddressMaxFailures: { path: 'auth.loginRateLimit.addressMaxFailures', env: 'USHER_LOGIN_ADDRESS_MAX_FAILURES', parse: integer(1, 100_000), fallback: 100 },
@@ -295,6 +308,7 @@ interface Values {
   redisPrefix: string;
   sessionIdleTimeout: number;
   sessionMaxAge: number;
+  sessionCookieDomain: string | undefined;
   loginMaxFailures: number;
   loginWindow: number;
   loginAddressMaxFailures: number;
@@ -353,9 +367,12 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   const values: Record<string, unknown> = {};
   // Cross-checks below skip options that already failed, so one mistake gives one line.
   const failed = new Set<string>();
+  /** Where each option was read: its variable or its path in the file, for problem lines. */
+  const keys: Record<string, string> = {};
   for (const [name, option] of Object.entries(OPTIONS) as [string, Option<unknown>][]) {
     const fromEnv = option.env ? env[option.env] : undefined;
     const [key, raw] = fromEnv !== undefined && fromEnv !== '' ? [option.env!, fromEnv] : [option.path, lookup(file, option.path)];
+    keys[name] = key;
     if (raw === undefined || raw === null) {
       values[name] = option.fallback;
       continue;
@@ -396,6 +413,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
       );
     }
   }
+  if (!failed.has('publicUrl') && !failed.has('forwardAuthRedirectDomains')) problems.push(...cookieDomainProblems(v, keys));
   if (v.databaseSchema !== undefined && v.databaseUrl === undefined) {
     problems.push('config: database.schema: only applies to PostgreSQL (set database.url)');
   }
@@ -424,7 +442,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,
     oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout, startsPerMinute: v.oidcStartsPerMinute }),
-    session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge }),
+    session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge, cookieDomain: v.sessionCookieDomain }),
     loginLimit: Object.freeze({
       maxFailures: v.loginMaxFailures,
       windowMs: v.loginWindow,
@@ -437,6 +455,24 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   });
   resolvedConfigs.add(config);
   return config;
+}
+
+/**
+ * A shared cookie domain is for single sign-on: the browser must accept the cookie from Usher's host, and carry
+ * it to every host a login may send the user back to (else forward auth sends them to the login page forever).
+ */
+function cookieDomainProblems(v: Values, keys: Record<string, string>): string[] {
+  const domain = v.sessionCookieDomain;
+  if (domain === undefined) return [];
+  const problems: string[] = [];
+  const usherHost = v.publicUrl === undefined ? undefined : new URL(v.publicUrl).hostname;
+  if (usherHost !== undefined && !covers(domain, usherHost)) {
+    problems.push(`config: ${keys.sessionCookieDomain}: ${domain} does not cover ${usherHost} (${keys.publicUrl}): browsers would refuse the cookie`);
+  }
+  for (const d of (v.forwardAuthRedirectDomains ?? []).filter((d) => !covers(domain, d))) {
+    problems.push(`config: ${keys.forwardAuthRedirectDomains}: ${d} is neither ${domain} (${keys.sessionCookieDomain}) nor under it: the session cookie would not reach it`);
+  }
+  return problems;
 }
 
 /** Proxy auth settings: a header set explicitly wins over the preset's, which wins over Authelia's names. */

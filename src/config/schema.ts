@@ -55,6 +55,8 @@ export interface UsherConfig {
     readonly idleTimeoutMs: number;
     /** A session ends this long after login, however active. */
     readonly maxAgeMs: number;
+    /** The session cookie's Domain (it then reaches every host under it: single sign-on); unset = host-only. */
+    readonly cookieDomain: string | undefined;
   };
   /** Login protection (authn/login-limiter.ts); addresses are counted as IPv4, or IPv6 by /64. */
   readonly loginLimit: {

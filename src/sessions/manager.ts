@@ -79,16 +79,25 @@ export class SessionManager {
     readonly config: UsherConfig,
     private readonly log: Logger,
   ) {
-    this.middleware = session({
+    const domain = config.session.cookieDomain;
+    const loadSession = session({
       name: SESSION_COOKIE,
       secret: keys.sessionCookie,
       store: backend.store,
       resave: false,
       saveUninitialized: false,
       rolling: false,
-      // Secure when the request arrived over HTTPS (as `trust proxy` tells); no Domain; Lax.
-      cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.session.idleTimeoutMs },
+      // Secure when the request arrived over HTTPS (as `trust proxy` tells); Lax; Domain only when configured
+      // (session.cookieDomain, for single sign-on across subdomains), else host-only.
+      cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.session.idleTimeoutMs, domain },
     });
+    // express-session re-sets the cookie with the options stored beside the session (when it is touched): a
+    // session saved before cookieDomain changed would keep the old Domain. The configured one always applies.
+    this.middleware = (req, res, next) =>
+      void loadSession(req, res, (err?: unknown) => {
+        if (!err && req.session) req.session.cookie.domain = domain;
+        next(err);
+      });
     this.cookieKey = createSecretKey(Buffer.from(keys.sessionCookie, 'utf8'));
     // express-session has just installed its generate() on our store: note the sessions it makes up.
     const store = backend.store as session.Store & { generate?: (req: Request) => void };
@@ -184,6 +193,7 @@ export class SessionManager {
       await new Promise<void>((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())));
       if (old) await this.backend.index.remove(old.userId, [old.sid]).catch(() => {});
     }
+    this.clearHostOnlyCookie(req, res);
     const now = Date.now();
     Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
     if (extra.oidc) req.session.oidc = extra.oidc;
@@ -233,7 +243,21 @@ export class SessionManager {
   /** Ends the request's own session. */
   async endCurrent(req: Request, res: Response): Promise<void> {
     await this.destroyCurrent(req, true);
-    res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure });
+    this.clearCookie(req, res, this.config.session.cookieDomain);
+    this.clearHostOnlyCookie(req, res);
+  }
+
+  /** Tells the browser to drop the session cookie of this Domain (undefined: the host-only one). */
+  private clearCookie(req: Request, res: Response, domain: string | undefined): void {
+    res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: req.secure, domain });
+  }
+
+  /**
+   * With a cookie domain, a host-only cookie left from before it was set would be sent beside the new one,
+   * first (browsers send older cookies first), and name a dead session: it is dropped at login and logout.
+   */
+  private clearHostOnlyCookie(req: Request, res: Response): void {
+    if (this.config.session.cookieDomain !== undefined && this.hasCookie(req)) this.clearCookie(req, res, undefined);
   }
 
   /** The user's live sessions, oldest first; dead index entries are pruned on the way. */

@@ -10,27 +10,40 @@ export const CHROMIUM_PATH = process.env.USHER_TEST_CHROMIUM ?? '/usr/bin/chromi
 
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
+export interface BrowserOptions {
+  /**
+   * A domain (such as `example.test`) whose hosts all resolve to 127.0.0.1 (`--host-resolver-rules`), so
+   * that a test can sign in on one host name and use another, as across subdomains; requests to them go through.
+   */
+  loopbackDomain?: string;
+}
+
 /** Launches headless Chromium; close it yourself (or use withBrowser). */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(opts: BrowserOptions = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(`Chromium not found at ${CHROMIUM_PATH}: run \`apt-get install -y chromium\` (or set USHER_TEST_CHROMIUM)`);
   }
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: ARGS, timeout: 30_000 });
+  const args = opts.loopbackDomain ? [...ARGS, `--host-resolver-rules=MAP *.${opts.loopbackDomain} 127.0.0.1`] : ARGS;
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args, timeout: 30_000 });
 }
 
-const isLoopback = (url: URL) => ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || url.protocol === 'data:' || url.protocol === 'about:';
+const isLoopback = (url: URL, domain: string | undefined) =>
+  ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) ||
+  (domain !== undefined && url.hostname.endsWith(`.${domain}`)) ||
+  url.protocol === 'data:' ||
+  url.protocol === 'about:';
 
 /**
  * Runs `fn` with a new page in a new context of a freshly launched Chromium, and closes the browser
- * whatever happens. Requests to anything but loopback are aborted (the IdP pages @import web fonts),
+ * whatever happens. Requests to anything but loopback (and `opts.loopbackDomain`) are aborted (the IdP pages @import web fonts),
  * and every wait defaults to 10 s (navigations 15 s).
  */
-export async function withBrowser<T>(fn: (page: Page, context: BrowserContext, browser: Browser) => Promise<T>): Promise<T> {
-  const browser = await launchBrowser();
+export async function withBrowser<T>(fn: (page: Page, context: BrowserContext, browser: Browser) => Promise<T>, opts: BrowserOptions = {}): Promise<T> {
+  const browser = await launchBrowser(opts);
   try {
     const context = await browser.newContext();
     await context.route(
-      (url) => !isLoopback(url),
+      (url) => !isLoopback(url, opts.loopbackDomain),
       (route) => route.abort(),
     );
     const page = await context.newPage();
