@@ -1,27 +1,42 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { Errors } from '../http/errors.js';
+import { KEY_IN_TEXT } from '../crypto/api-keys.js';
 import { withoutSecrets } from '../users/model.js';
 import type { AuthMethod, Identity, PostAuthHook } from './types.js';
 
-/** Query parameters that would carry a key in the URL, where logs and Referer headers keep it. */
-const KEY_PARAMS = /^(x[-_]?)?api[-_]?key$|^apikey$/i;
+/** A parameter name that says it carries a key, however spelled: api_key, api_key[], X-Api-Key, apiKey, my.api.key... */
+const isKeyName = (name: string) => name.toLowerCase().replace(/[^a-z0-9]/g, '').includes('apikey');
 
-/** A whole Usher key (prefix and 43 base64url characters), wherever in the query it stands. */
-const KEY_VALUE = /^usk_[A-Za-z0-9_-]{43}$/;
+/** The URL decoded, as far as it decodes (a stray % is left as it is). */
+function decoded(url: string): string {
+  if (!url.includes('%')) return url;
+  return url.replace(/(%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
 
 /** Requests already checked: the API router checks before every route, and the chain again for host apps. */
 const checked = new WeakSet<Request>();
 
+/**
+ * Refuses a key in the URL, where logs, browser history and Referer headers keep it: a key-shaped value
+ * anywhere in the path or the query (percent-encoded or not), or a parameter named like a key.
+ */
 export function refuseKeyInUrl(req: Request): void {
-  if (!req.url.includes('?') || checked.has(req)) return;
+  if (checked.has(req)) return;
   checked.add(req);
+  const url = req.url;
+  if (KEY_IN_TEXT.test(url) || KEY_IN_TEXT.test(decoded(url).replace(/\+/g, ' '))) throw Errors.keyInUrl();
+  if (!url.includes('?')) return;
   // Nested too: a host app may use Express's extended query parser (a[b]=usk_...).
   const visit = (value: unknown, depth: number): void => {
-    if (typeof value === 'string') {
-      if (KEY_VALUE.test(value)) throw Errors.keyInUrl();
-    } else if (value && typeof value === 'object' && depth < 8) {
+    if (value && typeof value === 'object' && depth < 8) {
       for (const [name, inner] of Object.entries(value)) {
-        if (KEY_PARAMS.test(name)) throw Errors.keyInUrl();
+        if (isKeyName(name)) throw Errors.keyInUrl();
         visit(inner, depth + 1);
       }
     }

@@ -4,6 +4,12 @@ import type { ServerKeys } from './secret.js';
 /** Recognisable prefix, so leaked keys can be found by secret scanners. */
 export const API_KEY_PREFIX = 'usk_';
 
+/**
+ * Something shaped like an Usher key inside a text (a URL, a log line): the prefix and 32 or more key
+ * characters. Covers generated keys (43 base64url characters) and the bootstrap format (64 hex).
+ */
+export const KEY_IN_TEXT = /usk_[A-Za-z0-9_-]{32,}/i;
+
 /** A new key: the prefix and 32 random bytes, base64url. */
 export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(32).toString('base64url');

@@ -1,5 +1,24 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { KEY_IN_TEXT } from '../crypto/api-keys.js';
+
+/** The path without its query string, and without any segment that holds something shaped like a key. */
+function loggedPath(url: string): string {
+  const path = url.split('?', 1)[0]!;
+  if (!/usk_|%/i.test(path)) return path;
+  return path
+    .split('/')
+    .map((segment) => {
+      let text = segment;
+      try {
+        text = decodeURIComponent(segment);
+      } catch {
+        // not decodable: checked as sent
+      }
+      return KEY_IN_TEXT.test(text) || KEY_IN_TEXT.test(segment) ? '[redacted]' : segment;
+    })
+    .join('/');
+}
 
 /** One JSON line per request. The path is logged without its query string, and no header is logged. */
 export function requestLog(log: Logger) {
@@ -9,7 +28,7 @@ export function requestLog(log: Logger) {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       const line = {
         method: req.method,
-        path: req.originalUrl.split('?', 1)[0],
+        path: loggedPath(req.originalUrl),
         status: res.statusCode,
         ms: Math.round(ms * 100) / 100,
         ip: req.ip,
