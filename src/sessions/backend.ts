@@ -2,11 +2,11 @@ import session from 'express-session';
 import { ConnectSessionKnexStore } from 'connect-session-knex';
 import { RedisStore } from 'connect-redis';
 import { createClient, type RedisClientType } from 'redis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { UsherConfig } from '../config/schema.js';
-import { Errors } from '../http/errors.js';
+import { AppError, Errors } from '../http/errors.js';
 
 /** Which sessions belong to whom, so that they can be listed and ended. */
 export interface SessionIndex {
@@ -19,13 +19,21 @@ export interface SessionIndex {
   tagged(tag: string): Promise<string[]>;
 }
 
-/** Where sessions and login counters live: the SQL database (and memory), or Redis. */
+/**
+ * Where sessions and login counters live: the SQL database (and memory), or Redis. Every failure of the
+ * store itself (Redis gone, a connection reset mid-command, the database away), through the store, the
+ * index or a limiter, rejects with 503 session.store_unavailable (an AppError) and nothing else, so no
+ * caller has to know what a Redis client error looks like.
+ */
 export interface SessionBackend {
   readonly kind: 'sql' | 'redis';
-  /** express-session's store; its failures become 503 session.store_unavailable. */
+  /** express-session's store. */
   readonly store: SessionStore;
   readonly index: SessionIndex;
-  /** A counter of `points` per `windowMs`, shared by every instance when Redis is configured. */
+  /**
+   * A counter of `points` per `windowMs`, shared by every instance when Redis is configured. Over the limit
+   * it rejects with a RateLimiterRes, as rate-limiter-flexible does; any other rejection is the 503.
+   */
   limiter(name: string, points: number, windowMs: number): RateLimiterAbstract;
   close(): Promise<void>;
 }
@@ -44,6 +52,51 @@ export class RedisUnavailableError extends Error {}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- express-session's own callback types
 type Callback = (err?: any, value?: any) => void;
+
+/**
+ * The one translation of a store failure (a redis client error such as ClientOfflineError or
+ * SocketClosedUnexpectedlyError, ECONNRESET, a database error) into 503 session.store_unavailable.
+ * An AppError passes unchanged: it was translated already, or is an answer of its own.
+ */
+function storeFailure(log: Logger, err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  log.warn({ err: (err as Error)?.message ?? String(err) }, 'session store failed');
+  return Errors.sessionStoreUnavailable();
+}
+
+/** The index, each of its failures the 503. */
+function guardIndex(index: SessionIndex, log: Logger): SessionIndex {
+  const guard =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        throw storeFailure(log, err);
+      }
+    };
+  return { add: guard(index.add), list: guard(index.list), remove: guard(index.remove), tag: guard(index.tag), tagged: guard(index.tagged) };
+}
+
+/**
+ * A limiter whose every promise rejects with either its RateLimiterRes (over the limit) or the 503. A proxy
+ * rather than a list of methods, so that whichever of rate-limiter-flexible's methods a caller uses is covered.
+ */
+function guardLimiter(limiter: RateLimiterAbstract, log: Logger): RateLimiterAbstract {
+  return new Proxy(limiter, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch((err: unknown) => {
+          throw err instanceof RateLimiterRes ? err : storeFailure(log, err);
+        });
+      };
+    },
+  });
+}
 
 /** Longer than any request may take: how long an ended session id is refused by set(). */
 const ENDED_REMEMBERED_MS = 10 * 60_000;
@@ -70,10 +123,7 @@ class GuardedStore extends session.Store implements SessionStore {
 
   private guard(cb: Callback | undefined) {
     return (err?: unknown, value?: unknown) => {
-      if (err) {
-        this.log.warn({ err: (err as Error)?.message ?? String(err) }, 'session store failed');
-        return cb?.(Errors.sessionStoreUnavailable());
-      }
+      if (err) return cb?.(storeFailure(this.log, err));
       cb?.(undefined, value);
     };
   }
@@ -323,6 +373,13 @@ function redisBackend(client: RedisClientType, prefix: string, log: Logger): Ses
 
 /** Redis when configured (refusing to start if it does not answer), else the SQL database. */
 export async function openSessionBackend(config: UsherConfig, db: Db, log: Logger): Promise<SessionBackend> {
-  if (!config.redisUrl) return sqlBackend(db, log, config.apiKeyCacheTtlMs);
-  return redisBackend(await connectRedis(config.redisUrl, log), config.redisPrefix, log);
+  const backend = config.redisUrl ? redisBackend(await connectRedis(config.redisUrl, log), config.redisPrefix, log) : sqlBackend(db, log, config.apiKeyCacheTtlMs);
+  // The store guards itself (GuardedStore); the index and the limiters are guarded here, in one place.
+  return {
+    kind: backend.kind,
+    store: backend.store,
+    index: guardIndex(backend.index, log),
+    limiter: (name, points, windowMs) => guardLimiter(backend.limiter(name, points, windowMs), log),
+    close: () => backend.close(),
+  };
 }

@@ -327,7 +327,10 @@ export class SessionManager {
   async moveToEpoch(req: Request, res: Response, epoch: number): Promise<void> {
     if (!sessionOf(req)) return;
     await this.ensure(req, res);
-    if (req.session.userId !== undefined) req.session.epoch = epoch;
+    if (req.session.userId === undefined) return;
+    req.session.epoch = epoch;
+    // Saved before answering, so that a store failure is the request's 503 rather than a session lost after a 200.
+    await this.save(req);
   }
 }
 

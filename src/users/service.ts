@@ -210,8 +210,9 @@ export class UserService {
       removed = before;
     });
     this.notifyChange(id);
-    await this.endSessions(id);
+    // The user is gone whether or not their sessions can be removed now: the host hears of it either way.
     if (removed) void this.runHook('onUserDeleted', removed);
+    await this.endSessions(id);
   }
 
   touchLastActive(id: number, now: number): Promise<void> {
@@ -344,15 +345,23 @@ export class UserService {
     return updated;
   }
 
-  /** Ends a user's sessions (all but `keep`); the epoch has already made them useless, so a failure is only logged. */
+  /**
+   * Ends a user's sessions (all but `keep`), after the change that ends them is committed: its new epoch
+   * already refuses them wherever they are read. Failing closed, a store failure (503
+   * session.store_unavailable) still reaches the caller once every ender has been tried: the request must
+   * not report success while the sessions are still in the store.
+   */
   async endSessions(id: number, keep?: string): Promise<void> {
+    let failed: unknown;
     for (const end of this.sessionEnders) {
       try {
         await end(id, keep);
       } catch (err) {
         this.log.warn({ err, userId: id }, 'could not remove sessions from the store');
+        failed ??= err;
       }
     }
+    if (failed !== undefined) throw failed;
   }
 
   /** Records a successful login, and replaces a hash made with weaker parameters than today's. */

@@ -65,7 +65,7 @@ export class OidcClient {
   }
 
   /** Verifies a back-channel logout token fully (OpenID Connect Back-Channel Logout 1.0, section 2.6). */
-  async verifyLogoutToken(token: string): Promise<{ sub?: string; sid?: string }> {
+  async verifyLogoutToken(token: string): Promise<{ sub?: string; sid?: string; jti: string }> {
     const config = await this.configuration();
     const meta = config.serverMetadata();
     if (!meta.jwks_uri) throw Errors.oidcInvalidLogoutToken('The provider publishes no keys.');
@@ -95,7 +95,12 @@ export class OidcClient {
     for (const [jti, until] of this.seenJti) if (until < now) this.seenJti.delete(jti);
     if (this.seenJti.has(payload.jti)) throw Errors.oidcInvalidLogoutToken('This logout token was used already.');
     this.seenJti.set(payload.jti, now + 15 * 60_000);
-    return { sub, sid };
+    return { sub, sid, jti: payload.jti };
+  }
+
+  /** Takes back a logout token's use when nothing was ended (the session store failed), so the provider may send it again. */
+  forgetLogoutToken(jti: string): void {
+    this.seenJti.delete(jti);
   }
 }
 

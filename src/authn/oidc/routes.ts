@@ -182,8 +182,15 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
       const oidc = providerOf(req);
       const token = (req.body as Record<string, unknown> | undefined)?.logout_token;
       if (typeof token !== 'string' || token.length === 0 || token.length > 16_384) throw Errors.oidcInvalidLogoutToken('logout_token is required.');
-      const { sub, sid } = await oidc.verifyLogoutToken(token);
-      const ended = sid ? await sessions.endTagged(sidTag(oidc.provider, sid)) : await sessions.endTagged(subTag(oidc.provider, sub!));
+      const { sub, sid, jti } = await oidc.verifyLogoutToken(token);
+      let ended: number;
+      try {
+        ended = await sessions.endTagged(sid ? sidTag(oidc.provider, sid) : subTag(oidc.provider, sub!));
+      } catch (err) {
+        // 503 session.store_unavailable: the sessions may live on, so the same token must work when sent again.
+        oidc.forgetLogoutToken(jti);
+        throw err;
+      }
       log.info({ provider: oidc.settings.id, ended }, 'back-channel logout');
       res.status(200).end();
     })
