@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Errors } from '../http/errors.js';
 import { checkCsrf } from '../http/csrf.js';
 import { objectBody, parseWith } from '../http/validate.js';
-import { needsRehash, verifyDummy, verifyPassword } from '../crypto/passwords.js';
+import { checkPassword, needsRehash, verifyDummy } from '../crypto/passwords.js';
 import { toPublicUser, usernameKey } from '../users/model.js';
 import type { UserService } from '../users/service.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -34,7 +34,7 @@ export function registerLoginRoutes(
       const succeeded = await limiter.attempt(req.ip, usernameKey(username));
       const user = await users.findByUsername(username);
       // Unknown, password-less, disabled or wrong: the same answer, after the same amount of work.
-      const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await verifyDummy(password);
+      const ok = user?.passwordHash ? await checkPassword(user.passwordHash, password) : await verifyDummy(password);
       // An external account signs in through its provider unless an admin allowed a local password.
       if (!user || !ok || !user.active || !user.passwordLogin) throw Errors.invalidCredentials();
       await succeeded();

@@ -37,7 +37,11 @@ export function hashPassword(password: string): Promise<string> {
 /** The password matches ('ok'), matches only a hash made before NFC normalisation ('rehash'), or not (false). */
 export type PasswordCheck = 'ok' | 'rehash' | false;
 
-export async function verifyPassword(stored: string, password: string): Promise<PasswordCheck> {
+export async function verifyPassword(stored: string, password: string): Promise<boolean> {
+  return (await checkPassword(stored, password)) !== false;
+}
+
+export async function checkPassword(stored: string, password: string): Promise<PasswordCheck> {
   const nfc = password.normalize('NFC');
   if (await verifyRaw(stored, nfc)) return 'ok';
   // A hash from before passwords were normalised was made over the text as typed.
@@ -64,6 +68,6 @@ let dummy: Promise<string> | undefined;
 /** Verifies against a throwaway hash, so an unknown user costs as much time as a wrong password. */
 export async function verifyDummy(password: string): Promise<false> {
   dummy ??= hashPassword('usher-dummy-password');
-  await verifyPassword(await dummy, password);
+  await checkPassword(await dummy, password);
   return false;
 }

@@ -4,7 +4,8 @@ import { Errors } from './errors.js';
 export const BODY_LIMIT = '100kb';
 const parseJson = express.json({ limit: BODY_LIMIT, strict: true, type: () => true });
 
-const hasBody = (req: Request) =>
+/** Whether the request announces a body (a length above 0, or chunked). */
+export const hasBody = (req: Request) =>
   req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 
 /** JSON only: a request with a body must say application/json (else 415); at most 100 KB (else 413). */

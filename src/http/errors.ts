@@ -6,7 +6,12 @@ export class AppError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
+    // An expected answer, never logged with a stack: capturing one costs more than the rest of a refused
+    // request (a flood of refused logins is a flood of these).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = 'AppError';
   }
 }
@@ -28,7 +33,7 @@ export const Errors = {
   invalidApiKey: define(401, 'auth.invalid_api_key', 'The API key is not valid.'),
   csrf: define(403, 'auth.csrf', 'Cross-site request refused.'),
   forbidden: define(403, 'auth.forbidden', 'You are not allowed to do this.'),
-  proxyUsernameRefused: define(403, 'auth.proxy_username_refused', 'The username the proxy sent is not in its plain form, so it matches no account.'),
+  proxyUsernameRefused: define(403, 'auth.proxy_username_refused', 'The username the proxy sent holds compatibility, invisible or space characters that would make it pass for another name; it is refused.'),
   notProvisioned: define(403, 'auth.not_provisioned', 'There is no account for this identity here, and accounts are not created automatically.'),
   passwordLoginOff: define(403, 'user.password_login_off', 'This account signs in through its identity provider; an admin can allow a local password.'),
   wrongCurrentPassword: define(403, 'user.wrong_current_password', 'The current password is wrong.'),

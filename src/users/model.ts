@@ -110,6 +110,15 @@ export function usernameKey(username: string): string {
 /** Control, format (zero-width, bidi), unassigned, private-use, surrogate and line/paragraph separator characters. */
 const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}]/u;
 
+/**
+ * Whether a name differs from what it would be stored as only by compatibility folding (NFKC), spaces
+ * around it or characters nobody sees: `ａｄｍｉｎ`, `admin` and a no-break space, `admin` and a
+ * zero-width space. Such a name, from an outside authority, is not the account's name.
+ */
+export function looksLikeAnother(name: string): boolean {
+  return name !== normalizeUsername(name) || INVISIBLE.test(name) || /\s/u.test(name.replace(/ /g, ''));
+}
+
 /** Why a (normalised) username is unacceptable, or null. */
 export function usernameProblem(username: string): string | null {
   const length = [...username].length;
