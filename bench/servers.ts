@@ -41,6 +41,7 @@ const BARE_USER = Object.freeze({
   active: true,
   hasPassword: true,
   authSource: 'local',
+  passwordLogin: true,
   createdAt: '2026-01-15T09:30:12.345Z',
   updatedAt: '2026-01-15T09:30:12.345Z',
   lastActiveAt: '2026-01-15T09:31:02.118Z',

@@ -3,10 +3,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type TestServer } from './helpers/app.js';
+import { startBehindLoopbackProxy, startServer, type TestServer } from './helpers/app.js';
 import type { DbKind } from './helpers/db.js';
 import { client, errorCode, type Client, type Jar } from './helpers/http.js';
-import { REDIS_URL, deletePrefix, freshPrefix, pingRedis } from './helpers/redis.js';
+import { REDIS_URL, deletePrefix, freshPrefix } from './helpers/redis.js';
 import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
@@ -38,13 +38,7 @@ describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
   }
 
   beforeAll(async () => {
-    if (redis) await pingRedis();
-    server = await startServer(db, {
-      settings: {
-        server: { trustedProxies: ['127.0.0.1'] },
-        ...(redis ? { redis: { url: REDIS_URL, keyPrefix: prefix } } : {}),
-      },
-    });
+    server = await startBehindLoopbackProxy(db, redis ? prefix : undefined);
     c = client(server.url);
     adminKey = await setupAdmin(c);
   });

@@ -2,21 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, resolveConfig } from '../src/config/load.js';
+import { resolveConfig } from '../src/config/load.js';
+import { problems as problemsOf } from './helpers/config.js';
 import { claimAt, parseClaimPath } from '../src/config/oidc.js';
 
 const base = { server: { publicUrl: 'https://auth.example.com' } };
 const good = { id: 'kc', issuer: 'https://sso.example.com/realms/main', client_id: 'usher', client_secret: 's3cret' };
 
-function problems(file: unknown, env: Record<string, string> = {}): string[] {
-  try {
-    resolveConfig({ file, env });
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-}
+/** The problem lines for a config file (and environment). */
+const problems = (file: unknown, env: Record<string, string> = {}) => problemsOf(env, file);
 
 describe('oidc.providers configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'usher-oidc-config-'));

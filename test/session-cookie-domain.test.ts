@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, resolveConfig } from '../src/config/load.js';
+import { resolveConfig } from '../src/config/load.js';
+import { problems as problemsOf } from './helpers/config.js';
 import { storeGet } from '../src/sessions/backend.js';
 import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
@@ -8,15 +9,8 @@ import { client, sidOf, type Jar } from './helpers/http.js';
 const AUTH = '/api/v1/auth';
 
 /** The problem lines resolveConfig reports for these sources (none: []). */
-function problems(file: unknown, env: Record<string, string> = {}): string[] {
-  try {
-    resolveConfig({ file, env });
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-}
+/** The problem lines for a config file (and environment). */
+const problems = (file: unknown, env: Record<string, string> = {}) => problemsOf(env, file);
 
 describe('session.cookieDomain in the configuration', () => {
   it('is unset by default (a host-only cookie), and read from the file or USHER_SESSION_COOKIE_DOMAIN', () => {

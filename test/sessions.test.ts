@@ -2,10 +2,10 @@ import { hash, Algorithm } from '@node-rs/argon2';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeGet } from '../src/sessions/backend.js';
-import { startServer, type TestServer } from './helpers/app.js';
+import { startBehindLoopbackProxy, type TestServer } from './helpers/app.js';
 import type { DbKind } from './helpers/db.js';
 import { client, errorCode, sidOf, type Client, type Jar } from './helpers/http.js';
-import { REDIS_URL, deletePrefix, freshPrefix, pingRedis } from './helpers/redis.js';
+import { REDIS_URL, deletePrefix, freshPrefix } from './helpers/redis.js';
 import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
@@ -35,13 +35,7 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
 
   const prefix = freshPrefix();
   beforeAll(async () => {
-    if (redis) await pingRedis();
-    server = await startServer(db, {
-      settings: {
-        server: { trustedProxies: ['127.0.0.1'] },
-        ...(redis ? { redis: { url: REDIS_URL, keyPrefix: prefix } } : {}),
-      },
-    });
+    server = await startBehindLoopbackProxy(db, redis ? prefix : undefined);
     c = client(server.url);
     adminKey = await setupAdmin(c);
   });

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { createUsher, type Usher, type UsherOptions } from '../../src/index.js';
 import { PG_URL, dropSchema, freshSchema, type DbKind } from './db.js';
+import { REDIS_URL, pingRedis } from './redis.js';
 
 export interface TestServer {
   url: string;
@@ -57,4 +58,18 @@ export async function startServer(
       await cleanup();
     },
   };
+}
+
+/**
+ * A server that trusts 127.0.0.1 as its proxy (so tests can set the client address with X-Forwarded-For),
+ * with sessions and counters in the real Redis under `redisPrefix` when given (checked first: never skipped).
+ */
+export async function startBehindLoopbackProxy(kind: DbKind, redisPrefix?: string): Promise<TestServer> {
+  if (redisPrefix !== undefined) await pingRedis();
+  return startServer(kind, {
+    settings: {
+      server: { trustedProxies: ['127.0.0.1'] },
+      ...(redisPrefix !== undefined ? { redis: { url: REDIS_URL, keyPrefix: redisPrefix } } : {}),
+    },
+  });
 }

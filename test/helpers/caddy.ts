@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { untilAnswering } from './proxy-process.js';
 
 /** The Debian package's binary (apt-get install caddy). */
 export const CADDY_BIN = process.env.USHER_TEST_CADDY ?? '/usr/bin/caddy';
@@ -27,34 +28,6 @@ export async function startCaddy(caddyfile: string, probe: string): Promise<Cadd
   let output = '';
   child.stdout!.on('data', (d) => (output += String(d)));
   child.stderr!.on('data', (d) => (output += String(d)));
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        rmSync(dir, { recursive: true, force: true });
-        resolve();
-      };
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      child.once('exit', done);
-      child.kill('SIGTERM');
-    });
-
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`caddy exited with ${child.exitCode}: ${output}`);
-    }
-    try {
-      await fetch(probe);
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`caddy did not answer ${probe}: ${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const stop = await untilAnswering('caddy', child, dir, probe, () => output);
   return { log: () => output, stop };
 }

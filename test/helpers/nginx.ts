@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { untilAnswering } from './proxy-process.js';
 
 /** The Debian package's binary (apt-get install nginx). */
 export const NGINX_BIN = process.env.USHER_TEST_NGINX ?? '/usr/sbin/nginx';
@@ -46,35 +47,6 @@ http {
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += String(d)));
   const errors = () => stderr + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        rmSync(dir, { recursive: true, force: true });
-        resolve();
-      };
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      child.once('exit', done);
-      child.kill('SIGTERM');
-    });
-
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      const log = errors();
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`nginx exited with ${child.exitCode}: ${log}`);
-    }
-    try {
-      await fetch(probe);
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`nginx did not answer ${probe}: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const stop = await untilAnswering('nginx', child, dir, probe, errors);
   return { dir, errors, stop };
 }
