@@ -10,6 +10,9 @@ export async function up(knex) {
   await knex.schema.alterTable('users', (t) => {
     t.boolean('password_login').notNullable().defaultTo(false);
   });
+  // Passwords external accounts could set for themselves before this rule would come back to life the
+  // moment an admin allowed password login: they are dropped, and a new one is set when it is allowed.
+  await knex('users').whereNot({ auth_source: 'local' }).update({ password_hash: null });
 }
 
 /** @param {import('knex').Knex} knex */

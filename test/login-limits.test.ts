@@ -37,6 +37,19 @@ describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
     return username;
   }
 
+  /** The login counters' keys in Redis. */
+  async function loginKeys(): Promise<string[]> {
+    const r = createClient({ url: REDIS_URL });
+    await r.connect();
+    try {
+      const found: string[] = [];
+      for await (const batch of r.scanIterator({ MATCH: `${prefix}login-*`, COUNT: 1000 })) found.push(...batch);
+      return found;
+    } finally {
+      r.destroy();
+    }
+  }
+
   beforeAll(async () => {
     server = await startBehindLoopbackProxy(db, redis ? prefix : undefined);
     c = client(server.url);
@@ -89,8 +102,9 @@ describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
     const wait = Number(slowed.headers.get('retry-after'));
     expect(wait).toBeGreaterThan(0);
     expect(wait).toBeLessThanOrEqual(10);
-    // ...while the usual address is not slowed at all.
+    // ...while the usual address is not slowed at all, nor is a new device on another network.
     expect((await login(frank, 'the-right-password', '192.0.2.5')).status).toBe(200);
+    expect((await login(frank, 'the-right-password', '203.0.113.77')).status).toBe(200);
   });
 
   it('lets no more than the limit of concurrent wrong guesses through', async () => {
@@ -114,28 +128,57 @@ describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
   });
 
   if (redis) {
+    it('creates no counter for an attempt the slow-down refuses', async () => {
+      const ivan = await account('192.0.2.9');
+      for (let i = 0; i < 11; i++) expect((await login(ivan, 'wrong', `198.51.100.${130 + i}`)).status).toBe(401);
+      // Each refused attempt comes from a new address of the slowed network: none of them may be counted.
+      for (let i = 0; i < 20; i++) expect((await login(ivan, 'wrong', `198.51.100.${160 + i}`)).status).toBe(429);
+      const counters = (await loginKeys()).length;
+      for (let i = 0; i < 20; i++) await login(ivan, 'wrong', `198.51.100.${180 + i}`);
+      expect((await loginKeys()).length).toBe(counters);
+    });
     it('keeps a bounded number of short keys in Redis, whatever usernames a refused client sends', async () => {
       const attacker = '198.51.100.250';
       const longName = (i: number) => `${i}-${'\uFDFA'.repeat(250)}`; // NFKC expands each to 18 characters
       for (let i = 0; i < 100; i++) await login(longName(i), 'wrong', attacker);
-      const keys = async () => {
-        const r = createClient({ url: REDIS_URL });
-        await r.connect();
-        try {
-          const found: string[] = [];
-          for await (const batch of r.scanIterator({ MATCH: `${prefix}login-*`, COUNT: 1000 })) found.push(...batch);
-          return found;
-        } finally {
-          r.destroy();
-        }
-      };
-      const before = await keys();
+      const before = await loginKeys();
       for (let i = 100; i < 300; i++) expect((await login(longName(i), 'wrong', attacker)).status).toBe(429);
-      const after = await keys();
+      const after = await loginKeys();
       expect(after.length).toBe(before.length);
       expect(Math.max(...after.map((k) => k.length))).toBeLessThanOrEqual(prefix.length + 40);
     });
   }
+});
+
+describe('a login flood from many addresses', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startBehindLoopbackProxy('sqlite');
+    await setupAdmin(client(server.url));
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers 503 service.busy at once past 128 waiting password checks, and counts none of those as failures', async () => {
+    const c = client(server.url);
+    const replies = await Promise.all(
+      Array.from({ length: 400 }, (_, i) =>
+        c.post(`${AUTH}/login`, { body: { username: `flood-${i}`, password: 'wrong' }, headers: from(`10.${i >> 8}.${i & 255}.1`) }),
+      ),
+    );
+    const busy = replies.filter((r) => r.status === 503);
+    expect(replies.every((r) => r.status === 401 || r.status === 503)).toBe(true);
+    expect(busy.length).toBeGreaterThan(0);
+    expect(errorCode(busy[0]!)).toBe('service.busy');
+    expect(busy[0]!.headers.get('retry-after')).toBe('1');
+    // A busy answer gave its points back: that address may still fail ten times on that account.
+    const index = replies.indexOf(busy[0]!);
+    for (let i = 0; i < 10; i++) {
+      const res = await c.post(`${AUTH}/login`, { body: { username: `flood-${index}`, password: 'wrong' }, headers: from(`10.${index >> 8}.${index & 255}.1`) });
+      expect(res.status).toBe(401);
+    }
+  });
 });
 
 describe('login limits under a flood of refused logins', () => {

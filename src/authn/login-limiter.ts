@@ -15,6 +15,17 @@ export function clientKey(ip: string | undefined): string {
 }
 
 /**
+ * The client's network, for the account slow-down: IPv4 by /24, IPv6 by /48 (a site's usual assignment),
+ * so that a guesser's networks are slowed and a user elsewhere is not.
+ */
+export function networkKey(ip: string | undefined): string {
+  const addr = ip === undefined ? null : parseAddress(ip);
+  if (!addr) return 'unknown';
+  if (addr.kind() === 'ipv4') return `${(addr as ipaddr.IPv4).octets.slice(0, 3).join('.')}.0/24`;
+  return `${(addr as ipaddr.IPv6).parts.slice(0, 3).map((p) => p.toString(16)).join(':')}::/48`;
+}
+
+/**
  * A counter key of fixed size, whatever the client sent: a 256-character username can expand to
  * thousands under NFKC, and every key is kept until its window ends (in memory or in Redis).
  */
@@ -25,6 +36,18 @@ const storeDown = () => Errors.sessionStoreUnavailable('Login is unavailable for
 /** The login limits (auth.loginRateLimit.*), windows in milliseconds. */
 export type LoginLimits = UsherConfig['loginLimit'];
 
+/** What a caller reports once the password is checked. */
+export interface LoginAttempt {
+  /** The password was right: the pair's count starts again and the address becomes usual. */
+  succeeded(): Promise<void>;
+  /** The password was not checked (503 service.busy): every point goes back. */
+  unchecked(): Promise<void>;
+}
+
+const giveBack = async (taken: [RateLimiterAbstract, string][]) => {
+  await Promise.allSettled(taken.map(([limiter, key]) => limiter.reward(key, 1)));
+};
+
 /** How long an address stays "usual" for an account after a successful login from it (renewed by each one). */
 // Memory counters expire by setTimeout, which fires at once past 2^31 ms (24.8 days).
 const KNOWN_ADDRESS_MS = 20 * 86_400_000;
@@ -33,17 +56,18 @@ const KNOWN_ADDRESS_MS = 20 * 86_400_000;
  * Login protection in the pattern of rate-limiter-flexible's guide ("login endpoint protection"):
  * - per (account, address) pair, 10 consecutive failures lock that pair: the guesser, not the user;
  * - per address, 100 failures a day lock the address (a loose limit against spraying many accounts);
- * - per account, past 10 failures in 15 minutes, addresses the account never signed in from get one
- *   attempt per 10 seconds: a slow-down, never a lock, so nobody can keep an account shut.
+ * - per account, past 10 failures in 15 minutes, each network (IPv4 /24, IPv6 /48) of addresses the
+ *   account never signed in from gets one attempt per 10 seconds: a slow-down, never a lock, and one
+ *   guesser's networks do not slow a user elsewhere, so nobody can keep an account shut.
  * An address the account signed in from before ("usual") is exempt from the address limit and the
  * slow-down, so the real user gets in while someone else guesses at their account; the pair limit
  * still holds for it.
  *
  * Points are taken *before* the password is checked (atomically, so concurrent guesses cannot slip
- * past a limit) and given back when the login succeeds or is refused. Counters are checked in order
- * and a later one is touched only when the earlier ones let the attempt through, so a refused client
- * creates no account counter: what an anonymous client can make the server keep is bounded by the
- * address limit. Every key is a fixed-size digest.
+ * past a limit) and given back when the login succeeds or is refused. A counter is created only when
+ * the ones before it let the attempt through (the slow-down is first read, not taken, while the account
+ * is under its limit), so a refused client creates nothing: what an anonymous client can make the server
+ * keep is bounded by the address limit. Every key is a fixed-size digest.
  */
 export class LoginLimiter {
   private readonly byPair: RateLimiterAbstract;
@@ -60,26 +84,41 @@ export class LoginLimiter {
     this.known = backend.limiter('login-known', 1, KNOWN_ADDRESS_MS);
   }
 
-  /** Takes the attempt's points or throws 429; resolves to what to call when the login succeeds. */
-  async attempt(ip: string | undefined, account: string): Promise<() => Promise<void>> {
+  /**
+   * Takes the attempt's points or throws 429. Resolves to what to call when the login succeeds, and when
+   * the password could not be checked at all (the server too busy): neither is a failure.
+   */
+  async attempt(ip: string | undefined, account: string): Promise<LoginAttempt> {
     const address = digest(clientKey(ip));
     const accountKey = digest(account);
     const pair = digest(account, clientKey(ip));
+    const slot = digest(account, networkKey(ip));
     const taken: [RateLimiterAbstract, string][] = [];
     let usual = false;
     try {
       usual = (await this.known.get(pair)) !== null;
-      if (!usual) await this.take(taken, this.byAddress, address);
+      let slowed = false;
+      if (!usual) {
+        // An account already past its limit: the slow-down first, so a slowed attempt creates no counter.
+        const failures = (await this.byAccount.get(accountKey))?.consumedPoints ?? 0;
+        if (failures >= this.byAccount.points) {
+          await this.take(taken, this.slowdown, slot);
+          slowed = true;
+        }
+        await this.take(taken, this.byAddress, address);
+      }
       await this.take(taken, this.byPair, pair);
       const res = await this.take(taken, this.byAccount, accountKey, true);
-      if (!usual && res.consumedPoints > this.byAccount.points) await this.take(taken, this.slowdown, accountKey);
+      // Concurrent attempts may all have read the account under its limit: the count taken decides.
+      if (!usual && !slowed && res.consumedPoints > this.byAccount.points) await this.take(taken, this.slowdown, slot);
     } catch (err) {
       // A refused attempt checks no password, so it is not a failure: every point goes back. Otherwise
       // a burst of correct logins from one address (a NAT) would lock that address out.
-      await Promise.allSettled(taken.map(([limiter, key]) => limiter.reward(key, 1)));
+      await giveBack(taken);
       throw err instanceof AppError ? err : storeDown();
     }
-    return async () => {
+    const unchecked = () => giveBack(taken);
+    const succeeded = async () => {
       await Promise.allSettled([
         this.byPair.delete(pair),
         this.byAccount.reward(accountKey, 1),
@@ -87,6 +126,7 @@ export class LoginLimiter {
         this.known.set(pair, 1, Math.ceil(KNOWN_ADDRESS_MS / 1000)),
       ]);
     };
+    return { succeeded, unchecked };
   }
 
   /**

@@ -31,13 +31,16 @@ export function registerLoginRoutes(
       // Login CSRF (signing a victim into the attacker's account) is refused like any cookie request.
       checkCsrf(req, sessions.config.publicUrl);
       const { username, password } = parseWith(credentials, objectBody(req.body));
-      const succeeded = await limiter.attempt(req.ip, usernameKey(username));
+      const attempt = await limiter.attempt(req.ip, usernameKey(username));
       const user = await users.findByUsername(username);
       // Unknown, password-less, disabled or wrong: the same answer, after the same amount of work.
-      const ok = user?.passwordHash ? await checkPassword(user.passwordHash, password) : await verifyDummy(password);
+      const ok = await (user?.passwordHash ? checkPassword(user.passwordHash, password) : verifyDummy(password)).catch(async (err: unknown) => {
+        await attempt.unchecked();
+        throw err;
+      });
       // An external account signs in through its provider unless an admin allowed a local password.
       if (!user || !ok || !user.active || !user.passwordLogin) throw Errors.invalidCredentials();
-      await succeeded();
+      await attempt.succeeded();
       await sessions.start(req, res, user);
       const rehash = ok === 'rehash' || needsRehash(user.passwordHash!);
       const now = await users.recordLogin(user.id, rehash ? password : undefined);

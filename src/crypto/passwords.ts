@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
+import { Errors } from '../http/errors.js';
 
 /** OWASP's current argon2id parameters: 19 MiB, 2 iterations, 1 lane. Hashing runs off the event loop. */
 const PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
@@ -10,13 +11,24 @@ const PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2,
  * other request's database work, and leaves a core to the event loop.
  */
 const MAX_PARALLEL_HASHES = Math.max(1, Math.min(Number(process.env.UV_THREADPOOL_SIZE ?? 4) - 2, availableParallelism() - 1));
+/**
+ * At most this many wait for a slot (about two seconds of hashing); past it the answer is 503 at once, so
+ * a flood of logins from many addresses cannot queue without bound, holding every request while it waits.
+ */
+const MAX_WAITING = 128;
 let running = 0;
 const waiting: (() => void)[] = [];
 
 async function limited<T>(work: () => Promise<T>): Promise<T> {
   // A finishing hash hands its slot straight to the next waiter, so the count never overshoots.
-  if (running >= MAX_PARALLEL_HASHES) await new Promise<void>((resolve) => waiting.push(resolve));
-  else running++;
+  if (running >= MAX_PARALLEL_HASHES) {
+    if (waiting.length >= MAX_WAITING) {
+      const busy = Errors.busy();
+      Object.assign(busy.headers, { 'Retry-After': '1' });
+      throw busy;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else running++;
   try {
     return await work();
   } finally {
@@ -48,12 +60,9 @@ export async function checkPassword(stored: string, password: string): Promise<P
   return nfc !== password && (await verifyRaw(stored, password)) ? 'rehash' : false;
 }
 
-async function verifyRaw(stored: string, password: string): Promise<boolean> {
-  try {
-    return await limited(() => verify(stored, password));
-  } catch {
-    return false;
-  }
+/** False for a hash that does not parse too; a full queue (503) is thrown. */
+function verifyRaw(stored: string, password: string): Promise<boolean> {
+  return limited(() => verify(stored, password).catch(() => false));
 }
 
 /** True when a stored hash was made with another algorithm or weaker parameters than today's. */

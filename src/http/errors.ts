@@ -58,6 +58,7 @@ export const Errors = {
   oidcInvalidLogoutToken: define(400, 'oidc.invalid_logout_token', 'The logout token is not valid.'),
   oidcProviderUnavailable: define(502, 'oidc.provider_unavailable', 'The sign-in provider does not answer; try again later.'),
   unavailable: define(503, 'service.unavailable', 'The service is not ready.'),
+  busy: define(503, 'service.busy', 'Too many password checks are waiting; try again in a moment.'),
 } as const;
 
 /** A 400 that names the offending field. */

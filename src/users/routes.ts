@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
-import { Errors, invalidField } from '../http/errors.js';
+import { AppError, Errors, invalidField } from '../http/errors.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
@@ -70,12 +70,18 @@ export function registerUserRoutes(
     if (readOnly !== undefined) throw invalidField(readOnly, 'is read-only; send it as the server returned it, or leave it out');
     const { currentPassword, ...fields } = parseWith(schemas.update, body);
     if (fields.role !== undefined) can(req, 'users', 'set-role');
+    // Letting an external account use a password goes around its provider's MFA and group checks.
+    if (fields.passwordLogin !== undefined) can(req, 'users', 'set-password-login');
     if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
     const viaSession = caller.authMethod === 'session';
     const checksPassword = self && currentPassword !== undefined && fields.password !== undefined;
-    const succeeded = checksPassword ? await limiter.attempt(req.ip, usernameKey(caller.username)) : undefined;
-    const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined });
-    await succeeded?.();
+    const attempt = checksPassword ? await limiter.attempt(req.ip, usernameKey(caller.username)) : undefined;
+    const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined }).catch(async (err: unknown) => {
+      // Only a wrong current password is a failed attempt; anything else gives the points back.
+      if (!(err instanceof AppError && err.code === 'user.wrong_current_password')) await attempt?.unchecked();
+      throw err;
+    });
+    await attempt?.succeeded();
     // A self-service password change ends the other sessions; this one moves to the new epoch.
     if (self && viaSession && fields.role === undefined) await sessions.moveToEpoch(req, res, updated.sessionEpoch);
     return updated;
