@@ -101,6 +101,8 @@ describe.each(DB_KINDS)('hardened paths on %s', (kind) => {
       ['admin and a no-break space', 'admin\u00a0'],
       ['a no-break space and admin', '\u00a0admin'],
       ['admin and a zero-width space', 'admin\u200b'],
+      ['admin with a combining grapheme joiner inside', 'adm\u034fin'],
+      ['admin and a Hangul filler', 'admin\u3164'],
       ['the ligature ﬁ in ﬁona (fiona exists)', 'ﬁona'],
     ])('refuses %s with 403, never serving the account it would fold onto', async (_name, username) => {
       if (!(await server.usher.users.findByUsername('fiona'))) await server.usher.users.create({ username: 'fiona', password: 'fiona-password' });
@@ -280,6 +282,7 @@ describe.each(DB_KINDS)('hardened paths on %s', (kind) => {
       ['a username with a left-to-right embedding', { username: 'uni\u202a7' }, 'username'],
       ['a username with a pop-directional isolate', { username: 'uni\u20698' }, 'username'],
       ['a username with a line separator', { username: 'uni\u20289' }, 'username'],
+      ['a username with a combining grapheme joiner', { username: 'adm\u034fin' }, 'username'],
       ['a username of punctuation only', { username: '-._' }, 'username'],
     ])('refuses %s', async (_name, body, field) => {
       const res = await c.post(`${AUTH}/users`, { key: adminKey, body: { password: 'a-good-password', ...body } });

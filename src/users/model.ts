@@ -107,8 +107,12 @@ export function usernameKey(username: string): string {
   return normalizeUsername(username).toLowerCase();
 }
 
-/** Control, format (zero-width, bidi), unassigned, private-use, surrogate and line/paragraph separator characters. */
-const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+/**
+ * Control, format (zero-width, bidi), unassigned, private-use, surrogate and line/paragraph separator
+ * characters, and the default-ignorable ones that display as nothing (the combining grapheme joiner
+ * U+034F, the Hangul fillers U+3164 and U+115F, variation selectors): `adm\u034Fin` would show as admin.
+ */
+const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
 
 /**
  * Whether a name differs from what it would be stored as only by compatibility folding (NFKC), spaces
