@@ -12,6 +12,38 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // Imports follow the layers (STYLE.md): errors and names at the bottom, then config, then the areas'
+  // rules, then HTTP (src/http and every *routes.ts), then the composition root (index, app, server, cli).
+  {
+    files: ['src/errors.ts', 'src/names.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['./*', '../*'], message: 'errors and names import nothing of Usher.' }] }] },
+  },
+  {
+    files: ['src/config/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../*', '!../errors.js', '!../names.js'], message: 'config/ imports nothing above it.' }] }],
+    },
+  },
+  {
+    files: ['src/crypto/**/*.ts', 'src/db/**/*.ts', 'src/users/**/*.ts', 'src/sessions/**/*.ts', 'src/authz/**/*.ts', 'src/authn/**/*.ts'],
+    ignores: ['**/*routes.ts', 'src/authn/chain.ts', 'src/authn/hooks.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/http/*', '**/*routes.js', '**/index.js', '**/app.js'], message: 'Services never import from the HTTP layer or the composition root.' }] },
+      ],
+    },
+  },
+  {
+    files: ['src/users/**/*.ts'],
+    ignores: ['src/users/routes.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/http/*', '**/sessions/*', '**/authn/*', '**/index.js', '**/app.js'], message: 'users/ knows nothing of sessions, authentication or HTTP.' }] },
+      ],
+    },
+  },
   {
     // Tests read untyped JSON replies.
     files: ['test/**/*.ts'],

@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import type { Usher } from './index.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
-import { Errors } from './http/errors.js';
+import { Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { requestLog } from './http/request-log.js';
 import { securityHeaders } from './http/security-headers.js';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { UsherConfig } from './config/schema.js';
-import { AppError } from './http/errors.js';
+import { AppError } from './errors.js';
 import type { UserService } from './users/service.js';
 
 /**

@@ -5,7 +5,7 @@ import { openDatabase } from './db/connect.js';
 import { migrateLatest } from './db/migrate.js';
 import { deriveKeys, loadSecret } from './crypto/secret.js';
 import { createLogger } from './logger.js';
-import { AppError } from './http/errors.js';
+import { AppError } from './errors.js';
 import { ADMIN_ROLE } from './users/model.js';
 import { UserService } from './users/service.js';
 import { userSchemas } from './users/schemas.js';

@@ -26,7 +26,7 @@ import { registerSessionRoutes } from './sessions/routes.js';
 import { registerPublicAuthRoutes } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
 import { staticRouteMatcher } from './http/route-match.js';
-import { AppError } from './http/errors.js';
+import { AppError } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService, type UserHooks } from './users/service.js';
@@ -39,7 +39,7 @@ export type { AuthUser, AuthMethod, Identity, PostAuthHook } from './authn/types
 export type { PublicUser } from './users/model.js';
 export type { UserHooks } from './users/service.js';
 export { ConfigError, loadConfig, resolveConfig } from './config/load.js';
-export { AppError } from './http/errors.js';
+export { AppError } from './errors.js';
 
 /** Mount point of Usher's API inside `router`. */
 export const API_BASE = '/api/v1/auth';

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { Errors } from '../http/errors.js';
+import { Errors } from '../errors.js';
 import { KEY_IN_TEXT } from '../crypto/api-keys.js';
 import { withoutSecrets } from '../users/model.js';
 import type { AuthMethod, Identity, PostAuthHook } from './types.js';

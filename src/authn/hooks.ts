@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Errors } from '../http/errors.js';
+import { Errors } from '../errors.js';
 import { checkCsrf } from '../http/csrf.js';
 import type { UserService } from '../users/service.js';
 import { sessionOf } from '../sessions/manager.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type ipaddr from 'ipaddr.js';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { AppError, Errors } from '../http/errors.js';
+import { AppError, Errors } from '../errors.js';
 import type { UsherConfig } from '../config/schema.js';
 import { parseAddress } from '../config/trusted-proxies.js';
 import type { SessionBackend } from '../sessions/backend.js';

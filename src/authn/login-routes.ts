@@ -1,13 +1,14 @@
 import type { Request, Router } from 'express';
 import { z } from 'zod';
-import { Errors } from '../http/errors.js';
+import { Errors } from '../errors.js';
 import { checkCsrf } from '../http/csrf.js';
 import { objectBody, parseWith } from '../http/validate.js';
 import { checkPassword, needsRehash, verifyDummy } from '../crypto/passwords.js';
-import { toPublicUser, usernameKey } from '../users/model.js';
+import { toPublicUser } from '../users/model.js';
+import { usernameKey } from '../names.js';
 import type { UserService } from '../users/service.js';
 import type { SessionManager } from '../sessions/manager.js';
-import { methodNotAllowed } from '../users/routes.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import type { LoginLimiter } from './login-limiter.js';
 
 const credentials = z.strictObject({

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { GroupRoles } from '../authz/group-roles.js';
 import type { RoleSync } from '../config/schema.js';
-import { Errors, invalidField } from '../http/errors.js';
-import { nameProblem, normalizeUsername, usernameProblem, type UserRecord } from '../users/model.js';
+import { Errors, invalidField } from '../errors.js';
+import { type UserRecord } from '../users/model.js';
+import { nameProblem, normalizeUsername, usernameProblem } from '../names.js';
 import type { UserService } from '../users/service.js';
 
 /** Who an external authority (a trusted proxy, an OIDC provider) says a person is. */

@@ -3,7 +3,7 @@ import { objectBody, parseWith } from '../http/validate.js';
 import { toPublicUser } from '../users/model.js';
 import type { UserSchemas } from '../users/schemas.js';
 import type { UserService } from '../users/service.js';
-import { methodNotAllowed } from '../users/routes.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 
 /** Public routes a login page needs before anyone is signed in. */
 export function registerPublicAuthRoutes(router: Router, base: string, users: UserService, schemas: UserSchemas): void {

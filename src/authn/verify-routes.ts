@@ -2,9 +2,9 @@ import type { Request, RequestHandler, Router } from 'express';
 import type { Authorizer } from '../authz/enforcer.js';
 import type { UsherConfig } from '../config/schema.js';
 import { noStore } from '../http/body.js';
-import { Errors } from '../http/errors.js';
+import { Errors } from '../errors.js';
 import { toPublicUser } from '../users/model.js';
-import { methodNotAllowed } from '../users/routes.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { ignoreQueryKeys, refuseKeyInUrl } from './chain.js';
 
 /** A header value as raw UTF-8 bytes, which is what proxies pass on (Node would send Latin-1). */

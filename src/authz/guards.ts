@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { Errors } from '../http/errors.js';
+import { Errors } from '../errors.js';
 import type { AuthUser } from '../authn/types.js';
 import type { Authorizer } from './enforcer.js';
 

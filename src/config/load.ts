@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { normalizeUsername, usernameProblem } from '../users/model.js';
+import { normalizeUsername, usernameProblem } from '../names.js';
 import { parseOidcProviders } from './oidc.js';
 import { compileTrustedProxies, trustsEveryAddress } from './trusted-proxies.js';
 import { LOG_LEVELS, PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';

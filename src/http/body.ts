@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { Errors } from './errors.js';
+import { Errors } from '../errors.js';
 
 export const BODY_LIMIT = '100kb';
 const parseJson = express.json({ limit: BODY_LIMIT, strict: true, type: () => true });

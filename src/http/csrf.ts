@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import { hasBody } from './body.js';
-import { Errors } from './errors.js';
+import { Errors } from '../errors.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const JSON_TYPE = /^application\/json\s*(;|$)/i;

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { AppError, Errors } from './errors.js';
+import { AppError, Errors } from '../errors.js';
 import { bodyParserError } from './body.js';
 
 /** Known errors become `{ error: { code, message } }`; anything else a generic 500, logged with its stack, never sent. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Errors, invalidField } from './errors.js';
+import { Errors, invalidField } from '../errors.js';
 
 /** Parses with a zod schema; the first problem becomes a 400 naming the field. */
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what = 'body'): z.output<S> {

@@ -6,7 +6,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { UsherConfig } from '../config/schema.js';
-import { AppError, Errors } from '../http/errors.js';
+import { AppError, Errors } from '../errors.js';
 
 /** Which sessions belong to whom, so that they can be listed and ended. */
 export interface SessionIndex {

@@ -6,7 +6,7 @@ import session from 'express-session';
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/schema.js';
 import type { ServerKeys } from '../crypto/secret.js';
-import { AppError, Errors } from '../http/errors.js';
+import { AppError, Errors } from '../errors.js';
 import type { UserRecord } from '../users/model.js';
 import { storeDestroy, storeGet, type SessionBackend } from './backend.js';
 

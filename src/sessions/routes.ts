@@ -1,10 +1,10 @@
 import type { Router } from 'express';
 import type { Authorizer } from '../authz/enforcer.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
-import { Errors } from '../http/errors.js';
+import { Errors } from '../errors.js';
 import { pathId } from '../http/validate.js';
 import type { UserService } from '../users/service.js';
-import { methodNotAllowed } from '../users/routes.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { sessionOf, type SessionManager } from './manager.js';
 
 /** GET /me/sessions, DELETE /me/sessions/{id}, DELETE /users/{id}/sessions. */

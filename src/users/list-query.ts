@@ -1,4 +1,4 @@
-import { invalidField } from '../http/errors.js';
+import { invalidField } from '../errors.js';
 import { SORT_COLUMNS, type ListQuery, type SortField } from './repository.js';
 
 export const DEFAULT_LIMIT = 50;

@@ -1,26 +1,17 @@
-import type { Request, RequestHandler, Response, Router } from 'express';
-import { AppError, Errors, invalidField } from '../http/errors.js';
+import type { Request, Response, Router } from 'express';
+import { AppError, Errors, invalidField } from '../errors.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
-import { toPublicUser, usernameKey } from './model.js';
+import { toPublicUser } from './model.js';
+import { usernameKey } from '../names.js';
 import type { LoginLimiter } from '../authn/login-limiter.js';
 import { parseListQuery } from './list-query.js';
 import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
 import { SELF_FIELDS, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
 import type { SessionManager } from '../sessions/manager.js';
-
-/** Answers 405, with the Allow header, for a method a path does not offer. Use as a route's last `.all()`. */
-export const methodNotAllowed: RequestHandler = (req, _res, next) => {
-  const methods = Object.keys((req.route as { methods?: Record<string, boolean> } | undefined)?.methods ?? {})
-    .filter((m) => m !== '_all')
-    .map((m) => m.toUpperCase());
-  if (methods.includes('GET')) methods.push('HEAD');
-  const err = Errors.methodNotAllowed();
-  Object.assign(err.headers, { Allow: methods.join(', ') });
-  next(err);
-};
 
 /**
  * HTTP only: parse, check the caller's capability, call the service, shape the answer.

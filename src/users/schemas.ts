@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { nameProblem, normalizeUsername, usernameProblem } from './model.js';
+import { nameProblem, normalizeUsername, usernameProblem } from '../names.js';
 
 export interface SchemaContext {
   passwordMinLength: number;

@@ -1,11 +1,12 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { AppError, Errors, invalidField } from '../http/errors.js';
+import { AppError, Errors, invalidField } from '../errors.js';
 import { uniqueViolation, type Db } from '../db/connect.js';
 import { decryptApiKey, digestApiKey, encryptApiKey, generateApiKey } from '../crypto/api-keys.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { ServerKeys } from '../crypto/secret.js';
-import { ADMIN_ROLE, DEFAULT_ROLE, normalizeUsername, toPublicUser, usernameKey, type PublicUser, type UserRecord } from './model.js';
+import { ADMIN_ROLE, DEFAULT_ROLE, toPublicUser, type PublicUser, type UserRecord } from './model.js';
+import { normalizeUsername, usernameKey } from '../names.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
 

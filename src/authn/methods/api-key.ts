@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { Errors } from '../../http/errors.js';
+import { Errors } from '../../errors.js';
 import type { UserService } from '../../users/service.js';
 import { UserCache } from '../user-cache.js';
 import type { AuthMethod, Identity } from '../types.js';

@@ -3,7 +3,7 @@ import * as client from 'openid-client';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { Logger } from 'pino';
 import type { OidcProviderConfig } from '../../config/oidc.js';
-import { Errors } from '../../http/errors.js';
+import { Errors } from '../../errors.js';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 

@@ -4,10 +4,10 @@ import type { Logger } from 'pino';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { clientKey } from '../login-limiter.js';
 import { claimAt } from '../../config/oidc.js';
-import { AppError, Errors } from '../../http/errors.js';
+import { AppError, Errors } from '../../errors.js';
 import { sessionOf, type SessionManager } from '../../sessions/manager.js';
 import type { UserService } from '../../users/service.js';
-import { methodNotAllowed } from '../../users/routes.js';
+import { methodNotAllowed } from '../../http/method-not-allowed.js';
 import type { ExternalIdentity, Provisioner } from '../provisioning.js';
 import { safeReturnTo, type OidcClient } from './client.js';
 
