@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { UsherConfig } from './config/schema.js';
 import { AppError } from './errors.js';
+import { SYSTEM_ORIGIN } from './events/stream.js';
 import type { UserService } from './users/service.js';
 
 /**
@@ -14,6 +15,7 @@ export async function bootstrapAdmin(config: UsherConfig, users: UserService, lo
   try {
     const { user } = await users.setupFirst(
       { username: adminUsername, password: adminPassword, apiKey: adminApiKey },
+      SYSTEM_ORIGIN,
       () => skipped,
     );
     log.info({ userId: user.id, username: user.username }, 'bootstrap admin created');

@@ -10,6 +10,10 @@ import { ADMIN_ROLE } from './users/model.js';
 import { UserService } from './users/service.js';
 import { userSchemas } from './users/schemas.js';
 import { parseWith } from './http/validate.js';
+import { AuditLog } from './events/audit.js';
+import { CLI, EventStream, type Origin } from './events/stream.js';
+
+const CLI_ORIGIN: Origin = { actor: CLI };
 
 const USAGE = `usage: npm run usher -- <command>
   migrate                     apply pending database migrations
@@ -43,37 +47,42 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(process.env);
   const log = createLogger('warn', process.stderr);
   const db = openDatabase(config);
+  let audit: AuditLog | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (command === 'migrate') {
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
       return 0;
     }
-    const users = new UserService(db, deriveKeys(loadSecret(config)), log);
+    // The break-glass commands are audited like any change, with the CLI as the actor.
+    const events = new EventStream(log);
+    audit = new AuditLog(db, events, log, config.auditRetentionMs);
+    const users = new UserService(db, deriveKeys(loadSecret(config)), log, events);
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: new Set([ADMIN_ROLE]) });
     if (command === 'reset-password') {
       const user = await users.findByUsername(username!);
       if (!user) throw new Error(`no user named ${JSON.stringify(username)}`);
       const { password } = parseWith(schemas.resetPassword, { password: await readPassword(`New password for ${user.username}: `) });
-      await users.resetPassword(user.id, password);
+      await users.resetPassword(user.id, password, CLI_ORIGIN);
       process.stdout.write(`password reset for ${user.username} (id ${user.id})\n`);
       return 0;
     }
     if (command === 'rotate-api-key') {
       const user = await users.findByUsername(username!);
       if (!user) throw new Error(`no user named ${JSON.stringify(username)}`);
-      process.stdout.write(`API key for ${user.username}: ${await users.rotateApiKey(user.id)}\n`);
+      process.stdout.write(`API key for ${user.username}: ${await users.rotateApiKey(user.id, CLI_ORIGIN)}\n`);
       return 0;
     }
     if (command === 'create-admin') {
       const input = parseWith(schemas.credentials, { username, password: await readPassword(`Password for ${username}: `) });
-      const { user, apiKey } = await users.create({ ...input, role: ADMIN_ROLE });
+      const { user, apiKey } = await users.create({ ...input, role: ADMIN_ROLE }, CLI_ORIGIN);
       process.stdout.write(`admin ${user.username} created (id ${user.id})\nAPI key: ${apiKey}\n`);
       return 0;
     }
     process.stderr.write(`unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
     return 64;
   } finally {
+    await audit?.close();
     await db.destroy();
   }
 }

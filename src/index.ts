@@ -29,20 +29,29 @@ import { staticRouteMatcher } from './http/route-match.js';
 import { AppError } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
-import { UserService, type UserHooks } from './users/service.js';
-import { ADMIN_ROLE } from './users/model.js';
+import { UserService } from './users/service.js';
+import { ADMIN_ROLE, toPublicUser, type PublicUser } from './users/model.js';
+import { EventStream, type UsherEvent } from './events/stream.js';
+import { AuditLog } from './events/audit.js';
+import { registerAuditRoutes } from './events/routes.js';
 import { registerUserRoutes } from './users/routes.js';
 import { bootstrapAdmin } from './bootstrap.js';
 
 export type { UsherConfig } from './config/schema.js';
 export type { AuthUser, AuthMethod, Identity, PostAuthHook } from './authn/types.js';
 export type { PublicUser } from './users/model.js';
-export type { UserHooks } from './users/service.js';
+export type { Actor, EventType, UsherEvent } from './events/stream.js';
 export { ConfigError, loadConfig, resolveConfig } from './config/load.js';
 export { AppError } from './errors.js';
 
 /** Mount point of Usher's API inside `router`. */
 export const API_BASE = '/api/v1/auth';
+
+/** Host hooks, called after the change is committed; a failing hook is logged, never undoes the change. */
+export interface UserHooks {
+  onUserCreated?: (user: PublicUser) => void | Promise<void>;
+  onUserDeleted?: (user: PublicUser) => void | Promise<void>;
+}
 
 export interface UsherOptions extends UserHooks {
   /** Settings in the config file's shape (validated like the file), or a config from `loadConfig()`. */
@@ -69,6 +78,10 @@ export interface Usher {
   readonly users: UserService;
   readonly sessions: SessionManager;
   readonly authz: Authorizer;
+  /** Every change and authentication decision, with who acted; subscribe with `events.on()`. */
+  readonly events: EventStream;
+  /** The audit log the events are written to. */
+  readonly audit: AuditLog;
   readonly db: Db;
   readonly log: Logger;
   /** Resolves when the database answers. */
@@ -98,15 +111,36 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   }
   const db = openDatabase(config);
   let backend: SessionBackend | undefined;
+  let audit: AuditLog | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
-    const users = new UserService(db, keys, log, { onUserCreated: options.onUserCreated, onUserDeleted: options.onUserDeleted });
+    // The event stream and its subscribers, in the order they hear an event: the audit log (inside the
+    // change's transaction, then authentication events in batches), the host's hooks, the session store
+    // (awaited: a store failure is the request's 503), then the authenticated-user caches (in the methods).
+    const events = new EventStream(log);
+    audit = new AuditLog(db, events, log, config.auditRetentionMs);
+    const hook = (fn: ((user: PublicUser) => void | Promise<void>) | undefined) => (e: UsherEvent) =>
+      fn && e.context?.user ? fn(toPublicUser(e.context.user)) : undefined;
+    events.on(hook(options.onUserCreated), { types: ['user.created'] });
+    events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
+    const users = new UserService(db, keys, log, events);
     await bootstrapAdmin(config, users, log);
 
     backend = await openSessionBackend(config, db, log);
     const sessions = new SessionManager(backend, keys, config, log);
-    users.sessionEnders.add((userId, keep) => sessions.endAll(userId, keep));
+    events.on(
+      async (e) => {
+        if (!e.context?.endsSessions || e.targetUserId === null) return;
+        try {
+          await sessions.endAll(e.targetUserId, e.context.keepSession);
+        } catch (err) {
+          log.warn({ err, userId: e.targetUserId }, 'could not remove sessions from the store');
+          throw err;
+        }
+      },
+      { awaited: true },
+    );
     const limiter = new LoginLimiter(backend, config.loginLimit);
 
     const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs);
@@ -179,6 +213,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas, limiter, sessions);
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
+    registerAuditRoutes(router, API_BASE, audit, authz);
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 
@@ -192,17 +227,21 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       users,
       sessions,
       authz,
+      events,
+      audit,
       db,
       log,
       async ready() {
         await db.raw('select 1');
       },
       async close() {
+        await audit?.close();
         await backend?.close();
         await db.destroy();
       },
     };
   } catch (err) {
+    await audit?.close();
     await backend?.close();
     await db.destroy();
     throw err;

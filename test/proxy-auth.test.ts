@@ -157,7 +157,7 @@ describe.each(DB_KINDS)('proxy auth on %s', (kind) => {
     it("deleting an account deletes its identity: the person's next request makes a new account", async () => {
       const made = await as('gina', 'staff');
       const root = (await server.usher.users.findByUsername('root'))!;
-      await server.usher.users.remove(root.id, made.body.id);
+      await server.usher.users.remove(made.body.id, { actor: { kind: 'user', userId: root.id, method: 'api-key' } });
       expect(await identities('gina')).toHaveLength(0);
       const again = await as('gina', 'staff');
       expect(again.status).toBe(200);

@@ -5,6 +5,7 @@ import { Errors, invalidField } from '../errors.js';
 import { type UserRecord } from '../users/model.js';
 import { nameProblem, normalizeUsername, usernameProblem } from '../names.js';
 import type { UserService } from '../users/service.js';
+import type { Origin } from '../events/stream.js';
 
 /** Who an external authority (a trusted proxy, an OIDC provider) says a person is. */
 export interface ExternalIdentity {
@@ -48,6 +49,9 @@ export interface ProvisioningPolicy {
 }
 
 const EMAIL = z.email().max(320);
+
+/** Changes a provider makes at sign-in are its own: the actor is the identity provider. */
+const originOf = (identity: ExternalIdentity): Origin => ({ actor: { kind: 'idp', provider: identity.provider } });
 
 /**
  * What a provider says about name and email is taken only when it fits what the API itself accepts
@@ -115,7 +119,7 @@ export class Provisioner {
       usernameTaken: policy.usernameTaken,
       linkEmail: policy.linkVerifiedEmail && identity.emailVerified === true,
       create: policy.autoProvision,
-    });
+    }, originOf(identity));
     if (!result) throw Errors.notProvisioned();
     return result;
   }
@@ -123,12 +127,12 @@ export class Provisioner {
   private async syncRole(user: UserRecord, identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
     if (policy.roleSync !== 'always') return user;
     const role = this.roleFromGroups(identity, policy);
-    return role === undefined || role === user.role ? user : this.users.syncRole(user.id, role);
+    return role === undefined || role === user.role ? user : this.users.syncRole(user.id, role, originOf(identity));
   }
 
   private async syncProfile(user: UserRecord, identity: ExternalIdentity): Promise<UserRecord> {
     const name = identity.name !== undefined && identity.name !== user.name ? identity.name : undefined;
     const email = identity.email !== undefined && identity.email.toLowerCase() !== user.email?.toLowerCase() ? identity.email : undefined;
-    return name === undefined && email === undefined ? user : this.users.syncProfile(user.id, { name, email });
+    return name === undefined && email === undefined ? user : this.users.syncProfile(user.id, { name, email }, originOf(identity));
   }
 }

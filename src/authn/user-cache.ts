@@ -1,4 +1,4 @@
-import type { UserService } from '../users/service.js';
+import type { EventStream } from '../events/stream.js';
 import type { UserRecord } from '../users/model.js';
 
 /**
@@ -12,7 +12,7 @@ export class UserCache<K> {
   private generation = 0;
 
   constructor(
-    users: UserService,
+    events: EventStream,
     private readonly ttlMs: number,
     private readonly load: (key: K) => Promise<UserRecord | null>,
     /**
@@ -21,12 +21,14 @@ export class UserCache<K> {
      */
     invalidate: 'user' | 'any' = 'user',
   ) {
-    users.changeListeners.add((userId) => {
+    events.on(({ type, targetUserId }) => {
+      // A failed or refused login changes nothing: an attacker must not be able to empty the cache.
+      if (targetUserId === null || type === 'login.failed' || type === 'login.rate_limited') return;
       // Lookups under way (whoever they are for) are never cached after a change.
       this.generation++;
       this.pending.clear();
       if (invalidate === 'any') this.cache.clear();
-      else for (const [key, entry] of this.cache) if (entry.user.id === userId) this.cache.delete(key);
+      else for (const [key, entry] of this.cache) if (entry.user.id === targetUserId) this.cache.delete(key);
     });
   }
 

@@ -259,6 +259,7 @@ const OPTIONS = {
   loginAccountMaxFailures: { path: 'auth.loginRateLimit.accountMaxFailures', env: 'USHER_LOGIN_ACCOUNT_MAX_FAILURES', parse: integer(1, 100_000), fallback: 10 },
   loginAccountWindow: { path: 'auth.loginRateLimit.accountWindow', env: 'USHER_LOGIN_ACCOUNT_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 15 * 60_000 },
   loginAccountSlowdown: { path: 'auth.loginRateLimit.accountSlowdown', env: 'USHER_LOGIN_ACCOUNT_SLOWDOWN', parse: duration(1_000, 3_600_000), fallback: 10_000 },
+  auditRetention: { path: 'audit.retention', env: 'USHER_AUDIT_RETENTION', parse: duration(86_400_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
   proxyEnabled: { path: 'auth.proxy.enabled', env: 'USHER_PROXY_AUTH', parse: boolean, fallback: false },
   proxyPreset: { path: 'auth.proxy.preset', env: 'USHER_PROXY_PRESET', parse: oneOf(Object.keys(PROXY_PRESETS) as ProxyPreset[]), fallback: undefined },
@@ -290,6 +291,7 @@ interface Values {
   logLevel: LogLevel;
   passwordMinLength: number;
   apiKeyCacheTtl: number;
+  auditRetention: number;
   proxyEnabled: boolean;
   proxyPreset: ProxyPreset | undefined;
   proxyUserHeader: readonly string[] | undefined;
@@ -432,6 +434,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     logLevel: v.logLevel,
     passwordMinLength: v.passwordMinLength,
     apiKeyCacheTtlMs: v.apiKeyCacheTtl * 1000,
+    auditRetentionMs: v.auditRetention,
     proxy: proxySettings(v),
     forwardAuth: Object.freeze({
       loginUrl: v.forwardAuthLoginUrl,

@@ -31,6 +31,8 @@ export interface UsherConfig {
   readonly passwordMinLength: number;
   /** How long an authenticated API key stays cached in memory, in ms (writes through this process invalidate at once). */
   readonly apiKeyCacheTtlMs: number;
+  /** Audit entries older than this are pruned (hourly). */
+  readonly auditRetentionMs: number;
   readonly proxy: ProxyConfig;
   /** GET /api/v1/auth/verify, for nginx auth_request, Traefik forwardAuth, Caddy forward_auth. */
   readonly forwardAuth: {

@@ -1,6 +1,7 @@
 import type { Request, Response, Router } from 'express';
 import { AppError, Errors, invalidField } from '../errors.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { originOf } from '../http/origin.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
@@ -67,7 +68,7 @@ export function registerUserRoutes(
     const viaSession = caller.authMethod === 'session';
     const checksPassword = self && currentPassword !== undefined && fields.password !== undefined;
     const attempt = checksPassword ? await limiter.attempt(req.ip, usernameKey(caller.username)) : undefined;
-    const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined }).catch(async (err: unknown) => {
+    const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined }, originOf(req)).catch(async (err: unknown) => {
       // Only a wrong current password is a failed attempt; anything else gives the points back.
       if (!(err instanceof AppError && err.code === 'user.wrong_current_password')) await attempt?.unchecked();
       throw err;
@@ -104,7 +105,7 @@ export function registerUserRoutes(
     })
     .post(async (req, res) => {
       can(req, 'self', 'api-key');
-      const apiKey = await users.rotateApiKey(callerOf(req).id);
+      const apiKey = await users.rotateApiKey(callerOf(req).id, originOf(req));
       res.json({ apiKey });
     })
     .all(methodNotAllowed);
@@ -121,7 +122,7 @@ export function registerUserRoutes(
     .post(async (req, res) => {
       can(req, 'users', 'create');
       const input = parseWith(schemas.create, objectBody(req.body));
-      const { user } = await users.create(input);
+      const { user } = await users.create(input, originOf(req));
       res.status(201).location(`${base}/users/${user.id}`).json(toPublicUser(user));
     })
     .all(methodNotAllowed);
@@ -140,7 +141,7 @@ export function registerUserRoutes(
     .delete(async (req, res) => {
       can(req, 'users', 'delete');
       const id = pathId(req.params.id);
-      await users.remove(callerOf(req).id, id);
+      await users.remove(id, originOf(req));
       // As seed 001 answers: react-admin's delete and deleteMany read the id from the body.
       res.json({ id });
     })
@@ -152,7 +153,7 @@ export function registerUserRoutes(
       can(req, 'users', 'set-status');
       const id = pathId(req.params.id);
       const { active } = parseWith(schemas.status, objectBody(req.body));
-      res.json(toPublicUser(await users.setActive(id, active)));
+      res.json(toPublicUser(await users.setActive(id, active, originOf(req))));
     })
     .all(methodNotAllowed);
 
@@ -162,7 +163,7 @@ export function registerUserRoutes(
       can(req, 'users', 'reset-password');
       const id = pathId(req.params.id);
       const { password } = parseWith(schemas.resetPassword, objectBody(req.body));
-      await users.resetPassword(id, password);
+      await users.resetPassword(id, password, originOf(req));
       res.status(204).end();
     })
     .all(methodNotAllowed);
@@ -172,7 +173,7 @@ export function registerUserRoutes(
     .post(async (req, res) => {
       can(req, 'users', 'rotate-api-key');
       const id = pathId(req.params.id);
-      await users.rotateApiKey(id);
+      await users.rotateApiKey(id, originOf(req));
       res.status(204).end();
     })
     .all(methodNotAllowed);

@@ -5,7 +5,8 @@ import { uniqueViolation, type Db } from '../db/connect.js';
 import { decryptApiKey, digestApiKey, encryptApiKey, generateApiKey } from '../crypto/api-keys.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { ServerKeys } from '../crypto/secret.js';
-import { ADMIN_ROLE, DEFAULT_ROLE, toPublicUser, type PublicUser, type UserRecord } from './model.js';
+import { ADMIN_ROLE, DEFAULT_ROLE, withoutSecrets, type UserRecord } from './model.js';
+import { eventOf, SYSTEM_ORIGIN, type EventDetail, type EventStream, type EventType, type Origin, type UsherEvent } from '../events/stream.js';
 import { normalizeUsername, usernameKey } from '../names.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
@@ -13,12 +14,6 @@ import { identitiesRepo } from './identity-repository.js';
 /** The stored email and its case-insensitive uniqueness key. */
 function emailColumns(email: string | null): { email: string | null; email_key: string | null } {
   return { email, email_key: email === null ? null : email.toLowerCase() };
-}
-
-/** Called after a change is committed; a failing hook is logged, never undoes the change. */
-export interface UserHooks {
-  onUserCreated?: (user: PublicUser) => void | Promise<void>;
-  onUserDeleted?: (user: PublicUser) => void | Promise<void>;
 }
 
 export interface NewUser {
@@ -62,21 +57,20 @@ export interface UserPatch {
 }
 
 /** The users' rules: uniqueness, safety rails, keys. Routes call this; SQL lives in the repository. */
-export class UserService {
-  /** Called whenever a user changes, so caches of authenticated users can drop what they hold. */
-  readonly changeListeners = new Set<(userId: number) => void>();
-  /**
-   * Called after a change that ends the user's sessions (disable, delete, demotion, password change);
-   * `keep` is the session that made a self-service password change. The session epoch already makes
-   * those sessions useless; these listeners also remove them from the store.
-   */
-  readonly sessionEnders = new Set<(userId: number, keep?: string) => Promise<void>>();
+/** A change's events, before the actor, the target and the time are added. */
+type Planned = readonly [EventType, EventDetail?][];
 
+/**
+ * The users' rules: uniqueness, safety rails, keys. Routes call this; SQL lives in the repository. Every
+ * change takes the `Origin` of whoever asks (a user and how they signed in, the CLI, an identity provider,
+ * Usher itself), records its events in its own transaction and publishes them once committed.
+ */
+export class UserService {
   constructor(
     private readonly db: Db,
     private readonly keys: ServerKeys,
     private readonly log: Logger,
-    private readonly hooks: UserHooks = {},
+    readonly events: EventStream,
   ) {}
 
   get(id: number): Promise<UserRecord | null> {
@@ -106,10 +100,13 @@ export class UserService {
   }
 
   /** Creates a user with a fresh API key (returned once, to be shown to its owner). */
-  async create(input: NewUser): Promise<{ user: UserRecord; apiKey: string }> {
+  async create(input: NewUser, origin: Origin = SYSTEM_ORIGIN): Promise<{ user: UserRecord; apiKey: string }> {
     const prepared = await this.prepareNew(input);
-    const result = await this.transaction((trx) => this.insertPrepared(trx, prepared));
-    this.afterCreate(result.user);
+    const { result, events } = await this.transaction(async (trx) => {
+      const made = await this.insertPrepared(trx, prepared);
+      return { result: made, events: await this.recorded(trx, [this.created(origin, made.user)]) };
+    });
+    await this.events.publish(events);
     return result;
   }
 
@@ -117,14 +114,15 @@ export class UserService {
    * Creates the first account, always an admin, only while no user exists.
    * Concurrent calls serialise on the users lock: exactly one succeeds.
    */
-  async setupFirst(input: NewUser, onExisting: () => AppError = Errors.setupDone): Promise<{ user: UserRecord; apiKey: string }> {
+  async setupFirst(input: NewUser, origin: Origin = SYSTEM_ORIGIN, onExisting: () => AppError = Errors.setupDone): Promise<{ user: UserRecord; apiKey: string }> {
     const prepared = await this.prepareNew({ ...input, role: ADMIN_ROLE });
-    const result = await this.transaction(async (trx) => {
+    const { result, events } = await this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       if ((await usersRepo.count(trx)) > 0) throw onExisting();
-      return this.insertPrepared(trx, prepared);
+      const made = await this.insertPrepared(trx, prepared);
+      return { result: made, events: await this.recorded(trx, [this.created(origin, made.user)]) };
     });
-    this.afterCreate(result.user);
+    await this.events.publish(events);
     return result;
   }
 
@@ -133,6 +131,7 @@ export class UserService {
     id: number,
     patch: UserPatch,
     opts: { currentPassword?: string; self?: boolean; keepSession?: string } = {},
+    origin: Origin = SYSTEM_ORIGIN,
   ): Promise<UserRecord> {
     const changes: UserChanges = {};
     if (patch.name !== undefined) changes.name = patch.name;
@@ -163,34 +162,58 @@ export class UserService {
         const demoted = before.role === ADMIN_ROLE && after.role !== ADMIN_ROLE;
         // Turning password login off ends the sessions a password may have started.
         const passwordLoginEnded = before.passwordLogin && patch.passwordLogin === false;
-        return { changes, after, endSessions: demoted || changes.password_hash !== undefined || passwordLoginEnded };
+        const events: [EventType, EventDetail?][] = [];
+        const fields = (['name', 'email'] as const).filter((f) => patch[f] !== undefined && patch[f] !== before[f]);
+        if (fields.length > 0) events.push(['user.updated', { fields: fields.join(',') }]);
+        if (patch.role !== undefined && patch.role !== before.role) events.push(['user.role_changed', { from: before.role, to: patch.role }]);
+        if (patch.password === null) events.push(['user.password_cleared']);
+        else if (patch.password !== undefined) events.push([opts.self ? 'user.password_changed' : 'user.password_reset']);
+        if (patch.passwordLogin !== undefined && patch.passwordLogin !== before.passwordLogin) {
+          events.push(['user.password_login_changed', { enabled: patch.passwordLogin }]);
+        }
+        return { changes, after, endSessions: demoted || changes.password_hash !== undefined || passwordLoginEnded, events };
       },
+      origin,
       // Only a self-service password change keeps the session that made it; a demotion ends them all.
       opts.self && patch.role === undefined ? opts.keepSession : undefined,
     );
   }
 
-  async setActive(id: number, active: boolean): Promise<UserRecord> {
-    return this.change(id, (before) => ({
-      changes: { active },
-      after: { role: before.role, active, hasPassword: before.hasPassword },
-      endSessions: !active,
-    }));
+  async setActive(id: number, active: boolean, origin: Origin = SYSTEM_ORIGIN): Promise<UserRecord> {
+    return this.change(
+      id,
+      (before) => ({
+        changes: { active },
+        after: { role: before.role, active, hasPassword: before.hasPassword },
+        endSessions: !active,
+        events: before.active === active ? [] : [[active ? 'user.enabled' : 'user.disabled']],
+      }),
+      origin,
+    );
   }
 
-  async resetPassword(id: number, password: string): Promise<void> {
+  async resetPassword(id: number, password: string, origin: Origin = SYSTEM_ORIGIN): Promise<void> {
     const password_hash = await hashPassword(password);
-    await this.change(id, (before) => ({ changes: { password_hash }, after: { role: before.role, hasPassword: true }, endSessions: true }));
+    await this.change(
+      id,
+      (before) => ({ changes: { password_hash }, after: { role: before.role, hasPassword: true }, endSessions: true, events: [['user.password_reset']] }),
+      origin,
+    );
   }
 
   /** Replaces the user's key; the old one stops working at once. */
-  async rotateApiKey(id: number): Promise<string> {
+  async rotateApiKey(id: number, origin: Origin = SYSTEM_ORIGIN): Promise<string> {
     const apiKey = generateApiKey();
     const digest = digestApiKey(this.keys, apiKey);
-    await this.change(id, (before) => ({
-      changes: { api_key_digest: digest, api_key_cipher: encryptApiKey(this.keys, apiKey, id) },
-      after: { role: before.role, hasPassword: before.hasPassword },
-    }));
+    await this.change(
+      id,
+      (before) => ({
+        changes: { api_key_digest: digest, api_key_cipher: encryptApiKey(this.keys, apiKey, id) },
+        after: { role: before.role, hasPassword: before.hasPassword },
+        events: [['apikey.rotated']],
+      }),
+      origin,
+    );
     return apiKey;
   }
 
@@ -199,21 +222,19 @@ export class UserService {
     return user.apiKeyCipher ? decryptApiKey(this.keys, user.apiKeyCipher, user.id) : null;
   }
 
-  async remove(actorId: number, id: number): Promise<void> {
-    if (actorId === id) throw Errors.cannotDeleteSelf();
-    let removed: UserRecord | undefined;
-    await this.transaction(async (trx) => {
+  async remove(id: number, origin: Origin): Promise<void> {
+    if (origin.actor.kind === 'user' && origin.actor.userId === id) throw Errors.cannotDeleteSelf();
+    const events = await this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
       await this.checkAdminRemains(trx, before, { role: undefined, active: false });
       await usersRepo.remove(trx, id);
-      removed = before;
+      const detail = { username: before.username, role: before.role };
+      return this.recorded(trx, [eventOf(origin, 'user.deleted', id, detail, { user: withoutSecrets(before), endsSessions: true })]);
     });
-    this.notifyChange(id);
-    // The user is gone whether or not their sessions can be removed now: the host hears of it either way.
-    if (removed) void this.runHook('onUserDeleted', removed);
-    await this.endSessions(id);
+    // The user is gone whether or not their sessions can be removed now: every listener hears of it.
+    await this.events.publish(events);
   }
 
   touchLastActive(id: number, now: number): Promise<void> {
@@ -232,18 +253,19 @@ export class UserService {
    * the one asked for. An email another account holds is linked (`linkEmail`) or left out.
    * Null when there is no account to link and `create` is off.
    */
-  async provisionExternal(input: ExternalAccount): Promise<{ user: UserRecord; created: boolean } | null> {
+  async provisionExternal(input: ExternalAccount, origin: Origin): Promise<{ user: UserRecord; created: boolean } | null> {
     const { username, role, name, email, authSource } = input;
     const prepared = await this.prepareNew({ username, role, name, email, authSource });
     const result = await this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       const now = Date.now();
       const linkedId = await identitiesRepo.findUserId(trx, input.provider, input.subject);
-      if (linkedId !== null) return { user: (await usersRepo.findById(trx, linkedId))!, created: false };
+      if (linkedId !== null) return { user: (await usersRepo.findById(trx, linkedId))!, created: false, events: [] };
       const link = async (user: UserRecord, by: 'email' | 'username') => {
         await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
         this.log.info({ userId: user.id, provider: input.provider, by }, 'external identity linked to an existing account');
-        return { user, created: false };
+        const events = await this.recorded(trx, [eventOf(origin, 'identity.linked', user.id, { provider: input.provider, by }, { user: withoutSecrets(user) })]);
+        return { user, created: false, events };
       };
       const row = prepared.row;
       const byEmail = row.email_key === null ? null : await usersRepo.findByEmailKey(trx, row.email_key);
@@ -267,23 +289,29 @@ export class UserService {
       if (!input.create) return null;
       const { user } = await this.insertPrepared(trx, prepared);
       await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
-      return { user, created: true };
+      return { user, created: true, events: await this.recorded(trx, [this.created(origin, user)]) };
     });
-    if (result?.created) this.afterCreate(result.user);
-    return result;
+    if (!result) return null;
+    await this.events.publish(result.events);
+    return { user: result.user, created: result.created };
   }
 
   /**
    * Sets the role an external provider's groups give. When that would leave no enabled admin (or make a
    * password-less local account admin) the role is kept and a warning logged. A demotion ends sessions.
    */
-  async syncRole(id: number, role: string): Promise<UserRecord> {
+  async syncRole(id: number, role: string, origin: Origin): Promise<UserRecord> {
     try {
-      return await this.change(id, (before) => ({
-        changes: { role },
-        after: { role, hasPassword: before.hasPassword },
-        endSessions: before.role === ADMIN_ROLE && role !== ADMIN_ROLE,
-      }));
+      return await this.change(
+        id,
+        (before) => ({
+          changes: { role },
+          after: { role, hasPassword: before.hasPassword },
+          endSessions: before.role === ADMIN_ROLE && role !== ADMIN_ROLE,
+          events: before.role === role ? [] : [['idp.role_synced', { from: before.role, to: role }]],
+        }),
+        origin,
+      );
     } catch (err) {
       if (!(err instanceof AppError) || (err.code !== 'user.last_admin' && err.code !== 'user.admin_needs_password')) throw err;
       const user = await this.require(id);
@@ -293,11 +321,20 @@ export class UserService {
   }
 
   /** Updates the name and email a provider gives (undefined: unchanged); an email another account holds is left out. */
-  async syncProfile(id: number, profile: { name?: string | null; email?: string | null }): Promise<UserRecord> {
+  async syncProfile(id: number, profile: { name?: string | null; email?: string | null }, origin: Origin): Promise<UserRecord> {
     const changes: UserChanges = {};
     if (profile.name !== undefined) changes.name = profile.name;
     if (profile.email !== undefined) Object.assign(changes, emailColumns(profile.email));
-    const apply = (c: UserChanges) => this.change(id, (before) => ({ changes: c, after: { role: before.role, hasPassword: before.hasPassword } }));
+    const apply = (c: UserChanges) =>
+      this.change(
+        id,
+        (before) => ({
+          changes: c,
+          after: { role: before.role, hasPassword: before.hasPassword },
+          events: [['user.updated', { fields: Object.keys(c).filter((k) => k !== 'email_key').join(',') }]],
+        }),
+        origin,
+      );
     try {
       return await apply(changes);
     } catch (err) {
@@ -315,63 +352,65 @@ export class UserService {
   }
 
   /** Applies a change under the users lock after checking the rails against the row as it is now. */
+  /**
+   * Applies a change under the users lock after checking the rails against the row as it is now, records
+   * its events in the same transaction, and publishes them once it is committed. A change that ends
+   * sessions moves the epoch on (they are refused from then on, wherever they are read); removing them from
+   * the store is a listener's work, and its failure (503 session.store_unavailable) reaches the caller:
+   * the request must not report success while the sessions are still in the store.
+   */
   private async change(
     id: number,
     plan: (before: UserRecord) => {
       changes: UserChanges;
       after: { role: string; active?: boolean; hasPassword: boolean };
       endSessions?: boolean;
+      events?: Planned;
     },
+    origin: Origin,
     keepSession?: string,
   ): Promise<UserRecord> {
-    let endSessions = false;
-    const updated = await this.transaction(async (trx) => {
+    const { updated, events } = await this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
-      const { changes, after, endSessions: ends } = plan(before);
+      const { changes, after, endSessions, events: planned = [] } = plan(before);
       // An external account (proxy, OIDC) signs in through its provider, never with a password.
       if (after.role === ADMIN_ROLE && !after.hasPassword && before.authSource === 'local') throw Errors.adminNeedsPassword();
       await this.checkAdminRemains(trx, before, { role: after.role, active: after.active ?? before.active });
-      endSessions = ends === true;
       try {
         await usersRepo.update(trx, id, endSessions ? { ...changes, session_epoch: before.sessionEpoch + 1 } : changes, Date.now());
       } catch (err) {
         throw this.conflict(err);
       }
-      return (await usersRepo.findById(trx, id))!;
+      const now = (await usersRepo.findById(trx, id))!;
+      const context = { user: withoutSecrets(now), endsSessions: endSessions === true, keepSession };
+      const recorded = await this.recorded(trx, planned.map(([type, detail]) => eventOf(origin, type, id, detail, context)));
+      // A repeated change (disabling a disabled user) is nothing to audit, but its listeners still run:
+      // caches drop the row, sessions a stale epoch left in the store go.
+      return { updated: now, events: recorded.length > 0 ? recorded : [eventOf(origin, 'user.updated', id, { fields: '' }, context)] };
     });
-    this.notifyChange(id);
-    if (endSessions) await this.endSessions(id, keepSession);
+    await this.events.publish(events);
     return updated;
   }
 
-  /**
-   * Ends a user's sessions (all but `keep`), after the change that ends them is committed: its new epoch
-   * already refuses them wherever they are read. Failing closed, a store failure (503
-   * session.store_unavailable) still reaches the caller once every ender has been tried: the request must
-   * not report success while the sessions are still in the store.
-   */
-  async endSessions(id: number, keep?: string): Promise<void> {
-    let failed: unknown;
-    for (const end of this.sessionEnders) {
-      try {
-        await end(id, keep);
-      } catch (err) {
-        this.log.warn({ err, userId: id }, 'could not remove sessions from the store');
-        failed ??= err;
-      }
-    }
-    if (failed !== undefined) throw failed;
+  /** Records events in the change's transaction; answers them, for publishing after the commit. */
+  private async recorded(trx: Knex.Transaction, events: UsherEvent[]): Promise<UsherEvent[]> {
+    await this.events.record(trx, events);
+    return events;
+  }
+
+  private created(origin: Origin, user: UserRecord): UsherEvent {
+    return eventOf(origin, 'user.created', user.id, { username: user.username, role: user.role, authSource: user.authSource }, { user: withoutSecrets(user) });
   }
 
   /** Records a successful login, and replaces a hash made with weaker parameters than today's. */
   /** Sets lastLoginAt (and a stronger hash of the password, when given); answers the user as it now is. */
-  async recordLogin(id: number, rehash?: string): Promise<UserRecord | null> {
+  async recordLogin(id: number, origin: Origin, method: string, rehash?: string): Promise<UserRecord | null> {
     const changes: UserChanges = { last_login_at: Date.now() };
     if (rehash !== undefined) changes.password_hash = await hashPassword(rehash);
     const user = await usersRepo.updateReturning(this.db, id, changes, Date.now());
-    this.notifyChange(id);
+    await this.events.publish([eventOf(origin, 'login.succeeded', id, { method }, user ? { user: withoutSecrets(user) } : undefined)]);
     return user;
   }
 
@@ -429,20 +468,4 @@ export class UserService {
     return Errors.usernameTaken();
   }
 
-  private afterCreate(user: UserRecord) {
-    this.notifyChange(user.id);
-    void this.runHook('onUserCreated', user);
-  }
-
-  private notifyChange(id: number) {
-    for (const listener of this.changeListeners) listener(id);
-  }
-
-  private async runHook(name: keyof UserHooks, user: UserRecord) {
-    try {
-      await this.hooks[name]?.(toPublicUser(user));
-    } catch (err) {
-      this.log.error({ err, hook: name, userId: user.id }, 'user hook failed');
-    }
-  }
 }

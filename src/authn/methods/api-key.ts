@@ -28,7 +28,7 @@ export class ApiKeyMethod implements AuthMethod {
   private readonly cache: UserCache<string>;
 
   constructor(users: UserService, ttlMs: number) {
-    this.cache = new UserCache(users, ttlMs, (key) => users.findByApiKey(key));
+    this.cache = new UserCache(users.events, ttlMs, (key) => users.findByApiKey(key));
   }
 
   applies(req: Request): boolean {

@@ -72,7 +72,7 @@ export class ProxyMethod implements AuthMethod {
       usernameTaken: 'link',
       linkVerifiedEmail: false,
     };
-    this.cache = new UserCache(users, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy), 'any');
+    this.cache = new UserCache(users.events, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy), 'any');
   }
 
   applies(req: Request): boolean {

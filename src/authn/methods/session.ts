@@ -19,7 +19,7 @@ export class SessionMethod implements AuthMethod {
     private readonly sessions: SessionManager,
     ttlMs: number,
   ) {
-    this.cache = new UserCache(users, ttlMs, (id) => users.get(id));
+    this.cache = new UserCache(users.events, ttlMs, (id) => users.get(id));
   }
 
   applies(req: Request): boolean {

@@ -170,7 +170,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
       const sub = String(claims.sub);
       const tags = [subTag(oidc.provider, sub), ...(typeof claims.sid === 'string' ? [sidTag(oidc.provider, claims.sid)] : [])];
       await sessions.start(req, res, user, { oidc: { provider: s.id, idToken }, tags });
-      await users.recordLogin(user.id);
+      await users.recordLogin(user.id, { actor: { kind: 'user', userId: user.id, method: `oidc:${s.id}` }, ip: req.ip ?? null }, `oidc:${s.id}`);
       res.redirect(302, pending.returnTo);
     })
     .all(methodNotAllowed);
