@@ -124,8 +124,8 @@ const PROVIDER_OPTIONS = {
 
 type ProviderValues = { [K in keyof typeof PROVIDER_OPTIONS]: ValueOf<(typeof PROVIDER_OPTIONS)[K]> };
 
-const SPELLINGS = (o: ProviderOption<unknown>) => [o.key, o.wire, o.was].filter((k) => k !== undefined);
-const KEYS = new Set(Object.values(PROVIDER_OPTIONS as Record<string, ProviderOption<unknown>>).flatMap(SPELLINGS));
+const spellings = (o: ProviderOption<unknown>) => [o.key, o.wire, o.was].filter((k) => k !== undefined);
+const KEYS = new Set(Object.values(PROVIDER_OPTIONS as Record<string, ProviderOption<unknown>>).flatMap(spellings));
 
 /**
  * Validates `oidc.providers` (config file only) with the parsers of the main table. Problems are pushed as lines
@@ -160,7 +160,7 @@ export function parseOidcProviders(
     const values: Record<string, unknown> = {};
     const failed = new Set<string>();
     for (const [name, option] of Object.entries(PROVIDER_OPTIONS) as [string, ProviderOption<unknown>][]) {
-      const given = SPELLINGS(option).filter((k) => p[k] !== undefined && p[k] !== null);
+      const given = spellings(option).filter((k) => p[k] !== undefined && p[k] !== null);
       const key = given[0] ?? option.key;
       keys[name] = key;
       if (given.length > 1) problems.push(`${at(given[1]!)}: give only one of ${given.join(', ')}`);
@@ -182,7 +182,7 @@ export function parseOidcProviders(
     }
     if (v.id !== undefined && seen.has(v.id)) problems.push(`${at('id')}: ${JSON.stringify(v.id)} is used twice`);
     else if (v.id !== undefined) seen.add(v.id);
-    const secretSources = (['clientSecret', 'clientSecretEnv', 'clientSecretFile'] as const).filter((k) => p[keys[k]!] !== undefined);
+    const secretSources = (['clientSecret', 'clientSecretEnv', 'clientSecretFile'] as const).filter((k) => p[keys[k]!] !== undefined && p[keys[k]!] !== null);
     let secret = v.clientSecret;
     if (secretSources.length > 1) {
       problems.push(`${at(keys[secretSources[1]!]!)}: give only one of ${secretSources.map((k) => keys[k]).join(', ')}`);
