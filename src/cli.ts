@@ -45,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     return 64;
   }
   const config = loadConfig(process.env);
+  for (const line of config.warnings) process.stderr.write(`${line}\n`);
   const log = createLogger('warn', process.stderr);
   const db = openDatabase(config);
   let audit: AuditLog | undefined;

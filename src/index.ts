@@ -99,15 +99,16 @@ function toConfig(config: unknown): UsherConfig {
 export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   const config = toConfig(options.config);
   const log = options.logger ?? createLogger(config.logLevel);
+  for (const line of config.warnings) log.warn(line);
   const keys = deriveKeys(loadSecret(config));
   // USHER_PROXY_ADMIN_GROUPS become g2 rules beside policy.csv's.
   const proxyAdmins = config.proxy.enabled ? config.proxy.adminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: PROXY_PROVIDER })) : [];
-  // Each OIDC provider's allowed_admin_groups likewise, scoped to that provider.
+  // Each OIDC provider's allowedAdminGroups likewise, scoped to that provider.
   const oidcAdmins = config.oidc.providers.flatMap((p) => p.allowedAdminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: `oidc:${p.id}` })));
   const authz = await Authorizer.load(options.policyDir, [...proxyAdmins, ...oidcAdmins]);
   const badRoles = config.oidc.providers.filter((p) => !authz.roles.has(p.defaultRole));
   if (badRoles.length > 0) {
-    throw new ConfigError(badRoles.map((p) => `config: oidc.providers[${config.oidc.providers.indexOf(p)}].default_role: must be one of ${[...authz.roles].join(', ')}`));
+    throw new ConfigError(badRoles.map((p) => `config: oidc.providers[${config.oidc.providers.indexOf(p)}].defaultRole: must be one of ${[...authz.roles].join(', ')}`));
   }
   const db = openDatabase(config);
   let backend: SessionBackend | undefined;

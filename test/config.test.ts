@@ -48,6 +48,25 @@ describe('configuration', () => {
     expect(found.join('\n')).not.toContain('hunter2');
   });
 
+  it.each([
+    [{ USHER_API_KEY_CACHE_TTL: '7' }, {}, 7_000],
+    [{ USHER_API_KEY_CACHE_TTL: '5s' }, {}, 5_000],
+    [{}, { auth: { apiKeyCacheTtl: '1m' } }, 60_000],
+    [{}, { auth: { apiKeyCacheTtl: 30 } }, 30_000],
+    [{}, { auth: { apiKeyCacheTtl: '0' } }, 0],
+    [{}, {}, 5_000],
+  ])('reads auth.apiKeyCacheTtl as a duration, a bare number being seconds (%o %o)', (env, file, ms) => {
+    expect(resolveConfig({ env, file }).apiKeyCacheTtlMs).toBe(ms);
+  });
+
+  it.each([
+    [{ USHER_API_KEY_CACHE_TTL: '2h' }, 'config: USHER_API_KEY_CACHE_TTL: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 0s to 1h, got "2h"'],
+    [{ USHER_OIDC_TIMEOUT: '3m' }, 'config: USHER_OIDC_TIMEOUT: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 1s to 2m, got "3m"'],
+    [{ USHER_SESSION_MAX_AGE: '30s' }, 'config: USHER_SESSION_MAX_AGE: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 1m to 3650d, got "30s"'],
+  ])('states a duration range in the units it accepts (%o)', (env, line) => {
+    expect(problems(env)).toEqual([line]);
+  });
+
   it('reads the YAML file named by USHER_CONFIG, and the documented example loads', () => {
     const file = join(dir, 'usher.yaml');
     writeFileSync(file, 'server:\n  port: 9999\nauth:\n  apiKeyCacheTtl: 0\n');
@@ -58,6 +77,15 @@ describe('configuration', () => {
     writeFileSync(file, 'server: [unclosed');
     expect(() => loadConfig({ USHER_CONFIG: file })).toThrow(/USHER_CONFIG: .* is not valid YAML/);
     expect(() => loadConfig({ USHER_CONFIG: join(dir, 'missing.yaml') })).toThrow(/USHER_CONFIG: cannot read/);
+  });
+
+  it('has the CLI print each warning on stderr, and carry on', async () => {
+    const file = join(dir, 'old-keys.yaml');
+    const provider = { id: 'kc', issuer: 'https://sso.example.com', client_id: 'usher', default_role: 'user' };
+    writeFileSync(file, JSON.stringify({ server: { publicUrl: 'https://auth.example.com' }, oidc: { providers: [provider] } }));
+    const ran = await runTs('src/cli.ts', ['migrate'], { USHER_CONFIG: file, USHER_DATA_DIR: join(dir, 'cli-data') });
+    expect(ran.code).toBe(0);
+    expect(ran.stderr.trim().split('\n')).toEqual(['config: oidc.providers[0].default_role is deprecated; use oidc.providers[0].defaultRole']);
   });
 
   it('stops the server with exit code 2 and one line per problem', async () => {

@@ -13,7 +13,7 @@ const SECRET = 'client-secret-for-tests-0123456789';
 
 /** Usher's provider entries and the IdP clients that match them. */
 function provider(id: string, issuer: string, extra: Record<string, unknown> = {}) {
-  return { id, name: `Test ${id}`, issuer, client_id: `usher-${id}`, client_secret: SECRET, allowed_admin_groups: ['usher-admins'], ...extra };
+  return { id, name: `Test ${id}`, issuer, clientId: `usher-${id}`, clientSecret: SECRET, allowedAdminGroups: ['usher-admins'], ...extra };
 }
 function idpClient(id: string, usherUrl: string) {
   return {
@@ -49,10 +49,10 @@ describe('OIDC login', () => {
           startsPerMinute: 10_000,
           providers: [
             provider('main', idp.issuer),
-            provider('kc', idp.issuer, { groups_claim: 'realm_access.roles' }),
-            provider('strict', idp.issuer, { allowed_groups: ['staff'] }),
-            provider('linking', idp.issuer, { email_linking: true }),
-            provider('uri', idp.issuer, { groups_claim: ['https://example.com/groups'] }),
+            provider('kc', idp.issuer, { groupsClaim: 'realm_access.roles' }),
+            provider('strict', idp.issuer, { allowedGroups: ['staff'] }),
+            provider('linking', idp.issuer, { emailLinking: true }),
+            provider('uri', idp.issuer, { groupsClaim: ['https://example.com/groups'] }),
             provider('other', idp2.issuer),
           ],
         },
@@ -127,7 +127,7 @@ describe('OIDC login', () => {
     expect(await me(jar)).toMatchObject({ username: 'alice', role: 'user', authSource: 'oidc', email: 'alice@example.com', hasPassword: false });
   });
 
-  it('makes a member of allowed_admin_groups an admin, and demotes at the next login after they leave it', async () => {
+  it('makes a member of allowedAdminGroups an admin, and demotes at the next login after they leave it', async () => {
     idp.setAccount('dana', { preferred_username: 'dana', email: 'dana@example.com', email_verified: true, groups: ['usher-admins'] });
     expect(await me((await login('main', 'dana')).jar)).toMatchObject({ username: 'dana', role: 'admin' });
     idp.setAccount('dana', { preferred_username: 'dana', email: 'dana@example.com', email_verified: true, groups: ['staff'] });
@@ -172,7 +172,7 @@ describe('OIDC login', () => {
     expect((await client(usherUrl, again.jar).put(`${AUTH}/users/1`, { body: { role: 'admin' } })).status).toBe(200);
   });
 
-  it('refuses a user in none of allowed_groups with 403, and creates no account', async () => {
+  it('refuses a user in none of allowedGroups with 403, and creates no account', async () => {
     idp.setAccount('outsider', { preferred_username: 'outsider', groups: ['contractors'] });
     const { done } = await login('strict', 'outsider');
     expect(done.status).toBe(403);
@@ -196,7 +196,7 @@ describe('OIDC login', () => {
     expect(rows.map((r: { provider: string; subject: string }) => [r.provider, r.subject])).toEqual([[`oidc:${idp.issuer}`, 'alice']]);
   });
 
-  it('links by email only when email_linking is on and the email is verified', async () => {
+  it('links by email only when emailLinking is on and the email is verified', async () => {
     const local = await client(usherUrl).post(`${AUTH}/users`, { key: adminKey, body: { username: 'frank-local', email: 'frank@example.com', password: 'frank-password' } });
     idp.setAccount('frank', { preferred_username: 'frank', email: 'frank@example.com', email_verified: true });
     // Off: a separate account (and the email, taken, is not copied onto it).

@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { normalizeUsername, usernameProblem } from '../names.js';
 import { parseOidcProviders } from './oidc.js';
-import { compileTrustedProxies, trustsEveryAddress } from './trusted-proxies.js';
-import { LOG_LEVELS, PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
+import {
+  absoluteUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
+  keyPrefix, logLevel, oneOf, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type Parser, type ValueOf,
+} from './parsers.js';
+import { trustsEveryAddress } from './trusted-proxies.js';
+import { PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
 
 const resolvedConfigs = new WeakSet<object>();
 
@@ -20,9 +23,6 @@ export class ConfigError extends Error {
   }
 }
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
-type Parser<T> = (raw: unknown) => Parsed<T>;
-
 /** One option: where it lives in the file, which variable overrides it, how to read it, its default. */
 interface Option<T> {
   path: string;
@@ -30,205 +30,6 @@ interface Option<T> {
   parse: Parser<T>;
   fallback: T;
 }
-
-const show = (raw: unknown): string => JSON.stringify(typeof raw === 'string' ? raw : (raw ?? null));
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-const bad = (problem: string, raw: unknown): Parsed<never> => ({ ok: false, problem: `${problem}, got ${show(raw)}` });
-
-function integer(min: number, max: number): Parser<number> {
-  return (raw) => {
-    const text = typeof raw === 'number' ? String(raw) : raw;
-    if (typeof text === 'string' && /^\d+$/.test(text.trim())) {
-      const n = Number(text.trim());
-      if (n >= min && n <= max) return ok(n);
-    }
-    return bad(`must be an integer ${min}-${max}`, raw);
-  };
-}
-
-function text(opts: { minLength?: number; maxLength?: number; what?: string } = {}): Parser<string | undefined> {
-  return (raw) => {
-    if (raw === undefined || raw === null || raw === '') return ok(undefined);
-    if (typeof raw !== 'string' && typeof raw !== 'number') return bad('must be a string', raw);
-    const s = String(raw);
-    if (opts.minLength && s.length < opts.minLength) {
-      return { ok: false, problem: `must be at least ${opts.minLength} characters${opts.what ? ` (${opts.what})` : ''}` };
-    }
-    if (opts.maxLength && s.length > opts.maxLength) return { ok: false, problem: `must be at most ${opts.maxLength} characters` };
-    return ok(s);
-  };
-}
-
-const secretText = (minLength: number, maxLength: number, what: string): Parser<string | undefined> => (raw) => {
-  const r = text({ minLength, maxLength, what })(raw);
-  // Never echo a secret back in an error message.
-  return r.ok ? r : { ok: false, problem: r.problem.replace(/, got .*$/, '') };
-};
-
-const databaseUrl: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  if (/^postgres(ql)?:\/\//.test(r.value)) {
-    try {
-      new URL(r.value);
-      return r;
-    } catch {
-      return { ok: false, problem: 'must be a valid postgres:// URL' };
-    }
-  }
-  return { ok: false, problem: 'must be a postgres:// or postgresql:// URL (leave it unset for the SQLite file in the data dir)' };
-};
-
-const schemaName: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  return /^[a-z_][a-z0-9_]{0,62}$/.test(r.value) ? r : bad('must be a lower-case SQL identifier', raw);
-};
-
-/** A list given as a YAML sequence or a comma-separated string. */
-function listOf(raw: unknown): string[] | null {
-  if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? raw.map((x) => x.trim()).filter(Boolean) : null;
-  if (typeof raw === 'string') return raw.split(',').map((x) => x.trim()).filter(Boolean);
-  return null;
-}
-
-/** Addresses or CIDR ranges, IPv4 and IPv6, checked the way Express will use them. */
-const cidrList: Parser<readonly string[]> = (raw) => {
-  const list = listOf(raw);
-  if (list === null) return bad('must be a list of IP addresses or CIDR ranges', raw);
-  for (const entry of list) {
-    try {
-      compileTrustedProxies([entry]);
-    } catch {
-      return bad(`must be IP addresses or CIDR ranges (such as 10.0.0.0/8 or ::1); ${JSON.stringify(entry)} is not one`, raw);
-    }
-  }
-  return ok(Object.freeze(list));
-};
-
-const publicUrl: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  try {
-    const url = new URL(r.value);
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash && !url.username) {
-      return ok(url.origin + url.pathname.replace(/\/+$/, ''));
-    }
-  } catch {
-    // fall through
-  }
-  return bad('must be an http(s) URL without query, fragment or credentials, such as https://auth.example.com', raw);
-};
-
-const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** A duration: seconds as a number, or a number with a unit s, m, h or d ("30d"). Answers milliseconds. */
-function duration(minMs: number, maxMs: number): Parser<number> {
-  return (raw) => {
-    const match = /^(\d{1,9})\s*([smhd]?)$/.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
-    if (match) {
-      const ms = Number(match[1]) * UNIT_MS[match[2] || 's']!;
-      if (ms >= minMs && ms <= maxMs) return ok(ms);
-    }
-    return bad(`must be a duration such as 90s, 15m, 12h or 30d, from ${minMs / 1000} s to ${maxMs / 86_400_000} days`, raw);
-  };
-}
-
-const redisUrl: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  try {
-    const url = new URL(r.value);
-    if (url.protocol === 'redis:' || url.protocol === 'rediss:') return r;
-  } catch {
-    // fall through
-  }
-  // The URL may hold a password: never echo it.
-  return { ok: false, problem: 'must be a redis:// or rediss:// URL' };
-};
-
-const keyPrefix: Parser<string> = (raw) =>
-  typeof raw === 'string' && /^[A-Za-z0-9:_.-]{1,64}$/.test(raw) ? ok(raw) : bad('must be 1-64 of A-Z a-z 0-9 : _ . -', raw);
-
-const boolean: Parser<boolean> = (raw) => {
-  if (typeof raw === 'boolean') return ok(raw);
-  const word = typeof raw === 'string' ? raw.trim().toLowerCase() : typeof raw === 'number' ? String(raw) : '';
-  if (['true', 'on', 'yes', '1'].includes(word)) return ok(true);
-  if (['false', 'off', 'no', '0'].includes(word)) return ok(false);
-  return bad('must be true or false (on/off, yes/no, 1/0)', raw);
-};
-
-function oneOf<T extends string>(values: readonly T[]): Parser<T> {
-  return (raw) => (typeof raw === 'string' && (values as readonly string[]).includes(raw) ? ok(raw as T) : bad(`must be one of ${values.join('|')}`, raw));
-}
-
-/** RFC 9110 token: what a header name may hold. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-/** Header names, as a YAML sequence or comma-separated; the first one a request carries is used. */
-const headerNames: Parser<readonly string[] | undefined> = (raw) => {
-  const list = listOf(raw);
-  if (list === null || list.length === 0 || !list.every((h) => HEADER_NAME.test(h))) return bad('must be HTTP header names (letters, digits, -)', raw);
-  return ok(Object.freeze(list));
-};
-
-const headerName: Parser<string | undefined> = (raw) =>
-  typeof raw === 'string' && HEADER_NAME.test(raw.trim()) ? ok(raw.trim()) : bad('must be an HTTP header name (letters, digits, -)', raw);
-
-const separator: Parser<string | undefined> = (raw) =>
-  typeof raw === 'string' && raw.length >= 1 && raw.length <= 8 ? ok(raw) : bad('must be 1-8 characters', raw);
-
-/** Group names: a YAML sequence (names may then hold commas) or a comma-separated string. */
-const groupList: Parser<readonly string[]> = (raw) => {
-  const list = listOf(raw);
-  return list === null ? bad('must be a list of group names', raw) : ok(Object.freeze(list));
-};
-
-/** An absolute http(s) URL without credentials or fragment; a query is kept. */
-const absoluteUrl: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  try {
-    const url = new URL(r.value);
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && !url.hash && !url.username && !url.password) return ok(url.href);
-  } catch {
-    // fall through
-  }
-  return bad('must be an absolute http(s) URL without fragment or credentials, such as https://auth.example.com/login', raw);
-};
-
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}$/;
-
-/** Host names; ".example.com" and "example.com" both mean example.com and every name under it. */
-const domainList: Parser<readonly string[]> = (raw) => {
-  const list = listOf(raw)?.map((d) => d.toLowerCase().replace(/^\*?\./, ''));
-  if (!list || !list.every((d) => HOSTNAME.test(d))) return bad('must be a list of host names, such as example.com', raw);
-  return ok(Object.freeze(list));
-};
-
-/** A domain for the session cookie: a host name with at least one dot (browsers refuse a top-level one), no address. */
-const cookieDomain: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  const domain = r.value.trim().toLowerCase().replace(/^\./, '');
-  if (HOSTNAME.test(domain) && domain.includes('.') && !/^[\d.]+$/.test(domain)) return ok(domain);
-  return bad('must be a domain name such as example.com (the cookie then reaches every host under it)', raw);
-};
-
-/** Hosts under `domain` (or `domain` itself): where a cookie with that Domain is sent. */
-const covers = (domain: string, host: string) => host === domain || host.endsWith(`.${domain}`);
-
-const logLevel: Parser<LogLevel> = (raw) =>
-  typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
-    ? ok(raw as LogLevel)
-    : bad(`must be one of ${LOG_LEVELS.join('|')}`, raw);
-
-const username: Parser<string | undefined> = (raw) => {
-  const r = text()(raw);
-  if (!r.ok || r.value === undefined) return r;
-  const problem = usernameProblem(normalizeUsername(r.value));
-  return problem ? bad(problem, raw) : r;
-};
 
 const OPTIONS = {
   port: { path: 'server.port', env: 'USHER_PORT', parse: integer(1, 65535), fallback: 8787 },
@@ -260,7 +61,7 @@ const OPTIONS = {
   loginAccountWindow: { path: 'auth.loginRateLimit.accountWindow', env: 'USHER_LOGIN_ACCOUNT_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 15 * 60_000 },
   loginAccountSlowdown: { path: 'auth.loginRateLimit.accountSlowdown', env: 'USHER_LOGIN_ACCOUNT_SLOWDOWN', parse: duration(1_000, 3_600_000), fallback: 10_000 },
   auditRetention: { path: 'audit.retention', env: 'USHER_AUDIT_RETENTION', parse: duration(86_400_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
-  apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: integer(0, 3600), fallback: 5 },
+  apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: duration(0, 3_600_000), fallback: 5_000 },
   proxyEnabled: { path: 'auth.proxy.enabled', env: 'USHER_PROXY_AUTH', parse: boolean, fallback: false },
   proxyPreset: { path: 'auth.proxy.preset', env: 'USHER_PROXY_PRESET', parse: oneOf(Object.keys(PROXY_PRESETS) as ProxyPreset[]), fallback: undefined },
   proxyUserHeader: { path: 'auth.proxy.userHeader', env: 'USHER_PROXY_USER_HEADER', parse: headerNames, fallback: undefined },
@@ -275,50 +76,8 @@ const OPTIONS = {
   forwardAuthRedirectDomains: { path: 'auth.forwardAuth.redirectDomains', env: 'USHER_FORWARD_AUTH_REDIRECT_DOMAINS', parse: domainList, fallback: undefined },
 } satisfies Record<string, Option<unknown>>;
 
-interface Values {
-  port: number;
-  host: string | undefined;
-  publicUrl: string | undefined;
-  trustedProxies: readonly string[];
-  trustAllProxies: boolean;
-  dataDir: string | undefined;
-  databaseUrl: string | undefined;
-  databaseSchema: string | undefined;
-  secret: string | undefined;
-  adminUsername: string | undefined;
-  adminPassword: string | undefined;
-  adminApiKey: string | undefined;
-  logLevel: LogLevel;
-  passwordMinLength: number;
-  apiKeyCacheTtl: number;
-  auditRetention: number;
-  proxyEnabled: boolean;
-  proxyPreset: ProxyPreset | undefined;
-  proxyUserHeader: readonly string[] | undefined;
-  proxyGroupsHeader: string | undefined;
-  proxyEmailHeader: string | undefined;
-  proxyNameHeader: string | undefined;
-  proxyGroupsSeparator: string | undefined;
-  proxyAdminGroups: readonly string[];
-  proxyAutoProvision: boolean;
-  proxyRoleSync: RoleSync;
-  forwardAuthLoginUrl: string | undefined;
-  forwardAuthRedirectDomains: readonly string[] | undefined;
-  oidcTimeout: number;
-  oidcStartsPerMinute: number;
-  redisUrl: string | undefined;
-  redisPrefix: string;
-  sessionIdleTimeout: number;
-  sessionMaxAge: number;
-  sessionCookieDomain: string | undefined;
-  loginMaxFailures: number;
-  loginWindow: number;
-  loginAddressMaxFailures: number;
-  loginAddressWindow: number;
-  loginAccountMaxFailures: number;
-  loginAccountWindow: number;
-  loginAccountSlowdown: number;
-}
+/** The options as read, derived from the table so the two cannot drift. */
+type Values = { [K in keyof typeof OPTIONS]: ValueOf<(typeof OPTIONS)[K]> };
 
 /** Where configuration comes from; later sources override earlier ones. */
 export interface ConfigSources {
@@ -366,6 +125,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   const known = new Set([...Object.values(OPTIONS).map((o) => o.path), 'oidc.providers']);
   for (const key of unknownKeys(file, known)) problems.push(`config: ${key}: unknown key`);
 
+  const warnings: string[] = [];
   const values: Record<string, unknown> = {};
   // Cross-checks below skip options that already failed, so one mistake gives one line.
   const failed = new Set<string>();
@@ -387,7 +147,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     }
   }
   const v = values as unknown as Values;
-  const oidcProviders = parseOidcProviders(lookup(file, 'oidc.providers'), env, undefined, problems);
+  const oidcProviders = parseOidcProviders(lookup(file, 'oidc.providers'), env, undefined, problems, warnings);
   if (oidcProviders.length > 0 && v.publicUrl === undefined && !failed.has('publicUrl')) {
     problems.push('config: server.publicUrl: is required with oidc.providers (redirect URIs are built from it)');
   }
@@ -423,17 +183,17 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
 
   const config: UsherConfig = Object.freeze({
     port: v.port,
-    host: v.host ?? '0.0.0.0',
+    host: v.host,
     publicUrl: v.publicUrl,
     trustedProxies: v.trustedProxies,
     trustAllProxiesDangerous: v.trustAllProxies,
-    dataDir: v.dataDir ?? './data',
+    dataDir: v.dataDir,
     database: Object.freeze({ url: v.databaseUrl, schema: v.databaseSchema }),
     secret: v.secret,
     bootstrap: Object.freeze({ adminUsername: v.adminUsername, adminPassword: v.adminPassword, adminApiKey: v.adminApiKey }),
     logLevel: v.logLevel,
     passwordMinLength: v.passwordMinLength,
-    apiKeyCacheTtlMs: v.apiKeyCacheTtl * 1000,
+    apiKeyCacheTtlMs: v.apiKeyCacheTtl,
     auditRetentionMs: v.auditRetention,
     proxy: proxySettings(v),
     forwardAuth: Object.freeze({
@@ -455,6 +215,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
       accountWindowMs: v.loginAccountWindow,
       accountSlowdownMs: v.loginAccountSlowdown,
     }),
+    warnings: Object.freeze(warnings),
   });
   resolvedConfigs.add(config);
   return config;

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { bad, boolean, groupList, listOf, ok, oneOf, text, type Parser, type ValueOf } from './parsers.js';
+import { ROLE_SYNC_MODES, type RoleSync } from './schema.js';
 
 /** One OpenID Connect provider, validated. */
 export interface OidcProviderConfig {
@@ -18,15 +20,10 @@ export interface OidcProviderConfig {
   readonly defaultRole: string;
   readonly autoProvision: boolean;
   readonly emailLinking: boolean;
-  readonly roleSync: 'always' | 'on-create';
+  readonly roleSync: RoleSync;
   /** Plain http issuer on loopback (tests only): openid-client's allowInsecureRequests. */
   readonly insecureLoopback: boolean;
 }
-
-const KEYS = new Set([
-  'id', 'name', 'issuer', 'client_id', 'client_secret', 'client_secret_env', 'client_secret_file', 'scopes', 'username_claim',
-  'groups_claim', 'allowed_groups', 'allowed_admin_groups', 'default_role', 'auto_provision', 'email_linking', 'role_sync',
-]);
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -57,14 +54,91 @@ export function claimAt(claims: Record<string, unknown>, path: readonly string[]
   return node;
 }
 
-const strings = (raw: unknown): string[] | null =>
-  Array.isArray(raw) ? (raw.every((x) => typeof x === 'string') ? (raw as string[]) : null) : typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : null;
+const providerId: Parser<string | undefined> = (raw) =>
+  typeof raw === 'string' && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(raw) ? ok(raw) : bad('must be 1-32 of a-z 0-9 _ - (it appears in the callback URL)', raw);
+
+/** Kept exactly as written: discovery compares it with the provider's own issuer. */
+const issuerUrl: Parser<string | undefined> = (raw) => {
+  if (typeof raw === 'string') {
+    try {
+      const url = new URL(raw);
+      if (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return ok(raw);
+      if (url.protocol === 'http:') return bad('must be https:// (plain http is accepted only for a loopback issuer, in tests)', raw);
+      return bad('must be an https:// URL', raw);
+    } catch {
+      // fall through
+    }
+  }
+  return bad("must be the provider's issuer URL, such as https://sso.example.com/realms/main", raw);
+};
+
+/** A client secret given inline: never echoed back. */
+const clientSecret: Parser<string | undefined> = (raw) =>
+  typeof raw === 'string' && raw !== '' ? ok(raw) : { ok: false, problem: 'must be a non-empty string' };
+
+/** Scopes as one space-separated string or a list; openid is required. */
+const scopes: Parser<string> = (raw) => {
+  const list = Array.isArray(raw) ? listOf(raw) : typeof raw === 'string' ? raw.split(/\s+/).filter(Boolean) : null;
+  if (list === null) return bad('must be scope names, space-separated or a list', raw);
+  return list.includes('openid') ? ok(list.join(' ')) : bad('must include openid', raw);
+};
+
+const claimName: Parser<readonly string[] | undefined> = (raw) =>
+  typeof raw === 'string' && raw.trim() !== '' ? ok(Object.freeze([raw.trim()])) : bad('must be a claim name', raw);
+
+const claimPath: Parser<readonly string[]> = (raw) => {
+  const path = parseClaimPath(raw);
+  return path ? ok(Object.freeze(path)) : bad('must be a claim path such as groups or realm_access.roles, or a list of segments', raw);
+};
 
 /**
- * Validates `oidc.providers` (config file only). Problems are pushed as lines naming the key, e.g.
- * `config: oidc.providers[0].issuer: ...`; a client secret may come from client_secret_env or client_secret_file.
+ * One key of a provider entry: its spelling, how to read it, its default. `wire` is the OAuth spelling, read as well
+ * and for good; `was` is the spelling before keys were camelCase, read for one more release with a warning.
  */
-export function parseOidcProviders(raw: unknown, env: Record<string, string | undefined>, roles: ReadonlySet<string> | undefined, problems: string[]): OidcProviderConfig[] {
+interface ProviderOption<T> {
+  key: string;
+  wire?: string;
+  was?: string;
+  parse: Parser<T>;
+  fallback: T;
+}
+
+const PROVIDER_OPTIONS = {
+  id: { key: 'id', parse: providerId, fallback: undefined },
+  name: { key: 'name', parse: text(), fallback: undefined },
+  issuer: { key: 'issuer', parse: issuerUrl, fallback: undefined },
+  clientId: { key: 'clientId', wire: 'client_id', parse: text(), fallback: undefined },
+  clientSecret: { key: 'clientSecret', wire: 'client_secret', parse: clientSecret, fallback: undefined },
+  clientSecretEnv: { key: 'clientSecretEnv', was: 'client_secret_env', parse: text(), fallback: undefined },
+  clientSecretFile: { key: 'clientSecretFile', was: 'client_secret_file', parse: text(), fallback: undefined },
+  scopes: { key: 'scopes', parse: scopes, fallback: 'openid profile email' },
+  usernameClaims: { key: 'usernameClaim', was: 'username_claim', parse: claimName, fallback: Object.freeze(['preferred_username', 'email', 'sub']) as readonly string[] },
+  groupsClaim: { key: 'groupsClaim', was: 'groups_claim', parse: claimPath, fallback: Object.freeze(['groups']) as readonly string[] },
+  allowedGroups: { key: 'allowedGroups', was: 'allowed_groups', parse: groupList, fallback: undefined },
+  allowedAdminGroups: { key: 'allowedAdminGroups', was: 'allowed_admin_groups', parse: groupList, fallback: Object.freeze([]) as readonly string[] },
+  defaultRole: { key: 'defaultRole', was: 'default_role', parse: text(), fallback: 'user' },
+  autoProvision: { key: 'autoProvision', was: 'auto_provision', parse: boolean, fallback: true },
+  emailLinking: { key: 'emailLinking', was: 'email_linking', parse: boolean, fallback: false },
+  roleSync: { key: 'roleSync', was: 'role_sync', parse: oneOf(ROLE_SYNC_MODES), fallback: 'always' as RoleSync },
+} satisfies Record<string, ProviderOption<unknown>>;
+
+type ProviderValues = { [K in keyof typeof PROVIDER_OPTIONS]: ValueOf<(typeof PROVIDER_OPTIONS)[K]> };
+
+const spellings = (o: ProviderOption<unknown>) => [o.key, o.wire, o.was].filter((k) => k !== undefined);
+const KEYS = new Set(Object.values(PROVIDER_OPTIONS as Record<string, ProviderOption<unknown>>).flatMap(spellings));
+
+/**
+ * Validates `oidc.providers` (config file only) with the parsers of the main table. Problems are pushed as lines
+ * naming the key as written, e.g. `config: oidc.providers[0].issuer: ...`; an old spelling adds one line to
+ * `warnings` naming the new key. A client secret may come from clientSecretEnv or clientSecretFile.
+ */
+export function parseOidcProviders(
+  raw: unknown,
+  env: Record<string, string | undefined>,
+  roles: ReadonlySet<string> | undefined,
+  problems: string[],
+  warnings: string[] = [],
+): OidcProviderConfig[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
     problems.push('config: oidc.providers: must be a list of providers');
@@ -81,80 +155,66 @@ export function parseOidcProviders(raw: unknown, env: Record<string, string | un
     }
     const p = entry as Record<string, unknown>;
     for (const key of Object.keys(p)) if (!KEYS.has(key)) problems.push(`${at(key)}: unknown key`);
-    const id = p.id;
-    if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,31}$/.test(id)) problems.push(`${at('id')}: must be 1-32 of a-z 0-9 _ - (it appears in the callback URL)`);
-    else if (seen.has(id)) problems.push(`${at('id')}: ${JSON.stringify(id)} is used twice`);
-    else seen.add(id);
-    let insecureLoopback = false;
-    // Kept exactly as written: discovery compares it with the provider's own issuer.
-    const issuer = String(p.issuer ?? '');
-    try {
-      const url = new URL(issuer);
-      if (url.protocol === 'http:') {
-        if (LOOPBACK.has(url.hostname)) insecureLoopback = true;
-        else problems.push(`${at('issuer')}: must be https:// (plain http is accepted only for a loopback issuer, in tests)`);
-      } else if (url.protocol !== 'https:') problems.push(`${at('issuer')}: must be an https:// URL`);
-    } catch {
-      problems.push(`${at('issuer')}: must be the provider's issuer URL, such as https://sso.example.com/realms/main`);
-    }
-    if (typeof p.client_id !== 'string' || p.client_id === '') problems.push(`${at('client_id')}: is required`);
-    let clientSecret: string | undefined;
-    const sources = ['client_secret', 'client_secret_env', 'client_secret_file'].filter((k) => p[k] !== undefined);
-    if (sources.length > 1) problems.push(`${at(sources[1]!)}: give only one of client_secret, client_secret_env, client_secret_file`);
-    else if (p.client_secret !== undefined) {
-      if (typeof p.client_secret !== 'string' || p.client_secret === '') problems.push(`${at('client_secret')}: must be a non-empty string`);
-      else clientSecret = p.client_secret;
-    } else if (p.client_secret_env !== undefined) {
-      const value = typeof p.client_secret_env === 'string' ? env[p.client_secret_env] : undefined;
-      if (!value) problems.push(`${at('client_secret_env')}: names no set environment variable`);
-      clientSecret = value;
-    } else if (p.client_secret_file !== undefined) {
-      try {
-        clientSecret = readFileSync(String(p.client_secret_file), 'utf8').trim();
-        if (!clientSecret) problems.push(`${at('client_secret_file')}: the file is empty`);
-      } catch (err) {
-        problems.push(`${at('client_secret_file')}: cannot read ${String(p.client_secret_file)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    /** Where each option was read (the spelling the file used), for problem lines. */
+    const keys: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const failed = new Set<string>();
+    for (const [name, option] of Object.entries(PROVIDER_OPTIONS) as [string, ProviderOption<unknown>][]) {
+      const given = spellings(option).filter((k) => p[k] !== undefined && p[k] !== null);
+      const key = given[0] ?? option.key;
+      keys[name] = key;
+      if (given.length > 1) problems.push(`${at(given[1]!)}: give only one of ${given.join(', ')}`);
+      if (key === option.was) warnings.push(`config: oidc.providers[${i}].${option.was} is deprecated; use oidc.providers[${i}].${option.key}`);
+      if (given.length === 0) {
+        values[name] = option.fallback;
+        continue;
+      }
+      const result = option.parse(p[key]);
+      if (result.ok) values[name] = result.value ?? option.fallback;
+      else {
+        problems.push(`${at(key)}: ${result.problem}`);
+        failed.add(name);
       }
     }
-    const scopes = p.scopes === undefined ? 'openid profile email' : typeof p.scopes === 'string' ? p.scopes : Array.isArray(p.scopes) ? p.scopes.join(' ') : '';
-    if (!scopes.split(/\s+/).includes('openid')) problems.push(`${at('scopes')}: must include openid`);
-    const usernameClaims = p.username_claim === undefined ? ['preferred_username', 'email', 'sub'] : typeof p.username_claim === 'string' && p.username_claim ? [p.username_claim] : null;
-    if (!usernameClaims) problems.push(`${at('username_claim')}: must be a claim name`);
-    const groupsClaim = p.groups_claim === undefined ? ['groups'] : parseClaimPath(p.groups_claim);
-    if (!groupsClaim) problems.push(`${at('groups_claim')}: must be a claim path such as groups or realm_access.roles, or a list of segments`);
-    const allowedGroups = p.allowed_groups === undefined ? undefined : strings(p.allowed_groups);
-    if (allowedGroups === null) problems.push(`${at('allowed_groups')}: must be a list of group names`);
-    const allowedAdminGroups = p.allowed_admin_groups === undefined ? [] : strings(p.allowed_admin_groups);
-    if (allowedAdminGroups === null) problems.push(`${at('allowed_admin_groups')}: must be a list of group names`);
-    const defaultRole = p.default_role === undefined ? 'user' : p.default_role;
-    if (typeof defaultRole !== 'string' || (roles && !roles.has(defaultRole))) problems.push(`${at('default_role')}: must be one of ${roles ? [...roles].join(', ') : 'the roles of the policy'}`);
-    const flag = (key: string, fallback: boolean) => {
-      const v = p[key];
-      if (v === undefined) return fallback;
-      if (typeof v !== 'boolean') problems.push(`${at(key)}: must be true or false`);
-      return v === true;
-    };
-    const roleSync = p.role_sync === undefined ? 'always' : p.role_sync;
-    if (roleSync !== 'always' && roleSync !== 'on-create') problems.push(`${at('role_sync')}: must be always or on-create`);
-    const autoProvision = flag('auto_provision', true);
-    const emailLinking = flag('email_linking', false);
+    const v = values as ProviderValues;
+    for (const name of ['id', 'issuer', 'clientId'] as const) {
+      if (v[name] === undefined && !failed.has(name)) problems.push(`${at(keys[name]!)}: is required`);
+    }
+    if (v.id !== undefined && seen.has(v.id)) problems.push(`${at('id')}: ${JSON.stringify(v.id)} is used twice`);
+    else if (v.id !== undefined) seen.add(v.id);
+    const secretSources = (['clientSecret', 'clientSecretEnv', 'clientSecretFile'] as const).filter((k) => p[keys[k]!] !== undefined && p[keys[k]!] !== null);
+    let secret = v.clientSecret;
+    if (secretSources.length > 1) {
+      problems.push(`${at(keys[secretSources[1]!]!)}: give only one of ${secretSources.map((k) => keys[k]).join(', ')}`);
+    } else if (v.clientSecretEnv !== undefined) {
+      secret = env[v.clientSecretEnv] || undefined;
+      if (!secret) problems.push(`${at(keys.clientSecretEnv!)}: names no set environment variable`);
+    } else if (v.clientSecretFile !== undefined) {
+      try {
+        secret = readFileSync(v.clientSecretFile, 'utf8').trim();
+        if (!secret) problems.push(`${at(keys.clientSecretFile!)}: the file is empty`);
+      } catch (err) {
+        problems.push(`${at(keys.clientSecretFile!)}: cannot read ${v.clientSecretFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    }
+    if (roles && !roles.has(v.defaultRole)) problems.push(`${at(keys.defaultRole!)}: must be one of ${[...roles].join(', ')}`);
     if (problems.length > before) return;
     out.push(Object.freeze({
-      id: id as string,
-      name: typeof p.name === 'string' && p.name ? p.name : (id as string),
-      issuer,
-      clientId: p.client_id as string,
-      clientSecret,
-      scopes,
-      usernameClaims: Object.freeze(usernameClaims!),
-      groupsClaim: Object.freeze(groupsClaim!),
-      allowedGroups: allowedGroups ? Object.freeze(allowedGroups) : undefined,
-      allowedAdminGroups: Object.freeze(allowedAdminGroups!),
-      defaultRole: defaultRole as string,
-      autoProvision,
-      emailLinking,
-      roleSync: roleSync as 'always' | 'on-create',
-      insecureLoopback,
+      id: v.id!,
+      name: v.name ?? v.id!,
+      issuer: v.issuer!,
+      clientId: v.clientId!,
+      clientSecret: secret,
+      scopes: v.scopes,
+      usernameClaims: v.usernameClaims,
+      groupsClaim: v.groupsClaim,
+      allowedGroups: v.allowedGroups,
+      allowedAdminGroups: v.allowedAdminGroups,
+      defaultRole: v.defaultRole,
+      autoProvision: v.autoProvision,
+      emailLinking: v.emailLinking,
+      roleSync: v.roleSync,
+      insecureLoopback: new URL(v.issuer!).protocol === 'http:',
     }));
   });
   return out;

@@ -74,6 +74,11 @@ export interface UsherConfig {
     /** The slow-down: one attempt per this long on the account from addresses it never signed in from. */
     readonly accountSlowdownMs: number;
   };
+  /**
+   * One line per setting that still works but should change (an old spelling, naming the new key). Not problems:
+   * the server starts; createUsher logs each once, the CLI prints them on stderr.
+   */
+  readonly warnings: readonly string[];
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

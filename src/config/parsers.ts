@@ -1,0 +1,215 @@
+import { normalizeUsername, usernameProblem } from '../names.js';
+import { compileTrustedProxies } from './trusted-proxies.js';
+import { LOG_LEVELS, type LogLevel } from './schema.js';
+
+/** The parsers every option uses, in the main table and in each oidc.providers entry: one way to read a value. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
+export type Parser<T> = (raw: unknown) => Parsed<T>;
+
+/** What a table row ({ parse, fallback }) reads: the parser's value, or the fallback where the parser answers undefined. */
+export type ValueOf<O> = O extends { parse: Parser<infer T>; fallback: infer F } ? Exclude<T, undefined> | F : never;
+
+const show = (raw: unknown): string => JSON.stringify(typeof raw === 'string' ? raw : (raw ?? null));
+export const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+export const bad = (problem: string, raw: unknown): Parsed<never> => ({ ok: false, problem: `${problem}, got ${show(raw)}` });
+
+export function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const text = typeof raw === 'number' ? String(raw) : raw;
+    if (typeof text === 'string' && /^\d+$/.test(text.trim())) {
+      const n = Number(text.trim());
+      if (n >= min && n <= max) return ok(n);
+    }
+    return bad(`must be an integer ${min}-${max}`, raw);
+  };
+}
+
+export function text(opts: { minLength?: number; maxLength?: number; what?: string } = {}): Parser<string | undefined> {
+  return (raw) => {
+    if (raw === undefined || raw === null || raw === '') return ok(undefined);
+    if (typeof raw !== 'string' && typeof raw !== 'number') return bad('must be a string', raw);
+    const s = String(raw);
+    if (opts.minLength && s.length < opts.minLength) {
+      return { ok: false, problem: `must be at least ${opts.minLength} characters${opts.what ? ` (${opts.what})` : ''}` };
+    }
+    if (opts.maxLength && s.length > opts.maxLength) return { ok: false, problem: `must be at most ${opts.maxLength} characters` };
+    return ok(s);
+  };
+}
+
+export const secretText = (minLength: number, maxLength: number, what: string): Parser<string | undefined> => (raw) => {
+  const r = text({ minLength, maxLength, what })(raw);
+  // Never echo a secret back in an error message.
+  return r.ok ? r : { ok: false, problem: r.problem.replace(/, got .*$/, '') };
+};
+
+export const databaseUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  if (/^postgres(ql)?:\/\//.test(r.value)) {
+    try {
+      new URL(r.value);
+      return r;
+    } catch {
+      return { ok: false, problem: 'must be a valid postgres:// URL' };
+    }
+  }
+  return { ok: false, problem: 'must be a postgres:// or postgresql:// URL (leave it unset for the SQLite file in the data dir)' };
+};
+
+export const schemaName: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  return /^[a-z_][a-z0-9_]{0,62}$/.test(r.value) ? r : bad('must be a lower-case SQL identifier', raw);
+};
+
+/** A list given as a YAML sequence or a comma-separated string. */
+export function listOf(raw: unknown): string[] | null {
+  if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? raw.map((x) => x.trim()).filter(Boolean) : null;
+  if (typeof raw === 'string') return raw.split(',').map((x) => x.trim()).filter(Boolean);
+  return null;
+}
+
+/** Addresses or CIDR ranges, IPv4 and IPv6, checked the way Express will use them. */
+export const cidrList: Parser<readonly string[]> = (raw) => {
+  const list = listOf(raw);
+  if (list === null) return bad('must be a list of IP addresses or CIDR ranges', raw);
+  for (const entry of list) {
+    try {
+      compileTrustedProxies([entry]);
+    } catch {
+      return bad(`must be IP addresses or CIDR ranges (such as 10.0.0.0/8 or ::1); ${JSON.stringify(entry)} is not one`, raw);
+    }
+  }
+  return ok(Object.freeze(list));
+};
+
+export const publicUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash && !url.username) {
+      return ok(url.origin + url.pathname.replace(/\/+$/, ''));
+    }
+  } catch {
+    // fall through
+  }
+  return bad('must be an http(s) URL without query, fragment or credentials, such as https://auth.example.com', raw);
+};
+
+const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration in the largest unit that writes it exactly: 120000 -> "2m", 7 days -> "7d". */
+function spoken(ms: number): string {
+  const unit = ms === 0 ? 's' : ((['d', 'h', 'm'] as const).find((u) => ms % UNIT_MS[u]! === 0) ?? 's');
+  return `${ms / UNIT_MS[unit]!}${unit}`;
+}
+
+/** A duration: seconds as a number, or a number with a unit s, m, h or d ("30d"). Answers milliseconds. */
+export function duration(minMs: number, maxMs: number): Parser<number> {
+  return (raw) => {
+    const match = /^(\d{1,9})\s*([smhd]?)$/.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
+    if (match) {
+      const ms = Number(match[1]) * UNIT_MS[match[2] || 's']!;
+      if (ms >= minMs && ms <= maxMs) return ok(ms);
+    }
+    return bad(`must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from ${spoken(minMs)} to ${spoken(maxMs)}`, raw);
+  };
+}
+
+export const redisUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if (url.protocol === 'redis:' || url.protocol === 'rediss:') return r;
+  } catch {
+    // fall through
+  }
+  // The URL may hold a password: never echo it.
+  return { ok: false, problem: 'must be a redis:// or rediss:// URL' };
+};
+
+export const keyPrefix: Parser<string> = (raw) =>
+  typeof raw === 'string' && /^[A-Za-z0-9:_.-]{1,64}$/.test(raw) ? ok(raw) : bad('must be 1-64 of A-Z a-z 0-9 : _ . -', raw);
+
+export const boolean: Parser<boolean> = (raw) => {
+  if (typeof raw === 'boolean') return ok(raw);
+  const word = typeof raw === 'string' ? raw.trim().toLowerCase() : typeof raw === 'number' ? String(raw) : '';
+  if (['true', 'on', 'yes', '1'].includes(word)) return ok(true);
+  if (['false', 'off', 'no', '0'].includes(word)) return ok(false);
+  return bad('must be true or false (on/off, yes/no, 1/0)', raw);
+};
+
+export function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => (typeof raw === 'string' && (values as readonly string[]).includes(raw) ? ok(raw as T) : bad(`must be one of ${values.join('|')}`, raw));
+}
+
+/** RFC 9110 token: what a header name may hold. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Header names, as a YAML sequence or comma-separated; the first one a request carries is used. */
+export const headerNames: Parser<readonly string[] | undefined> = (raw) => {
+  const list = listOf(raw);
+  if (list === null || list.length === 0 || !list.every((h) => HEADER_NAME.test(h))) return bad('must be HTTP header names (letters, digits, -)', raw);
+  return ok(Object.freeze(list));
+};
+
+export const headerName: Parser<string | undefined> = (raw) =>
+  typeof raw === 'string' && HEADER_NAME.test(raw.trim()) ? ok(raw.trim()) : bad('must be an HTTP header name (letters, digits, -)', raw);
+
+export const separator: Parser<string | undefined> = (raw) =>
+  typeof raw === 'string' && raw.length >= 1 && raw.length <= 8 ? ok(raw) : bad('must be 1-8 characters', raw);
+
+/** Group names: a YAML sequence (names may then hold commas) or a comma-separated string. */
+export const groupList: Parser<readonly string[]> = (raw) => {
+  const list = listOf(raw);
+  return list === null ? bad('must be a list of group names', raw) : ok(Object.freeze(list));
+};
+
+/** An absolute http(s) URL without credentials or fragment; a query is kept. */
+export const absoluteUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && !url.hash && !url.username && !url.password) return ok(url.href);
+  } catch {
+    // fall through
+  }
+  return bad('must be an absolute http(s) URL without fragment or credentials, such as https://auth.example.com/login', raw);
+};
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}$/;
+
+/** Host names; ".example.com" and "example.com" both mean example.com and every name under it. */
+export const domainList: Parser<readonly string[]> = (raw) => {
+  const list = listOf(raw)?.map((d) => d.toLowerCase().replace(/^\*?\./, ''));
+  if (!list || !list.every((d) => HOSTNAME.test(d))) return bad('must be a list of host names, such as example.com', raw);
+  return ok(Object.freeze(list));
+};
+
+/** A domain for the session cookie: a host name with at least one dot (browsers refuse a top-level one), no address. */
+export const cookieDomain: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  const domain = r.value.trim().toLowerCase().replace(/^\./, '');
+  if (HOSTNAME.test(domain) && domain.includes('.') && !/^[\d.]+$/.test(domain)) return ok(domain);
+  return bad('must be a domain name such as example.com (the cookie then reaches every host under it)', raw);
+};
+
+/** Hosts under `domain` (or `domain` itself): where a cookie with that Domain is sent. */
+export const covers = (domain: string, host: string) => host === domain || host.endsWith(`.${domain}`);
+
+export const logLevel: Parser<LogLevel> = (raw) =>
+  typeof raw === 'string' && (LOG_LEVELS as readonly string[]).includes(raw)
+    ? ok(raw as LogLevel)
+    : bad(`must be one of ${LOG_LEVELS.join('|')}`, raw);
+
+export const username: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  const problem = usernameProblem(normalizeUsername(r.value));
+  return problem ? bad(problem, raw) : r;
+};
