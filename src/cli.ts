@@ -10,8 +10,9 @@ import { ADMIN_ROLE } from './users/model.js';
 import { UserService } from './users/service.js';
 import { userSchemas } from './users/schemas.js';
 import { parseWith } from './http/validate.js';
-import { AuditLog } from './events/audit.js';
-import { CLI, EventStream, type Origin } from './events/stream.js';
+import { parseArgs } from 'node:util';
+import { AuditLog, parseAuditQuery } from './events/audit.js';
+import { CLI, EventStream, type Actor, type Origin } from './events/stream.js';
 
 const CLI_ORIGIN: Origin = { actor: CLI };
 
@@ -19,7 +20,9 @@ const USAGE = `usage: npm run usher -- <command>
   migrate                     apply pending database migrations
   reset-password <username>   set a user's password (prompted, or read from standard input)
   create-admin <username>     create an enabled admin (password prompted, or read from standard input)
-  rotate-api-key <username>   give a user a new API key and print it (the old one stops working)`;
+  rotate-api-key <username>   give a user a new API key and print it (the old one stops working)
+  audit [--user NAME] [--type TYPE] [--since 7d|ISO] [--limit N]
+                              print the audit log, newest first (as GET /api/v1/auth/audit)`;
 
 /** Reads a password: a hidden prompt on a terminal, else the first line of standard input. */
 async function readPassword(prompt: string): Promise<string> {
@@ -37,9 +40,48 @@ async function readPassword(prompt: string): Promise<string> {
   return answer;
 }
 
+/** The audit log from the server's shell: one line per entry, newest first. */
+async function printAudit(args: string[]): Promise<number> {
+  let flags: { user?: string; type?: string; since?: string; limit?: string };
+  try {
+    flags = parseArgs({ args, options: { user: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' } } }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 64;
+  }
+  const config = loadConfig(process.env);
+  for (const line of config.warnings) process.stderr.write(`${line}\n`);
+  const log = createLogger('warn', process.stderr);
+  const db = openDatabase(config);
+  const audit = new AuditLog(db, new EventStream(log), log, config.auditRetentionMs);
+  try {
+    await migrateLatest(db, config);
+    const query = parseAuditQuery({ type: flags.type, since: flags.since, limit: flags.limit ?? '100' });
+    const names = new Map<number, string>();
+    if (flags.user !== undefined) {
+      const user = await new UserService(db, deriveKeys(loadSecret(config)), log, new EventStream(log)).findByUsername(flags.user);
+      if (!user) throw new Error(`no user named ${JSON.stringify(flags.user)}`);
+      query.targetUserId = user.id;
+      names.set(user.id, user.username);
+    }
+    const { entries, total } = await audit.list(query);
+    const who = (a: Actor) => (a.kind === 'user' ? `user:${a.userId}(${a.method})` : a.kind === 'idp' ? `idp:${a.provider}` : a.kind);
+    for (const e of entries) {
+      const target = e.targetUserId === null ? '-' : `${e.targetUserId}${names.has(e.targetUserId) ? `(${names.get(e.targetUserId)})` : ''}`;
+      process.stdout.write(`${e.at}  ${e.type.padEnd(28)} actor=${who(e.actor)}  target=${target}  ip=${e.ip ?? '-'}  ${JSON.stringify(e.detail)}\n`);
+    }
+    process.stderr.write(`${entries.length} of ${total} entries\n`);
+    return 0;
+  } finally {
+    await audit.close();
+    await db.destroy();
+  }
+}
+
 /** Break-glass commands working directly on the database (like `grafana cli admin reset-admin-password`). */
 async function main(argv: string[]): Promise<number> {
   const [command, username, ...rest] = argv;
+  if (command === 'audit') return printAudit(argv.slice(1));
   if (!command || rest.length > 0 || (command !== 'migrate' && !username)) {
     process.stderr.write(`${USAGE}\n`);
     return 64;

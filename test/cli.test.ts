@@ -43,6 +43,18 @@ describe('break-glass CLI (npm run usher -- ...)', () => {
     await usher.close();
   });
 
+  it('prints the audit log of a user, the break-glass commands recorded with the CLI as the actor', async () => {
+    const ran = await runTs('src/cli.ts', ['audit', '--user', 'rescuer', '--since', '1d'], env);
+    expect(ran.code, ran.stderr).toBe(0);
+    const lines = ran.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split(/\s+/)[1])).toEqual(['apikey.rotated', 'user.password_reset', 'user.created']);
+    expect(lines.every((l) => /actor=cli\s+target=1\(rescuer\)/.test(l))).toBe(true);
+    expect(ran.stdout).not.toMatch(/usk_|password"/);
+    const bad = await runTs('src/cli.ts', ['audit', '--type', 'user.exploded'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/type: must be one of/);
+  });
+
   it.each([
     [['reset-password', 'nobody'], 'long-enough-pw\n', 1, /no user named "nobody"/],
     [['create-admin', 'rescuer'], 'long-enough-pw\n', 1, /user.username_taken/],
