@@ -108,6 +108,29 @@ describe.each(DB_KINDS)('the audit log on %s', (kind) => {
     expect(refused[0]).toMatchObject({ actor: { kind: 'anonymous' }, targetUserId: null, ip: '127.0.0.1' });
   });
 
+  it('records sessions made and ended: sign-in, logout, one revoked, all ended by an admin', async () => {
+    const { user } = await createUser(server, c, adminKey, { username: 'sessy', password: 'sessy-password' });
+    const signIn = async () => {
+      const jar: Jar = {};
+      const browser = client(server.url, jar);
+      expect((await browser.post(`${AUTH}/login`, { body: { username: 'sessy', password: 'sessy-password' } })).status).toBe(200);
+      return browser;
+    };
+    const first = await signIn();
+    expect(await entries('session.created', user.id)).toMatchObject([{ actor: { kind: 'user', userId: user.id, method: 'password' } }]);
+    expect((await first.post(`${AUTH}/logout`)).status).toBe(204);
+    expect(await entries('session.ended', user.id)).toMatchObject([{ actor: { kind: 'user', userId: user.id, method: 'session' }, detail: { reason: 'logout' } }]);
+    const a = await signIn();
+    await signIn();
+    const other = (await a.get(`${AUTH}/me/sessions`)).body.find((x: { current: boolean }) => !x.current);
+    expect((await a.del(`${AUTH}/me/sessions/${other.id}`)).status).toBe(204);
+    expect((await c.del(`${AUTH}/users/${user.id}/sessions`, { key: adminKey })).status).toBe(204);
+    const ended = await entries('session.ended', user.id);
+    expect(ended.map((e) => e.detail.reason)).toEqual(['ended_by_admin', 'revoked', 'logout']);
+    expect(ended[0]!.actor).toMatchObject(admin);
+    expect(JSON.stringify(ended)).not.toMatch(/"sessionId"|sid/);
+  });
+
   it('writes no entry for a change its safety rail refused', async () => {
     const { user } = await createUser(server, c, adminKey, { username: 'nopw' });
     const before = await c.get(`${AUTH}/audit?limit=1000`, { key: adminKey });

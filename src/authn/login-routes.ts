@@ -9,6 +9,8 @@ import { usernameKey } from '../names.js';
 import type { UserService } from '../users/service.js';
 import type { SessionManager } from '../sessions/manager.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { originOf } from '../http/origin.js';
+import { sessionOf } from '../sessions/manager.js';
 import { clientKey, type LoginLimiter } from './login-limiter.js';
 import { ANONYMOUS, eventOf, type Origin } from '../events/stream.js';
 import { OncePerWindow } from '../events/once.js';
@@ -67,7 +69,9 @@ export function registerLoginRoutes(
     .route(`${base}/logout`)
     .post(async (req, res) => {
       const logoutUrl = await idpLogout(req);
+      const userId = sessionOf(req)?.userId;
       await sessions.endCurrent(req, res);
+      if (userId !== undefined) await users.events.publish([eventOf(originOf(req), 'session.ended', userId, { reason: 'logout' })]);
       // After an OIDC login, the browser should go on to the provider's logout (RP-initiated logout).
       if (logoutUrl) res.json({ logoutUrl });
       else res.status(204).end();

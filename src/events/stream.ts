@@ -30,7 +30,9 @@ export type EventType =
   | 'identity.linked'
   | 'login.succeeded'
   | 'login.failed'
-  | 'login.rate_limited';
+  | 'login.rate_limited'
+  | 'session.created'
+  | 'session.ended';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'user.created',
@@ -49,6 +51,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'login.succeeded',
   'login.failed',
   'login.rate_limited',
+  'session.created',
+  'session.ended',
 ];
 
 /** Small, flat, and never a secret (no password, key, hash or session id). */

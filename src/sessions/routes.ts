@@ -5,6 +5,8 @@ import { Errors } from '../errors.js';
 import { pathId } from '../http/validate.js';
 import type { UserService } from '../users/service.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { originOf } from '../http/origin.js';
+import { eventOf } from '../events/stream.js';
 import { sessionOf, type SessionManager } from './manager.js';
 
 /** GET /me/sessions, DELETE /me/sessions/{id}, DELETE /users/{id}/sessions. */
@@ -26,6 +28,7 @@ export function registerSessionRoutes(router: Router, base: string, users: UserS
       const id = req.params.sessionId;
       if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(id)) throw Errors.sessionNotFound();
       await sessions.end(caller.id, id);
+      await users.events.publish([eventOf(originOf(req), 'session.ended', caller.id, { reason: 'revoked' })]);
       res.status(204).end();
     })
     .all(methodNotAllowed);
@@ -37,6 +40,7 @@ export function registerSessionRoutes(router: Router, base: string, users: UserS
       const id = pathId(req.params.id);
       await users.require(id);
       await sessions.endAll(id);
+      await users.events.publish([eventOf(originOf(req), 'session.ended', id, { reason: 'ended_by_admin', all: true })]);
       res.status(204).end();
     })
     .all(methodNotAllowed);

@@ -410,7 +410,8 @@ export class UserService {
     const changes: UserChanges = { last_login_at: Date.now() };
     if (rehash !== undefined) changes.password_hash = await hashPassword(rehash);
     const user = await usersRepo.updateReturning(this.db, id, changes, Date.now());
-    await this.events.publish([eventOf(origin, 'login.succeeded', id, { method }, user ? { user: withoutSecrets(user) } : undefined)]);
+    const context = user ? { user: withoutSecrets(user) } : undefined;
+    await this.events.publish([eventOf(origin, 'login.succeeded', id, { method }, context), eventOf(origin, 'session.created', id, { method }, context)]);
     return user;
   }
 

@@ -10,6 +10,7 @@ import type { UserService } from '../../users/service.js';
 import { methodNotAllowed } from '../../http/method-not-allowed.js';
 import type { ExternalIdentity, Provisioner } from '../provisioning.js';
 import { safeReturnTo, type OidcClient } from './client.js';
+import { eventOf } from '../../events/stream.js';
 
 /** A login not finished within this long is forgotten. */
 const PENDING_FOR_MS = 10 * 60_000;
@@ -192,6 +193,7 @@ export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps)
         throw err;
       }
       log.info({ provider: oidc.settings.id, ended }, 'back-channel logout');
+      if (ended > 0) await users.events.publish([eventOf({ actor: { kind: 'idp', provider: oidc.provider } }, 'session.ended', null, { reason: 'idp_logout', count: ended })]);
       res.status(200).end();
     })
     .all(methodNotAllowed);
