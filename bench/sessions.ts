@@ -15,6 +15,9 @@
  *    shows whether logins stall the requests around them.
  *    Target: p99 of every sample during the burst at most BURST_TARGET × p99 of every sample alone.
  *
+ * 3. Failed logins and the audit log, on the SQLite server: the paced API-key load alone, then while 1,000
+ *    wrong-password logins are sent; every one must be in the audit log (`login.failed`) afterwards.
+ *
  * Environment:
  *   BENCH_DURATION   seconds per measurement (default 10)
  *
@@ -334,6 +337,66 @@ async function loginBurst(target: Target, apiKey: string, duration: number): Pro
   };
 }
 
+// ---- failed logins and their audit rows ----
+
+/** Failed logins sent in the audit phase: from FAILED_ADDRESSES addresses, each below its daily limit of 100. */
+const FAILED_LOGINS = 1_000;
+const FAILED_ADDRESSES = 20;
+const FAILED_WORKERS = 20;
+
+interface AuditReport {
+  alone: Paced;
+  during: Paced;
+  sent: number;
+  seconds: number;
+  rows: number;
+}
+
+/**
+ * API-key GET /me at the probe's rate alone, then while FAILED_LOGINS wrong-password logins (each a distinct,
+ * unknown name, so each one is checked and written to the audit log) are sent; then the audit log must hold
+ * a `login.failed` row for every one of them.
+ */
+async function failedLoginAudit(target: Target, apiKey: string, duration: number): Promise<AuditReport> {
+  const url = target.url!;
+  const headers = { 'x-api-key': apiKey };
+  const probe = startProbe();
+  const load = { url: `${url}${PATH}`, headers, rate: PROBE_RATE, connections: PROBE_CONNECTIONS };
+  const alone = await probe.run({ ...load, seconds: duration }, `${target.name} (API key before the failed logins)`);
+  const countRows = async () => {
+    const res = await request(`${url}${API}/audit?type=login.failed&limit=1`, { headers });
+    if (res.status !== 200) throw new BenchFailure(`${target.name}: GET ${API}/audit answered ${res.status}: ${res.text}`);
+    return Number(res.headers['x-total-count']);
+  };
+  const before = await countRows();
+  const run = randomBytes(3).toString('hex');
+  let next = 0;
+  const started = wallClock();
+  const sending = Promise.all(
+    Array.from({ length: FAILED_WORKERS }, async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      agents.push(agent);
+      while (next < FAILED_LOGINS) {
+        const i = next++;
+        const reply = await login(url, `nobody-${run}-${i}`, 'wrong', { agent, localAddress: `127.0.2.${1 + (i % FAILED_ADDRESSES)}` });
+        if (reply.status !== 401) throw new BenchFailure(`${target.name}: failed login ${i} answered ${reply.status}: ${reply.text}`);
+      }
+      agent.destroy();
+    }),
+  );
+  sending.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
+  const during = await probe.run({ ...load, seconds: duration }, `${target.name} (API key during the failed logins)`);
+  await withTimeout(sending, 120_000, 'the failed logins');
+  const seconds = (wallClock() - started) / 1000;
+  // Written in batches within a second or so: wait for them, up to 10 s.
+  let rows = (await countRows()) - before;
+  for (let waited = 0; rows < FAILED_LOGINS && waited < 10_000; waited += 200) {
+    await sleep(200);
+    rows = (await countRows()) - before;
+  }
+  return { alone, during, sent: FAILED_LOGINS, seconds, rows };
+}
+
 /** The phases of one kind as one: every latency, ascending, over their total time. */
 function pooled(phases: Paced[]): Paced {
   const latencies = phases.flatMap((p) => p.latencies).sort((a, b) => a - b);
@@ -388,7 +451,19 @@ async function main(): Promise<number> {
 
   log(`bench: login burst on ${sql.name}: API-key GET ${PATH} at ${PROBE_RATE} req/s over ${PROBE_CONNECTIONS} connections, ${LOGIN_WORKERS} login workers`);
   const burst = await loginBurst(sql, apiKey, duration);
-  return report(targets, best, burst, duration);
+  log(`bench: ${FAILED_LOGINS} failed logins on ${sql.name}, with their audit rows, beside API-key GET ${PATH} at ${PROBE_RATE} req/s`);
+  const audit = await failedLoginAudit(sql, apiKey, duration);
+  const status = report(targets, best, burst, duration);
+  const p99 = (p: Paced) => percentile(p.latencies, 99);
+  process.stdout.write(
+    `\nFailed logins and the audit log on ${sql.name}: ${audit.sent} wrong-password logins in ${audit.seconds.toFixed(1)} s, ` +
+      `${audit.rows} login.failed rows written\n` +
+      `API key alone:             ${(audit.alone.ok / audit.alone.seconds).toFixed(0)} req/s, p50 ${ms(percentile(audit.alone.latencies, 50))} ms, p99 ${ms(p99(audit.alone))} ms\n` +
+      `API key during the logins: ${(audit.during.ok / audit.during.seconds).toFixed(0)} req/s, p50 ${ms(percentile(audit.during.latencies, 50))} ms, p99 ${ms(p99(audit.during))} ms ` +
+      `(p99 ratio ${(ratio(p99(audit.during), p99(audit.alone)) ?? NaN).toFixed(2)}; each failed login also runs argon2 against a dummy hash)\n`,
+  );
+  if (audit.rows < audit.sent) process.stdout.write(`*** only ${audit.rows} of ${audit.sent} failed logins reached the audit log ***\n`);
+  return status;
 }
 
 function report(targets: Target[], best: Map<string, Figures>, burst: BurstReport, duration: number): number {
