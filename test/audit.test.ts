@@ -131,6 +131,14 @@ describe.each(DB_KINDS)('the audit log on %s', (kind) => {
     expect(JSON.stringify(ended)).not.toMatch(/"sessionId"|sid/);
   });
 
+  it('records identity headers from an untrusted address, once a minute', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await requestFrom('127.0.0.2', `${server.url}${AUTH}/me`, { headers: { 'Remote-User': 'admin', 'Remote-Groups': 'admins' } });
+      expect(res.status).toBe(401);
+    }
+    expect(await entries('proxy.untrusted_headers')).toMatchObject([{ actor: { kind: 'anonymous' }, ip: '127.0.0.2', targetUserId: null }]);
+  });
+
   it('writes no entry for a change its safety rail refused', async () => {
     const { user } = await createUser(server, c, adminKey, { username: 'nopw' });
     const before = await c.get(`${AUTH}/audit?limit=1000`, { key: adminKey });

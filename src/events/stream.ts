@@ -32,7 +32,8 @@ export type EventType =
   | 'login.failed'
   | 'login.rate_limited'
   | 'session.created'
-  | 'session.ended';
+  | 'session.ended'
+  | 'proxy.untrusted_headers';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'user.created',
@@ -53,6 +54,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'login.rate_limited',
   'session.created',
   'session.ended',
+  'proxy.untrusted_headers',
 ];
 
 /** Small, flat, and never a secret (no password, key, hash or session id). */

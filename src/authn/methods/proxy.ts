@@ -7,6 +7,7 @@ import { Errors, invalidField } from '../../errors.js';
 import { DEFAULT_ROLE, type UserRecord } from '../../users/model.js';
 import { looksLikeAnother, nameProblem, usernameKey } from '../../names.js';
 import type { UserService } from '../../users/service.js';
+import { ANONYMOUS, eventOf, type EventStream } from '../../events/stream.js';
 import type { ExternalIdentity, Provisioner, ProvisioningPolicy } from '../provisioning.js';
 import { UserCache } from '../user-cache.js';
 import type { AuthMethod, Identity } from '../types.js';
@@ -42,6 +43,7 @@ export class ProxyMethod implements AuthMethod {
   /** Header names as configured, for messages (Node gives them in lower case). */
   private readonly labels = new Map<string, string>();
   private lastWarning = 0;
+  private readonly events: EventStream;
   private unreported = 0;
 
   constructor(
@@ -72,6 +74,7 @@ export class ProxyMethod implements AuthMethod {
       usernameTaken: 'link',
       linkVerifiedEmail: false,
     };
+    this.events = users.events;
     this.cache = new UserCache(users.events, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy), 'any');
   }
 
@@ -140,10 +143,11 @@ export class ProxyMethod implements AuthMethod {
       this.unreported++;
       return;
     }
-    this.log.warn(
-      { peer: peer && normalizeAddress(peer), alsoSince: this.lastWarning ? this.unreported : undefined },
-      'proxy auth: identity headers from an address outside trustedProxies ignored',
-    );
+    const address = peer === undefined ? null : normalizeAddress(peer);
+    const alsoSince = this.lastWarning ? this.unreported : undefined;
+    this.log.warn({ peer: address ?? undefined, alsoSince }, 'proxy auth: identity headers from an address outside trustedProxies ignored');
+    // In the audit log too, as often as the warning: someone may be trying to pass for a proxy.
+    void this.events.publish([eventOf({ actor: ANONYMOUS, ip: address }, 'proxy.untrusted_headers', null, { alsoSince: alsoSince ?? 0 })]).catch(() => undefined);
     this.lastWarning = now;
     this.unreported = 0;
   }
