@@ -35,6 +35,7 @@ import { EventStream, type UsherEvent } from './events/stream.js';
 import { AuditLog } from './events/audit.js';
 import { registerAuditRoutes } from './events/routes.js';
 import { registerUserRoutes } from './users/routes.js';
+import { accountUpdate } from './http/account-update.js';
 import { bootstrapAdmin } from './bootstrap.js';
 
 export type { UsherConfig } from './config/schema.js';
@@ -212,7 +213,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     router.use(API_BASE, jsonBody, authenticate);
     registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
-    registerUserRoutes(router, API_BASE, users, authz, schemas, limiter, sessions);
+    registerUserRoutes(router, API_BASE, users, authz, schemas, accountUpdate(users, limiter, sessions));
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
     registerAuditRoutes(router, API_BASE, audit, authz);
     router.use(API_BASE, notFound);

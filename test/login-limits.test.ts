@@ -135,7 +135,7 @@ describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
       for (let i = 0; i < 20; i++) expect((await login(ivan, 'wrong', `198.51.100.${160 + i}`)).status).toBe(429);
       const counters = (await loginKeys()).length;
       for (let i = 0; i < 20; i++) await login(ivan, 'wrong', `198.51.100.${180 + i}`);
-      expect((await loginKeys()).length).toBe(counters);
+      expect((await loginKeys()).length).toBeLessThanOrEqual(counters);
     });
     it('keeps a bounded number of short keys in Redis, whatever usernames a refused client sends', async () => {
       const attacker = '198.51.100.250';
@@ -144,7 +144,8 @@ describe.each(BACKENDS)('login limits with $name', ({ db, redis }) => {
       const before = await loginKeys();
       for (let i = 100; i < 300; i++) expect((await login(longName(i), 'wrong', attacker)).status).toBe(429);
       const after = await loginKeys();
-      expect(after.length).toBe(before.length);
+      // Keys of the earlier tests may expire meanwhile (the slow-down's after 10 s): never more.
+      expect(after.length).toBeLessThanOrEqual(before.length);
       expect(Math.max(...after.map((k) => k.length))).toBeLessThanOrEqual(prefix.length + 40);
     });
   }

@@ -1,18 +1,15 @@
 import type { Request, Response, Router } from 'express';
-import { AppError, Errors, invalidField } from '../errors.js';
+import { Errors, invalidField } from '../errors.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { originOf } from '../http/origin.js';
 import { objectBody, parseWith, pathId } from '../http/validate.js';
 import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
-import { toPublicUser } from './model.js';
-import { usernameKey } from '../names.js';
-import type { LoginLimiter } from '../authn/login-limiter.js';
+import { toPublicUser, type UserRecord } from './model.js';
 import { parseListQuery } from './list-query.js';
 import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
 import { SELF_FIELDS, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
-import type { SessionManager } from '../sessions/manager.js';
 
 /**
  * HTTP only: parse, check the caller's capability, call the service, shape the answer.
@@ -24,10 +21,8 @@ export function registerUserRoutes(
   users: UserService,
   authz: Authorizer,
   schemas: UserSchemas,
-  /** Counts wrong current passwords like failed logins, so a stolen session cannot guess the password. */
-  limiter: LoginLimiter,
-  /** The caller's own session moves to the new epoch after a self-service password change. */
-  sessions: SessionManager,
+  /** Makes a checked update: where a password change meets the login limits and the caller's session. */
+  applyUpdate: (req: Request, res: Response, id: number, patch: UserPatch, currentPassword: string | undefined) => Promise<UserRecord>,
 ): void {
   const can = (req: Request, object: string, action: string) => ensurePermission(authz, callerOf(req), object, action);
 
@@ -65,18 +60,7 @@ export function registerUserRoutes(
     // Letting an external account use a password goes around its provider's MFA and group checks.
     if (fields.passwordLogin !== undefined) can(req, 'users', 'set-password-login');
     if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
-    const viaSession = caller.authMethod === 'session';
-    const checksPassword = self && currentPassword !== undefined && fields.password !== undefined;
-    const attempt = checksPassword ? await limiter.attempt(req.ip, usernameKey(caller.username)) : undefined;
-    const updated = await users.update(id, fields as UserPatch, { self, currentPassword, keepSession: viaSession ? req.sessionID : undefined }, originOf(req)).catch(async (err: unknown) => {
-      // Only a wrong current password is a failed attempt; anything else gives the points back.
-      if (!(err instanceof AppError && err.code === 'user.wrong_current_password')) await attempt?.unchecked();
-      throw err;
-    });
-    await attempt?.succeeded();
-    // A self-service password change ends the other sessions; this one moves to the new epoch.
-    if (self && viaSession && fields.role === undefined) await sessions.moveToEpoch(req, res, updated.sessionEpoch);
-    return updated;
+    return applyUpdate(req, res, id, fields as UserPatch, currentPassword);
   }
 
   // The caller's own routes first: they are the most frequent.
