@@ -18,6 +18,7 @@ import { registerVerifyRoute } from './authn/verify-routes.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { LoginLimiter } from './authn/login-limiter.js';
 import { registerLoginRoutes } from './authn/login-routes.js';
+import { PasswordLogin } from './authn/password-login.js';
 import { OidcClient } from './authn/oidc/client.js';
 import { idpLogoutUrl, registerOidcRoutes } from './authn/oidc/routes.js';
 import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
@@ -211,7 +212,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
     router.use(API_BASE, jsonBody, authenticate);
-    registerLoginRoutes(router, API_BASE, users, sessions, limiter, (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
+    registerLoginRoutes(router, API_BASE, users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas, accountUpdate(users, limiter, sessions));
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
