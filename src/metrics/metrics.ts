@@ -150,11 +150,16 @@ export class UsherMetrics {
     };
   }
 
-  /** Times each request, labelled by the route template Express matched (never the raw path). */
+  /**
+   * Times each request, labelled by the route template Express matched (never the raw path). Usher's routes
+   * hold their full paths, so the template is the route's path under where this middleware is mounted
+   * (req.baseUrl at finish is whichever router last handled the request, an error handler's included).
+   */
   readonly timeRequests: RequestHandler = (req, res, next) => {
     const start = process.hrtime.bigint();
+    const base = req.baseUrl;
     res.on('finish', () => {
-      const route = req.route ? `${req.baseUrl}${String((req.route as { path: unknown }).path)}` : 'unmatched';
+      const route = req.route ? `${base}${String((req.route as { path: unknown }).path)}` : 'unmatched';
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       this.duration.observe({ route, status_class: `${Math.floor(res.statusCode / 100)}xx` }, seconds);
     });
