@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Counter, register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../src/config/load.js';
 import { startServer, type TestServer } from './helpers/app.js';
@@ -140,6 +141,16 @@ describe.each(DB_KINDS)('metrics behind a token on %s', (kind) => {
     // prom-client's process metrics are on Usher's registry too; no Redis configured, no Redis gauge
     expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
     expect(families(text).has('usher_redis_up')).toBe(false);
+  });
+
+  it("keeps its own registry: a host app's metrics on the global one never appear", async () => {
+    const name = `host_app_${kind}_total`;
+    new Counter({ name, help: 'a host metric' }).inc();
+    expect(await register.metrics()).toContain(name);
+    const { text } = await scrape(server.url);
+    expect(text).toContain('usher_auth_total');
+    expect(text).not.toContain(name);
+    expect(server.usher.metrics!.registry).not.toBe(register);
   });
 
   it('counts users by role and status at each scrape', async () => {
