@@ -3,6 +3,7 @@ import type { Usher } from './index.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
+import { methodNotAllowed } from './http/method-not-allowed.js';
 import { requestLog } from './http/request-log.js';
 import { securityHeaders } from './http/security-headers.js';
 
@@ -17,6 +18,10 @@ export function buildApp(usher: Usher): Express {
   app.set('trust proxy', compileTrustedProxies(usher.config.trustedProxies));
   app.use(securityHeaders());
   app.use(requestLog(usher.log));
+  const metrics = usher.metrics;
+  if (metrics) app.use(metrics.timeRequests);
+  // With metrics.listen, /metrics is served there only; else here, behind metrics.token (config requires one).
+  if (metrics && usher.config.metrics.listen === undefined) app.route('/metrics').get(metrics.handler).all(methodNotAllowed);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

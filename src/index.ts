@@ -38,6 +38,10 @@ import { registerAuditRoutes } from './events/routes.js';
 import { registerUserRoutes } from './users/routes.js';
 import { accountUpdate } from './http/account-update.js';
 import { bootstrapAdmin } from './bootstrap.js';
+import { UsherMetrics } from './metrics/metrics.js';
+import { metricsProbes } from './metrics/probes.js';
+import { listenForMetrics, metricsHandler } from './metrics/serve.js';
+import type { Server } from 'node:http';
 
 export type { UsherConfig } from './config/schema.js';
 export type { AuthUser, AuthMethod, Identity, PostAuthHook } from './authn/types.js';
@@ -84,12 +88,26 @@ export interface Usher {
   readonly events: EventStream;
   /** The audit log the events are written to. */
   readonly audit: AuditLog;
+  /** Prometheus metrics when `metrics.enabled`, else undefined (docs/metrics.md). */
+  readonly metrics: UsherMetricsApi | undefined;
   readonly db: Db;
   readonly log: Logger;
   /** Resolves when the database answers. */
   ready(): Promise<void>;
   /** Closes the database. */
   close(): Promise<void>;
+}
+
+/** What a host app mounts to expose Usher's metrics itself. */
+export interface UsherMetricsApi {
+  /** Usher's own registry (not prom-client's global one). */
+  readonly registry: import('prom-client').Registry;
+  /** GET handler answering the registry; requires `Authorization: Bearer <metrics.token>` when a token is set. */
+  readonly handler: RequestHandler;
+  /** Times requests by route template and status class; `app.use()` it before Usher's router. */
+  readonly timeRequests: RequestHandler;
+  /** The `metrics.listen` listener, once listening (its address, when port 0 picked one). */
+  readonly server: Server | undefined;
 }
 
 /** Validates settings unless they already came from loadConfig/resolveConfig. */
@@ -115,6 +133,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   const db = openDatabase(config);
   let backend: SessionBackend | undefined;
   let audit: AuditLog | undefined;
+  let metricsServer: Server | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
@@ -145,6 +164,11 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       { awaited: true },
     );
     const limiter = new LoginLimiter(backend, config.loginLimit);
+    // Metrics hear the stream last: they count what the other listeners have already acted on.
+    const metrics = config.metrics.enabled
+      ? new UsherMetrics({ methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)] }, metricsProbes(db, backend))
+      : undefined;
+    metrics?.listenTo(events);
 
     const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs);
     // Forward auth's requests, as Express routes them (marked by the route itself below), or as it would
@@ -152,20 +176,21 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const forwardAuthRequests = new WeakSet<Request>();
     const isVerifyUrl = staticRouteMatcher(`${API_BASE}/verify`);
     const isForwardAuth = (req: Request) => forwardAuthRequests.has(req) || isVerifyUrl(req.originalUrl);
+    const methods = [
+      apiKeyMethod,
+      new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
+      ...(config.proxy.enabled
+        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, isForwardAuth)]
+        : []),
+    ];
     const chain = authenticateWith(
-      [
-        apiKeyMethod,
-        new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
-        ...(config.proxy.enabled
-          ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, isForwardAuth)]
-          : []),
-      ],
+      methods,
       [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log)],
     );
     // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
     // A request that also carries an API key does not need the session: when the store is down it goes
     // on without one, so API keys keep working while Redis is away.
-    const authenticate: RequestHandler = (req, res, next) => {
+    const authenticateOnly: RequestHandler = (req, res, next) => {
       if (!sessions.hasCookie(req)) {
         chain(req, res, next);
         return;
@@ -176,6 +201,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         chain(req, res, next);
       });
     };
+    const authenticate = metrics ? metrics.countAuthOutcomes(authenticateOnly, methods) : authenticateOnly;
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
     const oidcClients = new Map(
@@ -220,6 +246,9 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 
+    const serveMetrics = metrics && metricsHandler(metrics.registry, config.metrics.token);
+    if (serveMetrics && config.metrics.listen) metricsServer = await listenForMetrics(serveMetrics, config.metrics.listen, log);
+
     return {
       config,
       router,
@@ -232,21 +261,29 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       authz,
       events,
       audit,
+      metrics: metrics && serveMetrics && { registry: metrics.registry, handler: serveMetrics, timeRequests: metrics.timeRequests, server: metricsServer },
       db,
       log,
       async ready() {
         await db.raw('select 1');
       },
       async close() {
+        if (metricsServer) await closeServer(metricsServer);
         await audit?.close();
         await backend?.close();
         await db.destroy();
       },
     };
   } catch (err) {
+    if (metricsServer) await closeServer(metricsServer);
     await audit?.close();
     await backend?.close();
     await db.destroy();
     throw err;
   }
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseOidcProviders } from './oidc.js';
 import {
   absoluteUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
-  keyPrefix, logLevel, oneOf, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type Parser, type ValueOf,
+  keyPrefix, listenAddress, logLevel, oneOf, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type Parser, type ValueOf,
 } from './parsers.js';
 import { trustsEveryAddress } from './trusted-proxies.js';
 import { PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
@@ -60,6 +60,9 @@ const OPTIONS = {
   loginAccountMaxFailures: { path: 'auth.loginRateLimit.accountMaxFailures', env: 'USHER_LOGIN_ACCOUNT_MAX_FAILURES', parse: integer(1, 100_000), fallback: 10 },
   loginAccountWindow: { path: 'auth.loginRateLimit.accountWindow', env: 'USHER_LOGIN_ACCOUNT_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 15 * 60_000 },
   loginAccountSlowdown: { path: 'auth.loginRateLimit.accountSlowdown', env: 'USHER_LOGIN_ACCOUNT_SLOWDOWN', parse: duration(1_000, 3_600_000), fallback: 10_000 },
+  metricsEnabled: { path: 'metrics.enabled', env: 'USHER_METRICS_ENABLED', parse: boolean, fallback: false },
+  metricsListen: { path: 'metrics.listen', env: 'USHER_METRICS_LISTEN', parse: listenAddress, fallback: undefined },
+  metricsToken: { path: 'metrics.token', env: 'USHER_METRICS_TOKEN', parse: secretText(32, 1024, 'generate one with: openssl rand -base64 48'), fallback: undefined },
   auditRetention: { path: 'audit.retention', env: 'USHER_AUDIT_RETENTION', parse: duration(86_400_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: duration(0, 3_600_000), fallback: 5_000 },
   proxyEnabled: { path: 'auth.proxy.enabled', env: 'USHER_PROXY_AUTH', parse: boolean, fallback: false },
@@ -179,6 +182,9 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (v.databaseSchema !== undefined && v.databaseUrl === undefined) {
     problems.push('config: database.schema: only applies to PostgreSQL (set database.url)');
   }
+  if (v.metricsEnabled && v.metricsListen === undefined && v.metricsToken === undefined && !failed.has('metricsListen') && !failed.has('metricsToken')) {
+    problems.push(`config: ${keys.metricsEnabled}: needs metrics.listen (a separate address) or metrics.token (a bearer token), so /metrics is never public by accident`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const config: UsherConfig = Object.freeze({
@@ -195,6 +201,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     passwordMinLength: v.passwordMinLength,
     apiKeyCacheTtlMs: v.apiKeyCacheTtl,
     auditRetentionMs: v.auditRetention,
+    metrics: Object.freeze({ enabled: v.metricsEnabled, listen: v.metricsListen, token: v.metricsToken }),
     proxy: proxySettings(v),
     forwardAuth: Object.freeze({
       loginUrl: v.forwardAuthLoginUrl,

@@ -213,3 +213,14 @@ export const username: Parser<string | undefined> = (raw) => {
   const problem = usernameProblem(normalizeUsername(r.value));
   return problem ? bad(problem, raw) : r;
 };
+
+/** `host:port` (an IPv6 host in brackets: `[::1]:9464`); port 0 lets the system pick a free one. */
+export const listenAddress: Parser<{ readonly host: string; readonly port: number } | undefined> = (raw) => {
+  const r = text({ maxLength: 300 })(raw);
+  if (!r.ok) return r;
+  if (r.value === undefined) return ok(undefined);
+  const match = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9.-]+)):(\d{1,5})$/i.exec(r.value.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) return bad('must be host:port, such as 127.0.0.1:9464', raw);
+  return ok(Object.freeze({ host: match[1] ?? match[2]!, port }));
+};

@@ -33,6 +33,14 @@ export interface UsherConfig {
   readonly apiKeyCacheTtlMs: number;
   /** Audit entries older than this are pruned (hourly). */
   readonly auditRetentionMs: number;
+  /** GET /metrics (Prometheus), off by default; never public by accident: a separate address or a bearer token. */
+  readonly metrics: {
+    readonly enabled: boolean;
+    /** Served only on this second listener (host:port), never on the main one. */
+    readonly listen: { readonly host: string; readonly port: number } | undefined;
+    /** Wherever /metrics is served, `Authorization: Bearer <token>` is then required. */
+    readonly token: string | undefined;
+  };
   readonly proxy: ProxyConfig;
   /** GET /api/v1/auth/verify, for nginx auth_request, Traefik forwardAuth, Caddy forward_auth. */
   readonly forwardAuth: {
