@@ -100,20 +100,24 @@ export function authenticateWith(methods: AuthMethod[], hooks: PostAuthHook[]): 
       if (!method.applies(req)) continue;
       const result = method.authenticate(req);
       const next = i + 1;
-      const decide = (identity: Identity | null): boolean | Promise<boolean> => {
-        if (!identity) return tryMethods(req, next);
-        const confirmed = confirm(identity, req, next);
-        const finish = (): boolean | Promise<boolean> => {
-          const done = runHooks(identity, req, 0);
-          if (isPromise(done)) return done.then(() => (accept(identity, req), true));
-          accept(identity, req);
-          return true;
-        };
-        return isPromise(confirmed) ? confirmed.then(finish) : finish();
-      };
-      return isPromise(result) ? result.then(decide) : decide(result);
+      if (!isPromise(result)) return decide(result, req, next);
+      return result.then((identity) => decide(identity, req, next));
     }
     return false;
+  };
+
+  /** With an identity: the other credentials must agree, then the hooks run. No closure on the sync path. */
+  const decide = (identity: Identity | null, req: Request, next: number): boolean | Promise<boolean> => {
+    if (!identity) return tryMethods(req, next);
+    const confirmed = confirm(identity, req, next);
+    return isPromise(confirmed) ? confirmed.then(() => finish(identity, req)) : finish(identity, req);
+  };
+
+  const finish = (identity: Identity, req: Request): boolean | Promise<boolean> => {
+    const done = runHooks(identity, req, 0);
+    if (isPromise(done)) return done.then(() => (accept(identity, req), true));
+    accept(identity, req);
+    return true;
   };
 
   return (req: Request, _res: Response, next: NextFunction) => {
