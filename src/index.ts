@@ -164,7 +164,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       { awaited: true },
     );
     const limiter = new LoginLimiter(backend, config.loginLimit);
-    // Metrics hear the stream last: they count what the other listeners have already acted on.
+    // Metrics count events after the audit log, the hooks and the session ending have heard them.
     const metrics = config.metrics.enabled
       ? new UsherMetrics({ methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)] }, metricsProbes(db, backend))
       : undefined;
