@@ -89,9 +89,10 @@ export class LoginLimiter {
    * the password could not be checked at all (the server too busy): neither is a failure.
    */
   async attempt(ip: string | undefined, account: string): Promise<LoginAttempt> {
-    const address = digest(clientKey(ip));
+    const client = clientKey(ip);
+    const address = digest(client);
     const accountKey = digest(account);
-    const pair = digest(account, clientKey(ip));
+    const pair = digest(account, client);
     const slot = digest(account, networkKey(ip));
     const taken: [RateLimiterAbstract, string][] = [];
     let usual = false;

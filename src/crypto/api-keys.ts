@@ -10,6 +10,20 @@ export const API_KEY_PREFIX = 'usk_';
  */
 export const KEY_IN_TEXT = /usk_[A-Za-z0-9_-]{32,}/i;
 
+/** Whether a URL or a part of one holds a key, as sent or percent-decoded (a stray % is left as it is). */
+export function holdsApiKey(text: string): boolean {
+  if (KEY_IN_TEXT.test(text)) return true;
+  if (!text.includes('%')) return false;
+  const decoded = text.replace(/(%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+  return KEY_IN_TEXT.test(decoded);
+}
+
 /** A new key: the prefix and 32 random bytes, base64url. */
 export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(32).toString('base64url');

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { KEY_IN_TEXT } from '../crypto/api-keys.js';
+import { holdsApiKey } from '../crypto/api-keys.js';
 
 /** The path without its query string, and without any segment that holds something shaped like a key. */
 function loggedPath(url: string): string {
@@ -8,15 +8,7 @@ function loggedPath(url: string): string {
   if (!/usk_|%/i.test(path)) return path;
   return path
     .split('/')
-    .map((segment) => {
-      let text = segment;
-      try {
-        text = decodeURIComponent(segment);
-      } catch {
-        // not decodable: checked as sent
-      }
-      return KEY_IN_TEXT.test(text) || KEY_IN_TEXT.test(segment) ? '[redacted]' : segment;
-    })
+    .map((segment) => (holdsApiKey(segment) ? '[redacted]' : segment))
     .join('/');
 }
 
