@@ -1,9 +1,8 @@
 import express, { type Express } from 'express';
 import type { Usher } from './index.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
-import { Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
-import { methodNotAllowed } from './http/method-not-allowed.js';
+import { serverEndpoints } from './server-routes.js';
 import { requestLog } from './http/request-log.js';
 import { securityHeaders } from './http/security-headers.js';
 
@@ -21,21 +20,7 @@ export function buildApp(usher: Usher): Express {
   const metrics = usher.metrics;
   if (metrics) app.use(metrics.timeRequests);
   // With metrics.listen, /metrics is served there only; else here, behind metrics.token (config requires one).
-  if (metrics && usher.config.metrics.listen === undefined) app.route('/metrics').get(metrics.handler).all(methodNotAllowed);
-
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res, next) => {
-    try {
-      await usher.ready();
-      res.json({ status: 'ready' });
-    } catch (err) {
-      usher.log.warn({ err }, 'readiness check failed');
-      next(Errors.unavailable('The database does not answer.'));
-    }
-  });
-
+  usher.endpoints.mount(app, '', serverEndpoints(usher, metrics && usher.config.metrics.listen === undefined ? metrics.respond : undefined), { errors: [] });
   app.use(usher.router);
   app.use(notFound);
   app.use(errorHandler(usher.log));

@@ -16,10 +16,17 @@ export class AppError extends Error {
   }
 }
 
-type ErrorFactory = (message?: string) => AppError;
+/** Makes one kind of error; carries its code, status and usual message for the API document. */
+export interface ErrorFactory {
+  (message?: string): AppError;
+  readonly code: string;
+  readonly status: number;
+  readonly message: string;
+}
 
 function define(status: number, code: string, defaultMessage: string): ErrorFactory {
-  return (message = defaultMessage) => new AppError(status, code, message);
+  const make = (message = defaultMessage) => new AppError(status, code, message);
+  return Object.assign(make, { code, status, message: defaultMessage });
 }
 
 /** Every error Usher answers with, declared once. */

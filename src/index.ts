@@ -14,33 +14,35 @@ import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackLastActive
 import { SessionMethod } from './authn/methods/session.js';
 import { PROXY_PROVIDER, ProxyMethod } from './authn/methods/proxy.js';
 import { Provisioner } from './authn/provisioning.js';
-import { registerVerifyRoute } from './authn/verify-routes.js';
+import { verifyEndpoints, verifyMiddleware } from './authn/verify-routes.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { LoginLimiter } from './authn/login-limiter.js';
-import { registerLoginRoutes } from './authn/login-routes.js';
+import { loginEndpoints } from './authn/login-routes.js';
 import { PasswordLogin } from './authn/password-login.js';
 import { OidcClient } from './authn/oidc/client.js';
 import { idpLogoutUrl, registerOidcRoutes } from './authn/oidc/routes.js';
 import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
 import { SessionManager } from './sessions/manager.js';
-import { registerSessionRoutes } from './sessions/routes.js';
-import { registerPublicAuthRoutes } from './authn/routes.js';
+import { sessionEndpoints } from './sessions/routes.js';
+import { publicAuthEndpoints } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
 import { staticRouteMatcher } from './http/route-match.js';
-import { AppError } from './errors.js';
+import { AppError, Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService } from './users/service.js';
 import { ADMIN_ROLE, toPublicUser, type PublicUser } from './users/model.js';
 import { EventStream, type UsherEvent } from './events/stream.js';
 import { AuditLog } from './events/audit.js';
-import { registerAuditRoutes } from './events/routes.js';
-import { registerUserRoutes } from './users/routes.js';
+import { auditEndpoints } from './events/routes.js';
+import { userEndpoints } from './users/routes.js';
+import { EndpointTable } from './http/endpoint-table.js';
+import { documentEndpoints } from './http/document-route.js';
 import { accountUpdate } from './http/account-update.js';
 import { bootstrapAdmin } from './bootstrap.js';
 import { UsherMetrics } from './metrics/metrics.js';
 import { metricsProbes } from './metrics/probes.js';
-import { listenForMetrics, metricsHandler } from './metrics/serve.js';
+import { listenForMetrics, metricsHandler, metricsResponder } from './metrics/serve.js';
 import type { Server } from 'node:http';
 
 export type { UsherConfig } from './config/schema.js';
@@ -52,6 +54,22 @@ export { AppError } from './errors.js';
 
 /** Mount point of Usher's API inside `router`. */
 export const API_BASE = '/api/v1/auth';
+
+/** What the authentication chain can answer on any route behind it. */
+const CHAIN_ERRORS = [
+  Errors.keyInUrl,
+  Errors.invalidInput,
+  Errors.conflictingCredentials,
+  Errors.unauthenticated,
+  Errors.invalidApiKey,
+  Errors.csrf,
+  Errors.unsupportedMediaType,
+  Errors.proxyUsernameRefused,
+  Errors.notProvisioned,
+  Errors.sessionStoreUnavailable,
+];
+/** And with the JSON body parser in front. */
+const API_ERRORS = [...CHAIN_ERRORS, Errors.malformedJson, Errors.tooLarge];
 
 /** Host hooks, called after the change is committed; a failing hook is logged, never undoes the change. */
 export interface UserHooks {
@@ -88,6 +106,8 @@ export interface Usher {
   readonly events: EventStream;
   /** The audit log the events are written to. */
   readonly audit: AuditLog;
+  /** Every endpoint Usher serves, as declared; `GET /api/v1/auth/openapi.json` describes them. */
+  readonly endpoints: EndpointTable;
   /** Prometheus metrics when `metrics.enabled`, else undefined (docs/metrics.md). */
   readonly metrics: UsherMetricsApi | undefined;
   readonly db: Db;
@@ -104,6 +124,8 @@ export interface UsherMetricsApi {
   readonly registry: import('prom-client').Registry;
   /** GET handler answering the registry; requires `Authorization: Bearer <metrics.token>` when a token is set. */
   readonly handler: RequestHandler;
+  /** The same, rejecting with the 401 to answer (for an endpoint declaration). */
+  readonly respond: (req: Request, res: import('express').Response) => Promise<void>;
   /** Times requests by route template and status class; `app.use()` it before Usher's router. */
   readonly timeRequests: RequestHandler;
   /** The `metrics.listen` listener, once listening (its address, when port 0 picked one). */
@@ -217,7 +239,12 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       forwardAuthRequests.add(req);
       authenticate(req, res, next);
     };
-    registerVerifyRoute(router, API_BASE, authz, config.forwardAuth, compileTrustedProxies(config.trustedProxies), forwardAuthenticate);
+    const endpoints = new EndpointTable((caller, object, action) => authz.can(caller.role, object, action));
+    const isTrustedPeer = compileTrustedProxies(config.trustedProxies);
+    endpoints.mount(router, API_BASE, verifyEndpoints(authz, config.forwardAuth, isTrustedPeer), {
+      use: verifyMiddleware(isTrustedPeer, forwardAuthenticate),
+      errors: CHAIN_ERRORS,
+    });
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
     router.use(API_BASE, noStore, (req, _res, next) => {
       // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
@@ -238,11 +265,19 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
     router.use(API_BASE, jsonBody, authenticate);
-    registerLoginRoutes(router, API_BASE, users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
-    registerSessionRoutes(router, API_BASE, users, sessions, authz);
-    registerUserRoutes(router, API_BASE, users, authz, schemas, accountUpdate(users, limiter, sessions));
-    registerPublicAuthRoutes(router, API_BASE, users, schemas);
-    registerAuditRoutes(router, API_BASE, audit, authz);
+    endpoints.mount(
+      router,
+      API_BASE,
+      [
+        ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
+        ...loginEndpoints(users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`)),
+        ...sessionEndpoints(users, sessions),
+        ...publicAuthEndpoints(users, schemas),
+        ...auditEndpoints(audit),
+        ...documentEndpoints(endpoints),
+      ],
+      { errors: API_ERRORS },
+    );
     router.use(API_BASE, notFound);
     router.use(API_BASE, errorHandler(log));
 
@@ -261,7 +296,12 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       authz,
       events,
       audit,
-      metrics: metrics && serveMetrics && { registry: metrics.registry, handler: serveMetrics, timeRequests: metrics.timeRequests, server: metricsServer },
+      endpoints,
+      metrics: metrics && serveMetrics && {
+        registry: metrics.registry,
+        handler: serveMetrics,
+        respond: metricsResponder(metrics.registry, config.metrics.token),
+        timeRequests: metrics.timeRequests, server: metricsServer },
       db,
       log,
       async ready() {

@@ -1,15 +1,17 @@
-import type { Request, Router } from 'express';
+import type { Request } from 'express';
 import { z } from 'zod';
+import { Errors } from '../errors.js';
 import { checkCsrf } from '../http/csrf.js';
-import { objectBody, parseWith } from '../http/validate.js';
-import { toPublicUser } from '../users/model.js';
-import type { UserService } from '../users/service.js';
-import type { SessionManager } from '../sessions/manager.js';
-import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
-import { sessionOf } from '../sessions/manager.js';
+import { toPublicUser } from '../users/model.js';
+import { publicUserSchema } from '../users/schemas.js';
+import type { UserService } from '../users/service.js';
+import { sessionOf, type SessionManager } from '../sessions/manager.js';
 import type { PasswordLogin } from './password-login.js';
 import { eventOf } from '../events/stream.js';
+
+const TAG = 'Sign-in';
 
 const credentials = z.strictObject({
   username: z.string().max(256, 'must be at most 256 characters'),
@@ -17,38 +19,51 @@ const credentials = z.strictObject({
 });
 
 /** POST /login and /logout. */
-export function registerLoginRoutes(
-  router: Router,
-  base: string,
+export function loginEndpoints(
   users: UserService,
   sessions: SessionManager,
   login: PasswordLogin,
   /** The identity provider's logout URL for a session an OIDC login made, if it has one. */
   idpLogout: (req: Request) => Promise<string | undefined>,
-): void {
-  router
-    .route(`${base}/login`)
-    .post(async (req, res) => {
+): Endpoint[] {
+  return [
+    endpoint({
+      method: 'post',
+      path: '/login',
+      tag: TAG,
+      summary: 'Sign in with a username and password',
+      description: 'Starts a session: sets the `usher.sid` cookie (a new id on every login). Failures are limited per account and address.',
+      access: 'public',
       // Login CSRF (signing a victim into the attacker's account) is refused like any cookie request.
-      checkCsrf(req, sessions.config.publicUrl);
-      const { username, password } = parseWith(credentials, objectBody(req.body));
-      const { user, rehash } = await login.verify(username, password, req.ip);
-      await sessions.start(req, res, user);
-      const now = await login.recordLogin(user, password, rehash, req.ip);
-      res.json({ user: toPublicUser(now ?? user) });
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route(`${base}/logout`)
-    .post(async (req, res) => {
-      const logoutUrl = await idpLogout(req);
-      const userId = sessionOf(req)?.userId;
-      await sessions.endCurrent(req, res);
-      if (userId !== undefined) await users.events.publish([eventOf(originOf(req), 'session.ended', userId, { reason: 'logout' })]);
-      // After an OIDC login, the browser should go on to the provider's logout (RP-initiated logout).
-      if (logoutUrl) res.json({ logoutUrl });
-      else res.status(204).end();
-    })
-    .all(methodNotAllowed);
+      before: (req) => checkCsrf(req, sessions.config.publicUrl),
+      body: credentials,
+      responses: { 200: { description: 'Signed in.', body: z.object({ user: publicUserSchema }).strict() } },
+      errors: [Errors.invalidCredentials, Errors.passwordLoginOff, Errors.tooManyAttempts, Errors.busy, Errors.csrf],
+      handle: async ({ req, res, body: { username, password } }) => {
+        const { user, rehash } = await login.verify(username, password, req.ip);
+        await sessions.start(req, res, user);
+        const now = await login.recordLogin(user, password, rehash, req.ip);
+        return { body: { user: toPublicUser(now ?? user) } };
+      },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/logout',
+      tag: TAG,
+      summary: 'End this session',
+      description: 'After an OIDC login whose provider offers it, answers the provider logout URL to send the browser on to.',
+      access: 'public',
+      responses: {
+        200: { description: 'Ended; go on to the provider logout.', body: z.object({ logoutUrl: z.url() }).strict() },
+        204: { description: 'Ended (or there was no session).' },
+      },
+      handle: async ({ req, res }) => {
+        const logoutUrl = await idpLogout(req);
+        const userId = sessionOf(req)?.userId;
+        await sessions.endCurrent(req, res);
+        if (userId !== undefined) await users.events.publish([eventOf(originOf(req), 'session.ended', userId, { reason: 'logout' })]);
+        return logoutUrl ? { body: { logoutUrl } } : { status: 204 };
+      },
+    }),
+  ];
 }

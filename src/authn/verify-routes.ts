@@ -1,10 +1,12 @@
-import type { Request, RequestHandler, Router } from 'express';
+import type { Request, RequestHandler } from 'express';
+import { z } from 'zod';
 import type { Authorizer } from '../authz/enforcer.js';
 import type { UsherConfig } from '../config/schema.js';
 import { noStore } from '../http/body.js';
 import { Errors } from '../errors.js';
 import { toPublicUser } from '../users/model.js';
-import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { endpoint, type Endpoint } from '../http/endpoint.js';
+import { publicUserSchema } from '../users/schemas.js';
 import { ignoreQueryKeys, refuseKeyInUrl } from './chain.js';
 
 /** A header value as raw UTF-8 bytes, which is what proxies pass on (Node would send Latin-1). */
@@ -59,6 +61,21 @@ function originalRequest(req: Request, isTrustedPeer: (address: string | undefin
   return { url: `${one('x-forwarded-proto') ?? 'https'}://${host}${uri}`, authRequest: false };
 }
 
+/** Everything in front of GET /verify: the query string of a trusted proxy's original request is the app's. */
+export function verifyMiddleware(isTrustedPeer: (address: string | undefined) => boolean, authenticate: RequestHandler): RequestHandler[] {
+  return [
+    noStore,
+    (req, _res, next) => {
+      if (originalRequest(req, isTrustedPeer)) ignoreQueryKeys(req);
+      else refuseKeyInUrl(req);
+      next();
+    },
+    authenticate,
+  ];
+}
+
+const remoteHeader = (description: string) => ({ description, schema: z.string() });
+
 /**
  * GET /verify, for proxies that ask before they forward (nginx auth_request, Traefik forwardAuth, Caddy
  * forward_auth): 200 with Remote-User, Remote-Groups (the role and the roles it inherits), Remote-Email
@@ -67,58 +84,78 @@ function originalRequest(req: Request, isTrustedPeer: (address: string | undefin
  * An anonymous browser (Accept names text/html) is sent to the login URL with the original URL in `rd`:
  * a 302, or for nginx a 401 whose Location nginx's error page redirects to. API calls get the plain 401.
  *
- * Registered before the API's own middleware, with its own: when a trusted proxy describes the original
- * request, the query string is the proxied app's (Caddy passes the client's on), not Usher's, so its
- * parameters are neither `rd` nor refused as keys in the URL. Everyone else's still are.
+ * Mounted before the API's own middleware, behind `verifyMiddleware`: when a trusted proxy describes the
+ * original request, the query string is the proxied app's (Caddy passes the client's on), not Usher's, so
+ * its parameters are neither `rd` nor refused as keys in the URL. Everyone else's still are.
  */
-export function registerVerifyRoute(
-  router: Router,
-  base: string,
+export function verifyEndpoints(
   authz: Authorizer,
   settings: UsherConfig['forwardAuth'],
   /** Is this peer a trusted proxy? Only then are its X-Original-URL, X-Forwarded-Host/-Uri the original request's. */
   isTrustedPeer: (address: string | undefined) => boolean,
-  authenticate: RequestHandler,
-): void {
+): Endpoint[] {
   const loginUrl = settings.loginUrl === undefined ? undefined : new URL(settings.loginUrl);
-  router
-    .route(`${base}/verify`)
-    .all(noStore, (req, _res, next) => {
-      if (originalRequest(req, isTrustedPeer)) ignoreQueryKeys(req);
-      else refuseKeyInUrl(req);
-      next();
-    })
-    .get(authenticate, (req, res) => {
-      // Never the proxy's own identity headers: a subrequest carries the client's (forged) headers from
-      // the trusted address, so only a session cookie or an API key answers for who the client is.
-      const user = req.user?.authMethod === 'proxy' ? undefined : req.user;
-      if (user) {
-        res
-          .set({
-            'Remote-User': headerValue(user.username),
-            'Remote-Groups': authz.impliedRoles(user.role).join(','),
-            'Remote-Email': headerValue(user.email),
-            'Remote-Name': headerValue(user.name),
-          })
-          // A Buffer body: Node prepends the header block to a string body and encodes both as UTF-8,
-          // which would encode the raw UTF-8 header bytes a second time.
-          .type('json')
-          .send(Buffer.from(JSON.stringify({ user: toPublicUser(user) })));
-        return;
-      }
-      const original = originalRequest(req, isTrustedPeer);
-      const rd = original?.url ?? (typeof req.query.rd === 'string' ? req.query.rd : undefined);
-      const browser = req.accepts(['json', 'html']) === 'html';
-      const target = loginUrl && browser && rd !== undefined ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
-      if (!loginUrl || target === null) throw Errors.unauthenticated();
-      const location = new URL(loginUrl);
-      location.searchParams.set('rd', target);
-      if (original?.authRequest) {
-        const err = Errors.unauthenticated();
-        Object.assign(err.headers, { Location: location.href });
-        throw err;
-      }
-      res.redirect(302, location.href);
-    })
-    .all(methodNotAllowed);
+  return [
+    endpoint({
+      method: 'get',
+      path: '/verify',
+      tag: 'Forward auth',
+      summary: 'Forward authentication for nginx, Traefik and Caddy',
+      description:
+        'Never believes proxy identity headers: only a session cookie or an API key. A trusted proxy describes the original request in X-Original-URL, or X-Forwarded-Proto, -Host and -Uri.',
+      access: 'public',
+      query: z.object({
+        rd: z
+          .union([z.string(), z.array(z.string())])
+          .optional()
+          .meta({ description: 'Where to send the browser after signing in, when no trusted proxy names the original URL.' }),
+      }),
+      responses: {
+        200: {
+          description: 'Authenticated: who it is, in headers for the proxy to pass on.',
+          body: z.object({ user: publicUserSchema }).strict(),
+          headers: {
+            'Remote-User': remoteHeader('The username.'),
+            'Remote-Groups': remoteHeader('The role and the roles it inherits, comma-separated.'),
+            'Remote-Email': remoteHeader('The email, or empty.'),
+            'Remote-Name': remoteHeader('The display name, or empty.'),
+          },
+        },
+        302: { description: 'An anonymous browser, sent to the login page.', headers: { Location: { description: 'The login URL.', schema: z.string() } } },
+      },
+      handle: ({ req, res, query }) => {
+        // Never the proxy's own identity headers: a subrequest carries the client's (forged) headers from
+        // the trusted address, so only a session cookie or an API key answers for who the client is.
+        const user = req.user?.authMethod === 'proxy' ? undefined : req.user;
+        if (user) {
+          res
+            .set({
+              'Remote-User': headerValue(user.username),
+              'Remote-Groups': authz.impliedRoles(user.role).join(','),
+              'Remote-Email': headerValue(user.email),
+              'Remote-Name': headerValue(user.name),
+            })
+            // A Buffer body: Node prepends the header block to a string body and encodes both as UTF-8,
+            // which would encode the raw UTF-8 header bytes a second time.
+            .type('json')
+            .send(Buffer.from(JSON.stringify({ user: toPublicUser(user) })));
+          return;
+        }
+        const original = originalRequest(req, isTrustedPeer);
+        const rd = original?.url ?? (typeof query.rd === 'string' ? query.rd : undefined);
+        const browser = req.accepts(['json', 'html']) === 'html';
+        const target = loginUrl && browser && rd !== undefined ? safeRedirect(rd, settings.redirectDomains, loginUrl) : null;
+        if (!loginUrl || target === null) throw Errors.unauthenticated();
+        const location = new URL(loginUrl);
+        location.searchParams.set('rd', target);
+        if (original?.authRequest) {
+          const err = Errors.unauthenticated();
+          Object.assign(err.headers, { Location: location.href });
+          throw err;
+        }
+        return { redirect: location.href };
+      },
+      errors: [Errors.unauthenticated],
+    }),
+  ];
 }

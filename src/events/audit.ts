@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { invalidField } from '../errors.js';
 import type { Actor, EventStream, EventType, UsherEvent } from './stream.js';
 import { EVENT_TYPES } from './stream.js';
@@ -210,3 +211,18 @@ export function parseAuditQuery(query: Record<string, unknown>): AuditQuery {
     until: until === undefined ? undefined : parseSince('until', until),
   };
 }
+
+const once = (description: string) => z.string({ error: 'must be given once, as a plain value' }).optional().meta({ description });
+
+/** The audit list's query parameters, as the API document shows them; parsed by `parseAuditQuery`. */
+export const auditQuerySchema = z
+  .object({
+    offset: once('Rows to skip (default 0).'),
+    limit: once(`Rows to return, 1-${MAX_AUDIT_LIMIT} (default 50).`),
+    type: once('Only events of this type.'),
+    actor: once('Only events this user id did.'),
+    user: once('Only events about this user id.'),
+    since: once('From this time: ISO-8601, or a span back from now such as 7d or 12h.'),
+    until: once('Up to this time, in the same forms as since.'),
+  })
+  .transform((query) => parseAuditQuery(query));

@@ -1,17 +1,53 @@
-import type { Router } from 'express';
-import type { Authorizer } from '../authz/enforcer.js';
-import { callerOf, ensurePermission } from '../authz/guards.js';
-import { methodNotAllowed } from '../http/method-not-allowed.js';
-import { parseAuditQuery, type AuditLog } from './audit.js';
+import { z } from 'zod';
+import { endpoint, type Endpoint } from '../http/endpoint.js';
+import { auditQuerySchema, type AuditLog } from './audit.js';
+import { EVENT_TYPES, type EventType } from './stream.js';
 
-/** GET /audit: who did what, newest first, paged and filtered like the users list (capability audit:read). */
-export function registerAuditRoutes(router: Router, base: string, audit: AuditLog, authz: Authorizer): void {
-  router
-    .route(`${base}/audit`)
-    .get(async (req, res) => {
-      ensurePermission(authz, callerOf(req), 'audit', 'read');
-      const { entries, total } = await audit.list(parseAuditQuery(req.query as Record<string, unknown>));
-      res.set('X-Total-Count', String(total)).json(entries);
-    })
-    .all(methodNotAllowed);
+const actorSchema = z
+  .discriminatedUnion('kind', [
+    z.object({ kind: z.literal('user'), userId: z.number().int(), method: z.string() }).strict(),
+    z.object({ kind: z.literal('system') }).strict(),
+    z.object({ kind: z.literal('anonymous') }).strict(),
+    z.object({ kind: z.literal('cli') }).strict(),
+    z.object({ kind: z.literal('idp'), provider: z.string() }).strict(),
+  ])
+  .meta({ id: 'Actor', description: 'Who acted: a user (and how they proved it), the system, an anonymous client, the CLI or an identity provider.' });
+
+const entrySchema = z
+  .object({
+    id: z.number().int(),
+    at: z.iso.datetime(),
+    type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
+    actor: actorSchema,
+    targetUserId: z.number().int().nullable(),
+    ip: z.string().nullable(),
+    detail: z.record(z.string(), z.unknown()).meta({ description: 'What changed; never a secret.' }),
+  })
+  .strict()
+  .meta({ id: 'AuditEntry' });
+
+/** GET /audit: who did what, newest first, paged and filtered like the users list. */
+export function auditEndpoints(audit: AuditLog): Endpoint[] {
+  return [
+    endpoint({
+      method: 'get',
+      path: '/audit',
+      tag: 'Audit',
+      summary: 'The audit log',
+      description: 'Newest first; the total before paging is in `X-Total-Count`.',
+      access: 'audit:read',
+      query: auditQuerySchema,
+      responses: {
+        200: {
+          description: 'One page of entries.',
+          body: z.array(entrySchema),
+          headers: { 'X-Total-Count': { description: 'Entries matching the filters, all pages.', schema: z.string().regex(/^\d+$/) } },
+        },
+      },
+      handle: async ({ query }) => {
+        const { entries, total } = await audit.list(query);
+        return { headers: { 'X-Total-Count': String(total) }, body: entries };
+      },
+    }),
+  ];
 }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
-import express, { type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
 import { errorHandler, notFound } from '../http/error-handler.js';
@@ -12,22 +12,27 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
 /**
  * Answers the registry in Prometheus's text format; with a token, only to `Authorization: Bearer <token>`
  * (compared as digests in constant time, so neither the token's content nor its length leaks).
+ * Rejects with the 401 to answer.
  */
-export function metricsHandler(registry: Registry, token: string | undefined): RequestHandler {
+export function metricsResponder(registry: Registry, token: string | undefined): (req: Request, res: Response) => Promise<void> {
   const expected = token === undefined ? undefined : digest(token);
-  return async (req, res, next) => {
-    try {
-      if (expected) {
-        const given = /^Bearer +(\S+) *$/i.exec(req.get('authorization') ?? '')?.[1];
-        if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-          throw Errors.unauthenticated('The metrics need the bearer token of metrics.token: Authorization: Bearer <token>.');
-        }
+  return async (req, res) => {
+    if (expected) {
+      const given = /^Bearer +(\S+) *$/i.exec(req.get('authorization') ?? '')?.[1];
+      if (given === undefined || !timingSafeEqual(digest(given), expected)) {
+        throw Errors.unauthenticated('The metrics need the bearer token of metrics.token: Authorization: Bearer <token>.');
       }
-      const text = await registry.metrics();
-      res.set('Content-Type', registry.contentType).set('Cache-Control', 'no-store').send(text);
-    } catch (err) {
-      next(err);
     }
+    const text = await registry.metrics();
+    res.set('Content-Type', registry.contentType).set('Cache-Control', 'no-store').send(text);
+  };
+}
+
+/** The same as an Express handler, for a host app to mount. */
+export function metricsHandler(registry: Registry, token: string | undefined): RequestHandler {
+  const respond = metricsResponder(registry, token);
+  return (req, res, next) => {
+    respond(req, res).catch(next);
   };
 }
 

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { invalidField } from '../errors.js';
 import { SORT_COLUMNS, type ListQuery, type SortField } from './repository.js';
 
@@ -23,16 +24,15 @@ function nonNegative(name: string, raw: string): number {
 }
 
 /**
- * The `id` filter, read from the raw query string: one value or repeated (`id=9&id=61`, react-admin's
- * getMany), each a positive integer; duplicates count once. Not from the parsed query: Node's querystring
- * keeps only the first 1000 pairs and qs only 20 array items, so more ids would be dropped silently.
+ * The `id` filter: one value or repeated (`id=9&id=61`, react-admin's getMany), each a positive integer;
+ * duplicates count once. The endpoint reads every pair of the raw query string (qs keeps only 20 array items).
  */
-function idFilter(search: string): number[] | undefined {
-  const values = new URLSearchParams(search).getAll('id');
-  if (values.length === 0) return undefined;
-  if (values.length > MAX_IDS) throw invalidField('id', `must be given at most ${MAX_IDS} times`);
+function idFilter(values: string | string[] | undefined): number[] | undefined {
+  if (values === undefined) return undefined;
+  const list = typeof values === 'string' ? [values] : values;
+  if (list.length > MAX_IDS) throw invalidField('id', `must be given at most ${MAX_IDS} times`);
   const ids = new Set<number>();
-  for (const value of values) {
+  for (const value of list) {
     if (!/^[1-9]\d{0,15}$/.test(value) || !Number.isSafeInteger(Number(value))) throw invalidField('id', 'must be a positive integer');
     ids.add(Number(value));
   }
@@ -42,14 +42,13 @@ function idFilter(search: string): number[] | undefined {
 /**
  * Reads `offset`/`limit`/`sort`/`order`/`q`/`role`/`active`/`id`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
  * A value outside an allow-list is a 400, never silently replaced; parameters it does not know are ignored.
- * `search` is the raw query string (after `?`), where the `id` values are read.
  */
-export function parseListQuery(query: Record<string, unknown>, search: string): ListQuery {
+export function parseListQuery(query: Record<string, unknown>): ListQuery {
   const offsetName = query.offset !== undefined ? 'offset' : '_start';
   const offsetRaw = single(query, offsetName);
   const offset = offsetRaw === undefined ? 0 : nonNegative(offsetName, offsetRaw);
 
-  const ids = idFilter(search);
+  const ids = idFilter(query.id as string | string[] | undefined);
   // react-admin's getMany sends the ids and no page: all of them come back.
   let limit = ids === undefined ? DEFAULT_LIMIT : ids.length;
   const limitRaw = single(query, 'limit');
@@ -98,3 +97,26 @@ export function parseListQuery(query: Record<string, unknown>, search: string): 
   }
   return result;
 }
+
+const once = (description: string) => z.string({ error: 'must be given once, as a plain value' }).optional().meta({ description });
+
+/** The list's query parameters, as the API document shows them; parsed by `parseListQuery`. */
+export const listQuerySchema = z
+  .object({
+    offset: once('Rows to skip (default 0).'),
+    limit: once(`Rows to return, 1-${MAX_LIMIT} (default ${DEFAULT_LIMIT}).`),
+    _start: once('Navidrome/react-admin spelling of offset.'),
+    _end: once('react-admin: the row after the last one wanted (limit = _end - _start).'),
+    sort: once(`One of ${Object.keys(SORT_COLUMNS).join(', ')} (also userName, lastAccessAt).`),
+    _sort: once('Navidrome/react-admin spelling of sort.'),
+    order: once('asc or desc.'),
+    _order: once('Navidrome/react-admin spelling of order.'),
+    q: once('Text found in the username, name or email (at most 256 characters).'),
+    role: once('Only users of this role.'),
+    active: once('true or false: only enabled or disabled users.'),
+    id: z
+      .union([z.string(), z.array(z.string())])
+      .optional()
+      .meta({ description: `Only these ids (repeat the parameter; at most ${MAX_IDS}).` }),
+  })
+  .transform((query) => parseListQuery(query));

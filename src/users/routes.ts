@@ -1,165 +1,260 @@
-import type { Request, Response, Router } from 'express';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
 import { Errors, invalidField } from '../errors.js';
-import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
-import { objectBody, parseWith, pathId } from '../http/validate.js';
-import { callerOf, ensurePermission } from '../authz/guards.js';
 import type { Authorizer } from '../authz/enforcer.js';
-import { toPublicUser, type UserRecord } from './model.js';
-import { parseListQuery } from './list-query.js';
+import { toPublicUser, type User, type UserRecord } from './model.js';
+import { listQuerySchema } from './list-query.js';
 import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
-import { SELF_FIELDS, type UserSchemas } from './schemas.js';
+import { SELF_FIELDS, publicUserSchema, userIdParams, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
 
-/**
- * HTTP only: parse, check the caller's capability, call the service, shape the answer.
- * Every handler starts with `can()`, which answers 401 to an anonymous caller.
- */
-export function registerUserRoutes(
-  router: Router,
-  base: string,
-  users: UserService,
-  authz: Authorizer,
-  schemas: UserSchemas,
-  /** Makes a checked update: where a password change meets the login limits and the caller's session. */
-  applyUpdate: (req: Request, res: Response, id: number, patch: UserPatch, currentPassword: string | undefined) => Promise<UserRecord>,
-): void {
-  const can = (req: Request, object: string, action: string) => ensurePermission(authz, callerOf(req), object, action);
+const TAG = 'Users';
+const user = { description: 'The user.', body: publicUserSchema };
+const apiKeyBody = z.object({ apiKey: z.string().meta({ description: 'The API key (`ush_…`).' }) }).strict();
+const updateErrors = [
+  Errors.userNotFound,
+  Errors.forbidden,
+  Errors.usernameTaken,
+  Errors.emailTaken,
+  Errors.lastAdmin,
+  Errors.adminNeedsPassword,
+  Errors.wrongCurrentPassword,
+  Errors.tooManyAttempts,
+  Errors.busy,
+];
 
-  /** Reading a user: yourself needs (self, read); anyone else (users, read). */
-  async function readable(req: Request, id: number) {
-    const caller = callerOf(req);
-    can(req, caller.id === id ? 'self' : 'users', 'read');
-    return users.require(id);
-  }
+export interface UserRouteDeps {
+  /** Where the API is served, for the Location of a new user. */
+  base: string;
+  users: UserService;
+  authz: Authorizer;
+  schemas: UserSchemas;
+  /** Makes a checked update: where a password change meets the login limits and the caller's session. */
+  applyUpdate: (req: Request, res: Response, id: number, patch: UserPatch, currentPassword: string | undefined) => Promise<UserRecord>;
+}
+
+/** The users API: the caller's own account, and everyone's for those who hold the capabilities. */
+export function userEndpoints({ base, users, authz, schemas, applyUpdate }: UserRouteDeps): Endpoint[] {
+  const can = (caller: User, object: string, action: string) => {
+    if (!authz.can(caller.role, object, action)) throw Errors.forbidden();
+  };
 
   const writable: ReadonlySet<string> = new Set(Object.keys(schemas.update.shape));
-  /** react-admin's `<Edit>` sends the whole record back: what it holds as the server returned it is no change. */
-  async function withoutUnchanged(body: Record<string, unknown>, id: number) {
-    if (!mayHoldUnchanged(body, writable)) return { body };
-    return dropUnchanged(body, toPublicUser(await users.require(id)), writable);
-  }
 
-  /** Partial update with field-level rules: without (users, update) only your own name, email and password. */
-  async function update(req: Request, res: Response, id: number) {
-    const caller = callerOf(req);
-    const self = caller.id === id;
+  /**
+   * Who may send what, decided before the body is parsed: without (users, update) only your own name, email
+   * and password. react-admin's `<Edit>` sends the whole record back: what it holds unchanged is dropped.
+   */
+  async function prepareUpdate(raw: Record<string, unknown>, id: number, caller: User) {
     const admin = authz.can(caller.role, 'users', 'update');
     if (!admin) {
-      if (!self) throw Errors.forbidden();
-      can(req, 'self', 'update');
+      if (caller.id !== id) throw Errors.forbidden();
+      can(caller, 'self', 'update');
     }
-    const { body, readOnly } = await withoutUnchanged(objectBody(req.body), id);
+    const { body, readOnly } = mayHoldUnchanged(raw, writable) ? dropUnchanged(raw, toPublicUser(await users.require(id)), writable) : { body: raw, readOnly: undefined };
     if (!admin) {
       const refused = Object.keys(body).filter((k) => !SELF_FIELDS.has(k));
       if (refused.length > 0) throw Errors.forbidden(`${refused.join(', ')}: you may not change this`);
     }
     if (readOnly !== undefined) throw invalidField(readOnly, 'is read-only; send it as the server returned it, or leave it out');
-    const { currentPassword, ...fields } = parseWith(schemas.update, body);
-    if (fields.role !== undefined) can(req, 'users', 'set-role');
-    // Letting an external account use a password goes around its provider's MFA and group checks.
-    if (fields.passwordLogin !== undefined) can(req, 'users', 'set-password-login');
-    if (fields.password === null && !admin) throw Errors.forbidden('password: only an admin can clear a password');
-    return applyUpdate(req, res, id, fields as UserPatch, currentPassword);
+    return body;
   }
 
-  // The caller's own routes first: they are the most frequent.
-  router
-    .route(`${base}/me`)
-    .get((req, res) => {
-      can(req, 'self', 'read');
-      res.json(toPublicUser(callerOf(req)));
-    })
-    .put(async (req, res) => {
-      res.json(toPublicUser(await update(req, res, callerOf(req).id)));
-    })
-    .patch(async (req, res) => {
-      res.json(toPublicUser(await update(req, res, callerOf(req).id)));
-    })
-    .all(methodNotAllowed);
+  async function update(req: Request, res: Response, id: number, caller: User, body: z.output<UserSchemas['update']>) {
+    const { currentPassword, ...fields } = body;
+    if (fields.role !== undefined) can(caller, 'users', 'set-role');
+    // Letting an external account use a password goes around its provider's MFA and group checks.
+    if (fields.passwordLogin !== undefined) can(caller, 'users', 'set-password-login');
+    if (fields.password === null && !authz.can(caller.role, 'users', 'update')) throw Errors.forbidden('password: only an admin can clear a password');
+    return { body: toPublicUser(await applyUpdate(req, res, id, fields as UserPatch, currentPassword)) };
+  }
 
-  router
-    .route(`${base}/me/api-key`)
-    .get(async (req, res) => {
-      can(req, 'self', 'api-key');
-      const current = await users.require(callerOf(req).id);
-      const apiKey = users.readApiKey(current);
-      if (apiKey === null) throw Errors.apiKeyUnreadable();
-      res.json({ apiKey });
-    })
-    .post(async (req, res) => {
-      can(req, 'self', 'api-key');
-      const apiKey = await users.rotateApiKey(callerOf(req).id, originOf(req));
-      res.json({ apiKey });
-    })
-    .all(methodNotAllowed);
+  const meUpdate = (method: 'put' | 'patch') =>
+    endpoint({
+      method,
+      path: '/me',
+      tag: TAG,
+      summary: method === 'put' ? 'Update your account (react-admin sends the whole record)' : 'Update your account',
+      description:
+        'Your name, email and password; changing the password needs `currentPassword` and ends your other sessions. Fields the server returned, sent back unchanged, are ignored.',
+      access: 'signed-in',
+      capabilities: '`self:update`, or `users:update` for more fields',
+      body: schemas.update,
+      prepareBody: (raw, { caller }) => prepareUpdate(raw, caller.id, caller),
+      responses: { 200: user },
+      errors: updateErrors,
+      handle: ({ req, res, caller, body }) => update(req, res, caller.id, caller, body),
+    });
 
-  router
-    .route(`${base}/users`)
-    .get(async (req, res) => {
-      can(req, 'users', 'list');
-      const at = req.originalUrl.indexOf('?');
-      const search = at === -1 ? '' : req.originalUrl.slice(at + 1);
-      const { users: page, total } = await users.list(parseListQuery(req.query as Record<string, unknown>, search));
-      res.set('X-Total-Count', String(total)).json(page.map(toPublicUser));
-    })
-    .post(async (req, res) => {
-      can(req, 'users', 'create');
-      const input = parseWith(schemas.create, objectBody(req.body));
-      const { user } = await users.create(input, originOf(req));
-      res.status(201).location(`${base}/users/${user.id}`).json(toPublicUser(user));
-    })
-    .all(methodNotAllowed);
+  const userUpdate = (method: 'put' | 'patch') =>
+    endpoint({
+      method,
+      path: '/users/{id}',
+      tag: TAG,
+      summary: method === 'put' ? 'Update a user (react-admin sends the whole record)' : 'Update a user',
+      description: 'Changing the role needs `users:set-role`; `passwordLogin` needs `users:set-password-login`. Fields sent back unchanged are ignored.',
+      access: 'signed-in',
+      capabilities: '`users:update`, or `self:update` for your own name, email and password',
+      params: userIdParams,
+      body: schemas.update,
+      prepareBody: (raw, { params, caller }) => prepareUpdate(raw, params.id, caller),
+      responses: { 200: user },
+      errors: updateErrors,
+      handle: ({ req, res, params, caller, body }) => update(req, res, params.id, caller, body),
+    });
 
-  router
-    .route(`${base}/users/:id`)
-    .get(async (req, res) => {
-      res.json(toPublicUser(await readable(req, pathId(req.params.id))));
-    })
-    .put(async (req, res) => {
-      res.json(toPublicUser(await update(req, res, pathId(req.params.id))));
-    })
-    .patch(async (req, res) => {
-      res.json(toPublicUser(await update(req, res, pathId(req.params.id))));
-    })
-    .delete(async (req, res) => {
-      can(req, 'users', 'delete');
-      const id = pathId(req.params.id);
-      await users.remove(id, originOf(req));
-      // As seed 001 answers: react-admin's delete and deleteMany read the id from the body.
-      res.json({ id });
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route(`${base}/users/:id/status`)
-    .post(async (req, res) => {
-      can(req, 'users', 'set-status');
-      const id = pathId(req.params.id);
-      const { active } = parseWith(schemas.status, objectBody(req.body));
-      res.json(toPublicUser(await users.setActive(id, active, originOf(req))));
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route(`${base}/users/:id/reset-password`)
-    .post(async (req, res) => {
-      can(req, 'users', 'reset-password');
-      const id = pathId(req.params.id);
-      const { password } = parseWith(schemas.resetPassword, objectBody(req.body));
-      await users.resetPassword(id, password, originOf(req));
-      res.status(204).end();
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route(`${base}/users/:id/api-key`)
-    .post(async (req, res) => {
-      can(req, 'users', 'rotate-api-key');
-      const id = pathId(req.params.id);
-      await users.rotateApiKey(id, originOf(req));
-      res.status(204).end();
-    })
-    .all(methodNotAllowed);
-
+  return [
+    // The caller's own routes first: they are the most frequent.
+    endpoint({
+      method: 'get',
+      path: '/me',
+      tag: TAG,
+      summary: 'Who you are',
+      access: 'self:read',
+      responses: { 200: user },
+      handle: ({ caller }) => ({ body: toPublicUser(caller) }),
+    }),
+    meUpdate('put'),
+    meUpdate('patch'),
+    endpoint({
+      method: 'get',
+      path: '/me/api-key',
+      tag: TAG,
+      summary: 'Your API key',
+      description: 'Shown again because it is stored encrypted; 409 when the server secret changed since (rotate it).',
+      access: 'self:api-key',
+      responses: { 200: { description: 'Your key.', body: apiKeyBody } },
+      errors: [Errors.apiKeyUnreadable, Errors.userNotFound],
+      handle: async ({ caller }) => {
+        const apiKey = users.readApiKey(await users.require(caller.id));
+        if (apiKey === null) throw Errors.apiKeyUnreadable();
+        return { body: { apiKey } };
+      },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/me/api-key',
+      tag: TAG,
+      summary: 'Rotate your API key',
+      description: 'The old key stops working at once.',
+      access: 'self:api-key',
+      responses: { 200: { description: 'Your new key.', body: apiKeyBody } },
+      errors: [Errors.userNotFound],
+      handle: async ({ req, caller }) => ({ body: { apiKey: await users.rotateApiKey(caller.id, originOf(req)) } }),
+    }),
+    endpoint({
+      method: 'get',
+      path: '/users',
+      tag: TAG,
+      summary: 'List users',
+      description: 'Paged and filtered; the total before paging is in `X-Total-Count` (react-admin, Navidrome).',
+      access: 'users:list',
+      query: listQuerySchema,
+      responses: {
+        200: {
+          description: 'One page of users.',
+          body: z.array(publicUserSchema),
+          headers: { 'X-Total-Count': { description: 'Users matching the filters, all pages.', schema: z.string().regex(/^\d+$/) } },
+        },
+      },
+      handle: async ({ query }) => {
+        const { users: page, total } = await users.list(query);
+        return { headers: { 'X-Total-Count': String(total) }, body: page.map(toPublicUser) };
+      },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/users',
+      tag: TAG,
+      summary: 'Create a user',
+      access: 'users:create',
+      body: schemas.create,
+      responses: {
+        201: { ...user, description: 'The new user.', headers: { Location: { description: "The new user's URL.", schema: z.string() } } },
+      },
+      errors: [Errors.usernameTaken, Errors.emailTaken, Errors.adminNeedsPassword],
+      handle: async ({ req, body }) => {
+        const { user: made } = await users.create(body, originOf(req));
+        return { status: 201, headers: { Location: `${base}/users/${made.id}` }, body: toPublicUser(made) };
+      },
+    }),
+    endpoint({
+      method: 'get',
+      path: '/users/{id}',
+      tag: TAG,
+      summary: 'One user',
+      access: 'signed-in',
+      capabilities: '`users:read`, or `self:read` for your own account',
+      params: userIdParams,
+      responses: { 200: user },
+      errors: [Errors.forbidden, Errors.userNotFound],
+      handle: async ({ params, caller }) => {
+        can(caller, caller.id === params.id ? 'self' : 'users', 'read');
+        return { body: toPublicUser(await users.require(params.id)) };
+      },
+    }),
+    userUpdate('put'),
+    userUpdate('patch'),
+    endpoint({
+      method: 'delete',
+      path: '/users/{id}',
+      tag: TAG,
+      summary: 'Delete a user',
+      description: 'Answers the id, as react-admin reads it. Nobody deletes themselves; the last enabled admin stays.',
+      access: 'users:delete',
+      params: userIdParams,
+      responses: { 200: { description: 'Deleted.', body: z.object({ id: z.number().int() }).strict() } },
+      errors: [Errors.userNotFound, Errors.cannotDeleteSelf, Errors.lastAdmin],
+      handle: async ({ req, params }) => {
+        await users.remove(params.id, originOf(req));
+        return { body: { id: params.id } };
+      },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/users/{id}/status',
+      tag: TAG,
+      summary: 'Enable or disable a user',
+      description: "Disabling ends the user's sessions; the last enabled admin stays enabled.",
+      access: 'users:set-status',
+      params: userIdParams,
+      body: schemas.status,
+      responses: { 200: user },
+      errors: [Errors.userNotFound, Errors.lastAdmin],
+      handle: async ({ req, params, body }) => ({ body: toPublicUser(await users.setActive(params.id, body.active, originOf(req))) }),
+    }),
+    endpoint({
+      method: 'post',
+      path: '/users/{id}/reset-password',
+      tag: TAG,
+      summary: "Set a user's password",
+      description: "Ends the user's sessions.",
+      access: 'users:reset-password',
+      params: userIdParams,
+      body: schemas.resetPassword,
+      responses: { 204: { description: 'Done.' } },
+      errors: [Errors.userNotFound],
+      handle: async ({ req, params, body }) => {
+        await users.resetPassword(params.id, body.password, originOf(req));
+        return { status: 204 };
+      },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/users/{id}/api-key',
+      tag: TAG,
+      summary: "Rotate a user's API key",
+      description: 'The old key stops working at once; the user reads the new one from `GET /me/api-key`.',
+      access: 'users:rotate-api-key',
+      params: userIdParams,
+      responses: { 204: { description: 'Done.' } },
+      errors: [Errors.userNotFound],
+      handle: async ({ req, params }) => {
+        await users.rotateApiKey(params.id, originOf(req));
+        return { status: 204 };
+      },
+    }),
+  ];
 }

@@ -62,3 +62,33 @@ export type UserSchemas = ReturnType<typeof userSchemas>;
 
 /** Fields a user may change on their own account without the admin capability. */
 export const SELF_FIELDS: ReadonlySet<string> = new Set(['name', 'email', 'password', 'currentPassword']);
+
+/** A user as the API answers (see `toPublicUser`). */
+export const publicUserSchema = z
+  .object({
+    id: z.number().int(),
+    username: z.string(),
+    name: z.string().nullable(),
+    email: z.string().nullable(),
+    role: z.string(),
+    active: z.boolean(),
+    hasPassword: z.boolean(),
+    authSource: z.string().meta({ description: '`local`, or where the account came from: `oidc:<provider>`, `proxy`.' }),
+    passwordLogin: z.boolean().meta({ description: 'May sign in with a local password.' }),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+    lastActiveAt: z.iso.datetime().nullable(),
+    lastLoginAt: z.iso.datetime().nullable(),
+  })
+  .strict()
+  .meta({ id: 'User' });
+
+/** A path's user id: a positive integer. */
+export const userIdParams = z.object({
+  id: z
+    .string()
+    .regex(/^[1-9]\d{0,15}$/, 'must be a positive integer')
+    .transform(Number)
+    .refine(Number.isSafeInteger, 'must be a positive integer')
+    .meta({ description: 'The user id.' }),
+});
