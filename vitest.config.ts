@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Installs and starts what the tests need, or stops the run naming what is missing.
     globalSetup: ['test/global-setup.ts'],
+    // Every answer the tests receive is checked against openapi.json (test/helpers/openapi-check.ts).
+    setupFiles: ['test/setup.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -19,6 +19,9 @@ function errorCodeSchema(): Record<string, unknown> {
   };
 }
 
+/** Codes whose answers may carry Retry-After. */
+const RETRY_AFTER = new Set([Errors.tooManyAttempts.code, Errors.busy.code]);
+
 /** The error body a route answers with one status: its code is one of `codes`. */
 function errorBody(codes: string[]) {
   return z.object({
@@ -61,7 +64,7 @@ function responsesOf(m: Mounted): ZodOpenApiResponsesObject {
     const codes = [...new Set(factories.map((f) => f.code))].sort();
     out[String(status) as `4${string}`] = {
       description: codes.join(', '),
-      ...(factories.some((f) => f.code === 'auth.too_many_attempts') ? { headers: z.object({ 'Retry-After': z.string().optional() }) } : {}),
+      ...(factories.some((f) => RETRY_AFTER.has(f.code)) ? { headers: z.object({ 'Retry-After': z.string().regex(/^\d+$/).optional().meta({ description: 'Seconds to wait.' }) }) } : {}),
       content: { 'application/json': { schema: errorBody(codes) } },
     };
   }

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { createUsher, type Usher, type UsherOptions } from '../../src/index.js';
+import { openApiDocument } from '../../src/http/openapi.js';
+import { DOCUMENT_INFO } from '../../src/http/document-route.js';
+import { checkAgainstDocument, stopChecking } from './openapi-check.js';
 import { PG_URL, dropSchema, freshSchema, type DbKind } from './db.js';
 import { REDIS_URL, pingRedis } from './redis.js';
 
@@ -47,11 +50,15 @@ export async function startServer(
     const s = buildApp(usher).listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  // The document the server serves at /api/v1/auth/openapi.json, made here so that no test sees the request.
+  checkAgainstDocument(url, openApiDocument(usher.endpoints.mounted, DOCUMENT_INFO));
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     usher,
     dataDir,
     async close() {
+      stopChecking(url);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await usher.close();
