@@ -10,7 +10,6 @@ import { client, errorCode } from './helpers/http.js';
 import { Checker, checked } from './helpers/openapi-check.js';
 import { ROOT } from './helpers/process.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = any;
 const BASE = '/api/v1/auth';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];

@@ -7,7 +7,6 @@ import addFormatsModule from 'ajv-formats';
  * matches its schema (error codes included). A route the document does not describe fails the test.
  */
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = any;
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 const realFetch = globalThis.fetch;
