@@ -34,6 +34,7 @@ import { UserService } from './users/service.js';
 import { ADMIN_ROLE, toPublicUser, type PublicUser } from './users/model.js';
 import { EventStream, type UsherEvent } from './events/stream.js';
 import { AuditLog } from './events/audit.js';
+import { recordPolicyChange } from './events/policy-change.js';
 import { auditEndpoints } from './events/routes.js';
 import { userEndpoints } from './users/routes.js';
 import { EndpointTable } from './http/endpoint-table.js';
@@ -170,6 +171,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
     const users = new UserService(db, keys, log, events);
     await bootstrapAdmin(config, users, log);
+    if (await recordPolicyChange(db, events, authz.digest, authz.roles.size)) log.info({ digest: authz.digest }, 'the access policy changed since the last start');
 
     backend = await openSessionBackend(config, db, log);
     const sessions = new SessionManager(backend, keys, config, log);

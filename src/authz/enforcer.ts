@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,8 @@ export class Authorizer {
     /** External groups → role, from g2 (policy.csv and configuration). */
     readonly groupRoles: GroupRoles,
     private readonly implied: ReadonlyMap<string, readonly string[]>,
+    /** A digest of what the policy grants (capabilities and group rules): it changes when the policy does. */
+    readonly digest: string,
   ) {}
 
   /** `groupRules` are g2 rules that configuration adds to policy.csv's (USHER_PROXY_ADMIN_GROUPS...). */
@@ -53,7 +56,10 @@ export class Authorizer {
     }
     const implied = new Map<string, readonly string[]>();
     for (const role of roles) implied.set(role, [role, ...(await enforcer.getImplicitRolesForUser(role)).filter((r) => r !== role)]);
-    return new Authorizer(allowed, roles, await loadGroupRoles(enforcer, roles, implied, allowed, groupRules), implied);
+    const groupRoles = await loadGroupRoles(enforcer, roles, implied, allowed, groupRules);
+    const rules = [...allowed, ...groupRules.map((r) => `g2\u0000${r.group}\u0000${r.role}\u0000${r.provider}`), ...(await enforcer.getNamedGroupingPolicy('g2')).map((r) => `g2\u0000${r.join('\u0000')}`)];
+    const digest = createHash('sha256').update(rules.sort().join('\n')).digest('hex').slice(0, 16);
+    return new Authorizer(allowed, roles, groupRoles, implied, digest);
   }
 
   /** The role and every role it inherits (admin → admin, user); just the role when the policy does not know it. */

@@ -33,7 +33,8 @@ export type EventType =
   | 'login.rate_limited'
   | 'session.created'
   | 'session.ended'
-  | 'proxy.untrusted_headers';
+  | 'proxy.untrusted_headers'
+  | 'policy.changed';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'user.created',
@@ -55,6 +56,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'session.created',
   'session.ended',
   'proxy.untrusted_headers',
+  'policy.changed',
 ];
 
 /** Small, flat, and never a secret (no password, key, hash or session id). */

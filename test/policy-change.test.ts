@@ -1,0 +1,45 @@
+import { cpSync, appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defaultPolicyDir } from '../src/authz/enforcer.js';
+import { createUsher } from '../src/index.js';
+import { testSettings } from './helpers/app.js';
+import { DB_KINDS } from './helpers/db.js';
+
+describe.each(DB_KINDS)('policy.changed on %s', (kind) => {
+  const { settings, cleanup } = testSettings(kind);
+  const policyDir = mkdtempSync(join(tmpdir(), 'usher-policy-'));
+  cpSync(defaultPolicyDir(), policyDir, { recursive: true });
+  afterAll(async () => {
+    await cleanup();
+    rmSync(policyDir, { recursive: true, force: true });
+  });
+
+  /** Starts Usher on the same database, and answers the policy.changed entries, newest first. */
+  async function startAndRead() {
+    const usher = await createUsher({ config: settings, logger: pino({ level: 'silent' }), policyDir });
+    try {
+      return (await usher.audit.list({ offset: 0, limit: 10, type: 'policy.changed' })).entries;
+    } finally {
+      await usher.close();
+    }
+  }
+
+  it('is recorded by the system at the first start, not again while the policy stays, and again when it changes', async () => {
+    const [first, ...none] = await startAndRead();
+    expect(none).toEqual([]);
+    expect(first).toMatchObject({ type: 'policy.changed', actor: { kind: 'system' }, targetUserId: null, detail: { previous: null, roles: 2 } });
+    const digest = first!.detail.digest;
+    expect(digest).toMatch(/^[0-9a-f]{16}$/);
+
+    expect(await startAndRead()).toHaveLength(1);
+
+    appendFileSync(join(policyDir, 'policy.csv'), 'p, user, audit, read\n');
+    const [changed, before] = await startAndRead();
+    expect(before!.id).toBe(first!.id);
+    expect(changed).toMatchObject({ actor: { kind: 'system' }, detail: { previous: digest } });
+    expect(changed!.detail.digest).not.toBe(digest);
+  });
+});
