@@ -20,9 +20,10 @@ import { LoginLimiter } from './authn/login-limiter.js';
 import { registerLoginRoutes } from './authn/login-routes.js';
 import { PasswordLogin } from './authn/password-login.js';
 import { OidcClient } from './authn/oidc/client.js';
-import { idpLogoutUrl, registerOidcRoutes } from './authn/oidc/routes.js';
+import { registerOidcRoutes } from './authn/oidc/routes.js';
+import { idpLogoutUrl } from './authn/oidc/login.js';
 import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
-import { SessionManager } from './sessions/manager.js';
+import { SessionManager, sessionOf } from './sessions/manager.js';
 import { registerSessionRoutes } from './sessions/routes.js';
 import { registerPublicAuthRoutes } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
@@ -238,7 +239,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
     router.use(API_BASE, jsonBody, authenticate);
-    registerLoginRoutes(router, API_BASE, users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`));
+    registerLoginRoutes(router, API_BASE, users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`));
     registerSessionRoutes(router, API_BASE, users, sessions, authz);
     registerUserRoutes(router, API_BASE, users, authz, schemas, accountUpdate(users, limiter, sessions));
     registerPublicAuthRoutes(router, API_BASE, users, schemas);
