@@ -167,7 +167,10 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const limiter = new LoginLimiter(backend, config.loginLimit);
     // Metrics count events after the audit log, the hooks and the session ending have heard them.
     const metrics = config.metrics.enabled
-      ? new UsherMetrics({ methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)] }, metricsProbes(db, backend))
+      ? new UsherMetrics(
+          { methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)], oidcProviders: config.oidc.providers.map((p) => p.id) },
+          metricsProbes(db, backend, audit),
+        )
       : undefined;
     metrics?.listenTo(events);
 
@@ -206,7 +209,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
     const oidcClients = new Map(
-      config.oidc.providers.map((p) => [p.id, new OidcClient(p, `${config.publicUrl}${API_BASE}/oidc/${p.id}/callback`, config.oidc.timeoutMs, log)]),
+      config.oidc.providers.map((p) => [p.id, new OidcClient(p, `${config.publicUrl}${API_BASE}/oidc/${p.id}/callback`, config.oidc.timeoutMs, log, metrics?.observeOidcRequest)]),
     );
 
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
