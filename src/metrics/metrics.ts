@@ -32,7 +32,7 @@ export type AuthResult = 'success' | 'failure' | 'refused' | 'error' | 'anonymou
 const LOGIN_FAILURE_REASONS = ['unknown', 'password', 'disabled', 'password_login_off'];
 /** Up to oidc.timeout's longest (120 s); a provider answers in tens to hundreds of milliseconds. */
 const OIDC_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
-/** Most events' listeners are done in microseconds (all synchronous); ending sessions takes a store round trip. */
+/** Most events' listeners are done at once; ending sessions waits for the session store. */
 const DELIVERY_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60];
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
