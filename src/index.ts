@@ -20,9 +20,10 @@ import { LoginLimiter } from './authn/login-limiter.js';
 import { loginEndpoints } from './authn/login-routes.js';
 import { PasswordLogin } from './authn/password-login.js';
 import { OidcClient } from './authn/oidc/client.js';
-import { idpLogoutUrl, registerOidcRoutes } from './authn/oidc/routes.js';
+import { oidcEndpoints } from './authn/oidc/routes.js';
+import { OidcLogin, idpLogoutUrl } from './authn/oidc/login.js';
 import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
-import { SessionManager } from './sessions/manager.js';
+import { SessionManager, sessionOf } from './sessions/manager.js';
 import { sessionEndpoints } from './sessions/routes.js';
 import { publicAuthEndpoints } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
@@ -190,7 +191,10 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const limiter = new LoginLimiter(backend, config.loginLimit);
     // Metrics count events after the audit log, the hooks and the session ending have heard them.
     const metrics = config.metrics.enabled
-      ? new UsherMetrics({ methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)] }, metricsProbes(db, backend))
+      ? new UsherMetrics(
+          { methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)], oidcProviders: config.oidc.providers.map((p) => p.id) },
+          metricsProbes(db, backend, audit),
+        )
       : undefined;
     metrics?.listenTo(events);
 
@@ -229,7 +233,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
 
     const oidcClients = new Map(
-      config.oidc.providers.map((p) => [p.id, new OidcClient(p, `${config.publicUrl}${API_BASE}/oidc/${p.id}/callback`, config.oidc.timeoutMs, log)]),
+      config.oidc.providers.map((p) => [p.id, new OidcClient(p, `${config.publicUrl}${API_BASE}/oidc/${p.id}/callback`, config.oidc.timeoutMs, log, metrics?.observeOidcRequest)]),
     );
 
     // One flat router with full paths: a mounted sub-router costs a prefix rewrite on every request.
@@ -258,7 +262,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       }
     });
     // OIDC first: the provider's back-channel logout is a form post, which the JSON-only parser refuses.
-    registerOidcRoutes(router, API_BASE, {
+    const oidcLogin = new OidcLogin({
       clients: oidcClients,
       sessions,
       users,
@@ -266,13 +270,14 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       log,
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
+    endpoints.mount(router, API_BASE, oidcEndpoints(oidcLogin, API_BASE), { errors: [Errors.keyInUrl, Errors.sessionStoreUnavailable] });
     router.use(API_BASE, jsonBody, authenticate);
     endpoints.mount(
       router,
       API_BASE,
       [
         ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
-        ...loginEndpoints(users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`)),
+        ...loginEndpoints(users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),

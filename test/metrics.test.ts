@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { Counter, register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../src/config/load.js';
+import { ANONYMOUS, eventOf, type UsherEvent } from '../src/events/stream.js';
 import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client } from './helpers/http.js';
-import { ROOT } from './helpers/process.js';
+import { IdpJar, signInAtIdp, startIdp, type TestIdp } from './helpers/oidc-provider.js';
+import { freePort, ROOT } from './helpers/process.js';
 import { PrivateRedis, REDIS_URL, freshPrefix, deletePrefix, pingRedis } from './helpers/redis.js';
-import { setupAdmin } from './helpers/users.js';
+import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
 const TOKEN = 'metrics-token-0123456789abcdef0123456789';
@@ -243,7 +245,19 @@ describe('metrics with sessions in Redis', () => {
       expect(declared.get(family), `${name} is not in /metrics`).toBeDefined();
       if (family !== name) expect(declared.get(family)).toBe('histogram');
     }
-    expect([...queried]).toEqual(expect.arrayContaining(['usher_auth_total', 'usher_redis_up', 'usher_events_total', 'usher_users']));
+    expect([...queried]).toEqual(
+      expect.arrayContaining([
+        'usher_auth_total',
+        'usher_redis_up',
+        'usher_events_total',
+        'usher_users',
+        'usher_sessions_active',
+        'usher_oidc_request_duration_seconds_bucket',
+        'usher_event_delivery_seconds_bucket',
+        'usher_audit_pending',
+        'usher_audit_lost_total',
+      ]),
+    );
   });
 
   it('reports Redis up, then down once it is gone', async () => {
@@ -253,5 +267,259 @@ describe('metrics with sessions in Redis', () => {
     expect(status).toBe(200);
     expect(sample(text, 'usher_redis_up')).toBe(0);
     expect(sample(text, 'usher_database_up')).toBe(1);
+  });
+});
+
+describe.each([
+  ['sqlite', false],
+  ['postgres', false],
+  ['sqlite', true],
+] as const)('active sessions on %s (Redis: %s)', (kind, inRedis) => {
+  let server: TestServer;
+  const prefix = freshPrefix();
+
+  beforeAll(async () => {
+    if (inRedis) await pingRedis();
+    server = await startServer(kind, {
+      settings: { metrics: { enabled: true, token: TOKEN }, ...(inRedis ? { redis: { url: REDIS_URL, keyPrefix: prefix } } : {}) },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (inRedis) await deletePrefix(prefix, REDIS_URL);
+  });
+
+  const active = async () => sample((await scrape(server.url)).text, 'usher_sessions_active');
+
+  it('counts the signed-in sessions in the store after logins, a logout and a disabled account', async () => {
+    const c = client(server.url);
+    const adminKey = await setupAdmin(c);
+    const bob = await createUser(server, c, adminKey, { username: 'bob', password: 'bob-password' });
+    // An API key and a failed login make no session.
+    expect((await c.get(`${AUTH}/me`, { key: adminKey })).status).toBe(200);
+    expect((await c.post(`${AUTH}/login`, { body: { username: 'bob', password: 'wrong-password' } })).status).toBe(401);
+    expect(await active()).toBe(0);
+
+    const signIn = async (username: string) => {
+      const browser = client(server.url, {});
+      expect((await browser.post(`${AUTH}/login`, { body: { username, password: `${username}-password` } })).status).toBe(200);
+      return browser;
+    };
+    const admin1 = await signIn('admin');
+    await signIn('admin');
+    await signIn('bob');
+    await signIn('bob');
+    expect(await active()).toBe(4);
+
+    expect((await admin1.post(`${AUTH}/logout`)).status).toBe(204);
+    expect(await active()).toBe(3);
+    // Disabling bob ends both his sessions.
+    expect((await c.post(`${AUTH}/users/${bob.user.id}/status`, { key: adminKey, body: { active: false } })).status).toBe(200);
+    expect(await active()).toBe(1);
+  });
+});
+
+describe('event stream and audit backlog', () => {
+  let server: TestServer;
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+
+  beforeAll(async () => {
+    server = await startServer('sqlite', {
+      settings: { metrics: { enabled: true, token: TOKEN } },
+      // A host hook that takes as long as the test says for one user.
+      hooks: { onUserCreated: (user) => (user.username === 'held' ? held : undefined) },
+    });
+  });
+  afterAll(async () => {
+    release();
+    await server?.close();
+  });
+
+  it('times each event to its last listener and counts the hooks still running', async () => {
+    const c = client(server.url);
+    const adminKey = await setupAdmin(c);
+    await c.post(`${AUTH}/login`, { body: { username: 'admin', password: 'wrong-password' } });
+    let text = (await scrape(server.url)).text;
+    const delivered = (type: string) => sample(text, 'usher_event_delivery_seconds_count', { type });
+    expect(delivered('user.created')).toBe(1);
+    expect(delivered('login.failed')).toBe(1);
+    expect(sample(text, 'usher_event_listeners_running')).toBe(0);
+
+    // The hook for 'held' does not return: the request is answered, the event is not delivered yet.
+    expect((await c.post(`${AUTH}/users`, { key: adminKey, body: { username: 'held', password: 'held-password' } })).status).toBe(201);
+    text = (await scrape(server.url)).text;
+    expect(sample(text, 'usher_event_listeners_running')).toBe(1);
+    expect(delivered('user.created')).toBe(1);
+    expect(sample(text, 'usher_events_total', { type: 'user.created' })).toBe(2);
+
+    release();
+    await held;
+    text = (await scrape(server.url)).text;
+    expect(sample(text, 'usher_event_listeners_running')).toBe(0);
+    expect(delivered('user.created')).toBe(2);
+  });
+
+  it('counts the authentication events whose audit write failed', async () => {
+    const c = client(server.url);
+    const { db, audit } = server.usher;
+    await audit.flush();
+    let text = (await scrape(server.url)).text;
+    expect(sample(text, 'usher_audit_pending')).toBe(0);
+    expect(sample(text, 'usher_audit_oldest_pending_seconds')).toBe(0);
+    expect(sample(text, 'usher_audit_lost_total', { reason: 'write_failed' })).toBe(0);
+    expect(sample(text, 'usher_audit_lost_total', { reason: 'queue_full' })).toBe(0);
+
+    await db.raw('ALTER TABLE audit_log RENAME TO audit_log_away');
+    try {
+      for (let i = 0; i < 2; i++) expect((await c.post(`${AUTH}/login`, { body: { username: 'admin', password: 'wrong-password' } })).status).toBe(401);
+      await audit.flush();
+    } finally {
+      await db.raw('ALTER TABLE audit_log_away RENAME TO audit_log');
+    }
+    text = (await scrape(server.url)).text;
+    expect(sample(text, 'usher_audit_lost_total', { reason: 'write_failed' })).toBe(2);
+    expect(sample(text, 'usher_audit_pending')).toBe(0);
+
+    // Written again once the table is back.
+    expect((await c.post(`${AUTH}/login`, { body: { username: 'admin', password: 'wrong-password' } })).status).toBe(401);
+    await audit.flush();
+    text = (await scrape(server.url)).text;
+    expect(sample(text, 'usher_audit_lost_total', { reason: 'write_failed' })).toBe(2);
+    expect((await audit.list({ offset: 0, limit: 10, type: 'login.failed' })).total).toBe(2);
+  });
+});
+
+describe('audit backlog while the database holds the writes (PostgreSQL)', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer('postgres', { settings: { metrics: { enabled: true, token: TOKEN } } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('shows what waits and since when, and counts what a full queue drops', async () => {
+    const { db, audit, events } = server.usher;
+    const failed = (at: number): UsherEvent => ({ ...eventOf({ actor: ANONYMOUS }, 'login.failed', null, { method: 'password', reason: 'unknown' }), at });
+    const lock = await db.transaction();
+    try {
+      await lock.raw('LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE');
+      // One event two minutes old goes into a batch whose write waits on the lock...
+      await events.publish([failed(Date.now() - 120_000)]);
+      const writing = audit.flush();
+      // ...then the queue fills (10,000 at most) and the rest is dropped.
+      await events.publish(Array.from({ length: 10_250 }, () => failed(Date.now())));
+      const { text } = await scrape(server.url);
+      expect(sample(text, 'usher_audit_pending')).toBe(10_001);
+      expect(sample(text, 'usher_audit_oldest_pending_seconds')).toBeGreaterThanOrEqual(120);
+      expect(sample(text, 'usher_audit_lost_total', { reason: 'queue_full' })).toBe(250);
+      await lock.commit();
+      await writing;
+    } finally {
+      if (!lock.isCompleted()) await lock.rollback();
+    }
+    await audit.flush();
+    const { text } = await scrape(server.url);
+    expect(sample(text, 'usher_audit_pending')).toBe(0);
+    expect(sample(text, 'usher_audit_oldest_pending_seconds')).toBe(0);
+    expect(sample(text, 'usher_audit_lost_total', { reason: 'queue_full' })).toBe(250);
+    expect((await audit.list({ offset: 0, limit: 1, type: 'login.failed' })).total).toBe(10_001);
+  });
+});
+
+describe('metrics of OpenID providers', () => {
+  const SECRET = 'client-secret-for-tests-0123456789';
+  let idp: TestIdp;
+  let flaky: TestIdp;
+  let server: TestServer;
+  let usherUrl: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    usherUrl = `http://127.0.0.1:${port}`;
+    idp = await startIdp({
+      clients: [
+        {
+          client_id: 'usher-main',
+          client_secret: SECRET,
+          token_endpoint_auth_method: 'client_secret_basic',
+          redirect_uris: [`${usherUrl}${AUTH}/oidc/main/callback`],
+          backchannel_logout_uri: `${usherUrl}${AUTH}/oidc/main/backchannel-logout`,
+        },
+      ],
+    });
+    flaky = await startIdp({ clients: [] });
+    const provider = (id: string, issuer: string) => ({ id, name: id, issuer, clientId: `usher-${id}`, clientSecret: SECRET });
+    server = await startServer('sqlite', {
+      port,
+      settings: {
+        server: { publicUrl: usherUrl },
+        metrics: { enabled: true, token: TOKEN },
+        oidc: { timeout: '1s', startsPerMinute: 1000, providers: [provider('main', idp.issuer), provider('flaky', flaky.issuer)] },
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await idp?.close();
+    await flaky?.close();
+  });
+
+  /** The code flow with fetch; `code` replaces the IdP's code in the callback. */
+  async function login(who: string, code?: string) {
+    const browser = client(usherUrl, {});
+    const start = await browser.get(`${AUTH}/oidc/main/login`);
+    expect(start.status, start.text).toBe(302);
+    const callback = new URL(await signInAtIdp(start.headers.get('location')!, who, 'password', new IdpJar()));
+    if (code !== undefined) callback.searchParams.set('code', code);
+    return browser.get(callback.href.slice(usherUrl.length));
+  }
+
+  it('times every request to a provider by operation and result, and counts the sessions its logins make', async () => {
+    const requests = (text: string, provider: string, operation: string, result: string) =>
+      sample(text, 'usher_oidc_request_duration_seconds_count', { provider, operation, result });
+    expect((await login('alice')).status).toBe(302);
+    expect((await login('bob')).status).toBe(302);
+    // A code the IdP never issued: the token endpoint answers 400.
+    const refused = await login('alice', 'not-a-code');
+    expect(refused.status).toBe(401);
+    expect(errorCode(refused)).toBe('oidc.login_failed');
+    // A login started and never finished holds a session, but no one is signed in with it.
+    expect((await client(usherUrl, {}).get(`${AUTH}/oidc/main/login`)).status).toBe(302);
+    let text = (await scrape(usherUrl)).text;
+    // Discovery once, then per login a token request and a userinfo request; the keys once (then cached).
+    expect(requests(text, 'main', 'discovery', 'ok')).toBe(1);
+    expect(requests(text, 'main', 'token', 'ok')).toBe(2);
+    expect(requests(text, 'main', 'token', 'http_4xx')).toBe(1);
+    expect(requests(text, 'main', 'userinfo', 'ok')).toBe(2);
+    expect(requests(text, 'main', 'jwks', 'ok')).toBe(1);
+    expect(requests(text, 'main', 'other', 'ok')).toBeUndefined();
+    expect(sample(text, 'usher_auth_total', { method: 'oidc:main', result: 'success' })).toBe(2);
+    expect(sample(text, 'usher_sessions_active')).toBe(2);
+
+    // The logout token is checked against the provider's keys, fetched for it by jose.
+    await idp.backchannelLogout('usher-main', 'alice');
+    text = (await scrape(usherUrl)).text;
+    expect(requests(text, 'main', 'jwks', 'ok')).toBe(2);
+    expect(sample(text, 'usher_sessions_active')).toBe(1);
+
+    // A failed discovery is retried at the next login: each outage is one request of its own.
+    for (const outage of ['503', 'hang', 'refused'] as const) {
+      await flaky.setDown(outage);
+      const res = await client(usherUrl, {}).get(`${AUTH}/oidc/flaky/login`);
+      expect(res.status).toBe(502);
+      expect(errorCode(res)).toBe('oidc.provider_unavailable');
+    }
+    await flaky.setDown(false);
+    text = (await scrape(usherUrl)).text;
+    expect(requests(text, 'flaky', 'discovery', 'http_5xx')).toBe(1);
+    expect(requests(text, 'flaky', 'discovery', 'timeout')).toBe(1);
+    expect(requests(text, 'flaky', 'discovery', 'unreachable')).toBe(1);
+    expect(requests(text, 'flaky', 'discovery', 'ok')).toBeUndefined();
+    expect(requests(text, 'main', 'token', 'ok')).toBe(2);
   });
 });

@@ -70,6 +70,16 @@ function fromRow(r: AuditRow): AuditEntry {
   };
 }
 
+/** How far behind the batched writes are, and what they lost (metrics). */
+export interface AuditBacklog {
+  /** Authentication events waiting to be written, the batch being written included. */
+  pending: number;
+  /** When the first of them happened (ms since the epoch): they wait in order. Undefined when none waits. */
+  oldestAt: number | undefined;
+  /** Events never written since start: dropped with the queue full, or in a batch whose write failed. */
+  lost: { queueFull: number; writeFailed: number };
+}
+
 export interface AuditQuery {
   offset: number;
   limit: number;
@@ -88,6 +98,9 @@ export class AuditLog {
   private pending: Omit<AuditRow, 'id'>[] = [];
   private dropped = 0;
   private flushing: Promise<void> | undefined;
+  /** The batch being written: how many of its rows are not written yet, and the first of those's time. */
+  private writing: { rows: number; oldestAt: number } | undefined;
+  private readonly lost = { queueFull: 0, writeFailed: 0 };
   private readonly timer: NodeJS.Timeout;
   private readonly pruner: NodeJS.Timeout;
 
@@ -109,6 +122,7 @@ export class AuditLog {
   private enqueue(e: UsherEvent): void {
     if (this.pending.length >= MAX_PENDING) {
       this.dropped++;
+      this.lost.queueFull++;
       return;
     }
     this.pending.push(toRow(e));
@@ -124,16 +138,34 @@ export class AuditLog {
     this.pending = [];
     this.dropped = 0;
     this.flushing = (async () => {
+      if (dropped > 0) this.log.warn({ dropped }, 'audit: authentication events dropped, more came than could be written');
+      let written = 0;
       try {
-        for (let i = 0; i < rows.length; i += BATCH_ROWS) await this.db('audit_log').insert(rows.slice(i, i + BATCH_ROWS));
-        if (dropped > 0) this.log.warn({ dropped }, 'audit: authentication events dropped, more came than could be written');
+        while (written < rows.length) {
+          this.writing = { rows: rows.length - written, oldestAt: Number(rows[written]!.at) };
+          const batch = rows.slice(written, written + BATCH_ROWS);
+          await this.db('audit_log').insert(batch);
+          written += batch.length;
+        }
       } catch (err) {
-        this.log.warn({ err, rows: rows.length }, 'audit: could not write authentication events');
+        this.lost.writeFailed += rows.length - written;
+        this.log.warn({ err, rows: rows.length - written }, 'audit: could not write authentication events');
       } finally {
+        this.writing = undefined;
         this.flushing = undefined;
       }
     })();
     return this.flushing;
+  }
+
+  /** How far behind the batched writes are; read at each metrics scrape. Events wait in the order they came. */
+  backlog(): AuditBacklog {
+    const first = this.pending[0];
+    return {
+      pending: (this.writing?.rows ?? 0) + this.pending.length,
+      oldestAt: this.writing?.oldestAt ?? (first && Number(first.at)),
+      lost: { ...this.lost },
+    };
   }
 
   /** Removes entries older than the retention. */

@@ -93,6 +93,8 @@ export interface Origin {
 export const SYSTEM_ORIGIN: Origin = Object.freeze({ actor: SYSTEM });
 
 type Recorder = (trx: Knex.Transaction, events: readonly UsherEvent[]) => Promise<void>;
+/** Told how long an event's listeners took, from its publication until the last of them, awaited or not, was done. */
+export type DeliveryObserver = (event: UsherEvent, seconds: number) => void;
 interface Listener {
   readonly types: ReadonlySet<EventType> | undefined;
   readonly handle: (event: UsherEvent) => void | Promise<void>;
@@ -108,6 +110,8 @@ interface Listener {
 export class EventStream {
   private readonly recorders: Recorder[] = [];
   private readonly listeners: Listener[] = [];
+  private readonly deliveryObservers: DeliveryObserver[] = [];
+  private running = 0;
 
   constructor(private readonly log: Logger) {}
 
@@ -126,6 +130,16 @@ export class EventStream {
     for (const recorder of this.recorders) await recorder(trx, events);
   }
 
+  /** Hears how long each published event took to deliver (metrics); synchronous, it must not throw. */
+  onDelivered(observe: DeliveryObserver): void {
+    this.deliveryObservers.push(observe);
+  }
+
+  /** Listeners still running for events already published (those publish() does not await): a hook that hangs stays here. */
+  get listenersRunning(): number {
+    return this.running;
+  }
+
   /**
    * Tells listeners, in the order they subscribed. Awaited listeners run to the end even when one fails;
    * then the first failure is thrown. The others' failures are logged, never thrown.
@@ -133,21 +147,45 @@ export class EventStream {
   async publish(events: readonly UsherEvent[]): Promise<void> {
     let failure: unknown;
     for (const event of events) {
+      const start = performance.now();
+      let later: Promise<void>[] | undefined;
       for (const listener of this.listeners) {
         if (listener.types && !listener.types.has(event.type)) continue;
         try {
           const done = listener.handle(event);
           if (done instanceof Promise) {
             if (listener.awaited) await done;
-            else done.catch((err: unknown) => this.log.warn({ err, event: event.type }, 'event listener failed'));
+            else (later ??= []).push(this.runLater(done, event));
           }
         } catch (err) {
           if (listener.awaited) failure ??= err;
           else this.log.warn({ err, event: event.type }, 'event listener failed');
         }
       }
+      if (this.deliveryObservers.length > 0) {
+        const delivered = () => {
+          const seconds = (performance.now() - start) / 1000;
+          for (const observe of this.deliveryObservers) observe(event, seconds);
+        };
+        if (later) void Promise.all(later).then(delivered);
+        else delivered();
+      }
     }
     if (failure !== undefined) throw failure;
+  }
+
+  /** A listener's work that publish() does not wait for: counted while it runs, its failure logged. */
+  private runLater(done: Promise<void>, event: UsherEvent): Promise<void> {
+    this.running++;
+    return done.then(
+      () => {
+        this.running--;
+      },
+      (err: unknown) => {
+        this.running--;
+        this.log.warn({ err, event: event.type }, 'event listener failed');
+      },
+    );
   }
 }
 

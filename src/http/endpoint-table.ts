@@ -58,15 +58,22 @@ function send(res: Response, reply: Reply | void): void {
  */
 export class EndpointTable {
   readonly mounted: Mounted[] = [];
+  /** What each router serves already: declaring a route twice on one router is a mistake. */
+  private readonly served = new WeakMap<Router, Set<string>>();
 
   constructor(private readonly allowed: (caller: AuthUser, object: string, action: string) => boolean) {}
 
   mount(router: Router, base: string, endpoints: readonly Endpoint[], options: MountOptions): void {
     const byPath = new Map<string, Endpoint[]>();
+    const served = this.served.get(router) ?? new Set<string>();
+    this.served.set(router, served);
     for (const e of endpoints) {
       const path = base + e.path;
-      if (this.mounted.some((m) => m.path === path && m.endpoint.method === e.method)) throw new Error(`${e.method.toUpperCase()} ${path} is declared twice`);
-      this.mounted.push({ endpoint: e, path, errors: this.errorsOf(e, options.errors) });
+      const key = `${e.method} ${path}`;
+      if (served.has(key)) throw new Error(`${e.method.toUpperCase()} ${path} is declared twice`);
+      served.add(key);
+      // The same routes on a second app (buildApp called again) are described once.
+      if (!this.mounted.some((m) => m.path === path && m.endpoint.method === e.method)) this.mounted.push({ endpoint: e, path, errors: this.errorsOf(e, options.errors) });
       byPath.set(path, [...(byPath.get(path) ?? []), e]);
     }
     for (const [path, list] of byPath) {

@@ -1,7 +1,9 @@
 import type { Request, RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AppError } from '../errors.js';
+import type { AuditBacklog } from '../events/audit.js';
 import { EVENT_TYPES, type EventStream, type UsherEvent } from '../events/stream.js';
+import type { OidcRequest } from '../authn/oidc/observed-fetch.js';
 
 /** What the gauges read at scrape time; each probe is given `probeTimeoutMs` and counts as down past it. */
 export interface MetricsProbes {
@@ -10,18 +12,28 @@ export interface MetricsProbes {
   database(): Promise<unknown>;
   /** Only when sessions live in Redis. */
   redis?: () => Promise<unknown>;
+  /** The signed-in sessions alive in the session store. */
+  sessions(): Promise<number>;
+  /** The audit log's batched writes: what waits, since when, and what was lost. */
+  audit(): AuditBacklog;
 }
 
 /** Any label value outside these becomes 'other': label values stay bounded whatever a caller passes. */
 export interface MetricsLabels {
   /** Authentication methods: the chain's ('api-key', 'session', 'proxy'), 'password', `oidc:<id>` for each provider. */
   readonly methods: readonly string[];
+  /** The ids of oidc.providers. */
+  readonly oidcProviders: readonly string[];
 }
 
 /** How a request fared in the authentication chain, or a login attempt. */
 export type AuthResult = 'success' | 'failure' | 'refused' | 'error' | 'anonymous';
 
 const LOGIN_FAILURE_REASONS = ['unknown', 'password', 'disabled', 'password_login_off'];
+/** Up to oidc.timeout's longest (120 s); a provider answers in tens to hundreds of milliseconds. */
+const OIDC_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
+/** Most events' listeners are done at once; ending sessions waits for the session store. */
+const DELIVERY_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60];
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -39,15 +51,19 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 export class UsherMetrics {
   readonly registry = new Registry();
   private readonly methods: ReadonlySet<string>;
+  private readonly oidcProviders: ReadonlySet<string>;
   private readonly auth: Counter<'method' | 'result'>;
   private readonly loginFailures: Counter<'reason'>;
   private readonly rateLimited: Counter;
   private readonly events: Counter<'type'>;
   private readonly duration: Histogram<'route' | 'status_class'>;
+  private readonly oidcRequests: Histogram<'provider' | 'operation' | 'result'>;
+  private readonly delivery: Histogram<'type'>;
 
   constructor(labels: MetricsLabels, probes: MetricsProbes, probeTimeoutMs = 2_000) {
     const registers = [this.registry];
     this.methods = new Set([...labels.methods, 'none']);
+    this.oidcProviders = new Set(labels.oidcProviders);
     collectDefaultMetrics({ register: this.registry });
     this.auth = new Counter({
       name: 'usher_auth_total',
@@ -64,6 +80,20 @@ export class UsherMetrics {
       name: 'usher_http_request_duration_seconds',
       help: 'HTTP requests by route template (unmatched: no route answered) and status class.',
       labelNames: ['route', 'status_class'],
+      registers,
+    });
+    this.oidcRequests = new Histogram({
+      name: 'usher_oidc_request_duration_seconds',
+      help: 'Requests to OpenID providers, to their response headers, by provider, operation (discovery, token, userinfo, jwks, other) and result (ok, http_4xx, http_5xx, timeout, unreachable).',
+      labelNames: ['provider', 'operation', 'result'],
+      buckets: OIDC_BUCKETS,
+      registers,
+    });
+    this.delivery = new Histogram({
+      name: 'usher_event_delivery_seconds',
+      help: "From an event's publication until every listener (audit queue, hooks, session ending, caches, metrics) is done, by event type.",
+      labelNames: ['type'],
+      buckets: DELIVERY_BUCKETS,
       registers,
     });
 
@@ -96,6 +126,46 @@ export class UsherMetrics {
         this.set(await up(probes.database));
       },
     });
+    new Gauge({
+      name: 'usher_sessions_active',
+      help: 'Signed-in sessions alive in the session store, which every instance shares (read at each scrape).',
+      registers,
+      async collect() {
+        const count = await timed(probes.sessions).catch(() => undefined);
+        // Unreadable: no sample rather than a zero that looks like everyone signed out.
+        this.reset();
+        if (count !== undefined) this.set(count);
+      },
+    });
+    new Gauge({
+      name: 'usher_audit_pending',
+      help: 'Authentication events waiting to be written to the audit log (written in batches about every second).',
+      registers,
+      collect() {
+        this.set(probes.audit().pending);
+      },
+    });
+    new Gauge({
+      name: 'usher_audit_oldest_pending_seconds',
+      help: 'Age of the oldest authentication event waiting to be written to the audit log; 0 when none waits.',
+      registers,
+      collect() {
+        const { oldestAt } = probes.audit();
+        this.set(oldestAt === undefined ? 0 : Math.max(0, (Date.now() - oldestAt) / 1000));
+      },
+    });
+    new Counter({
+      name: 'usher_audit_lost_total',
+      help: 'Authentication events never written to the audit log: queue_full (more came than could be written), write_failed (the database refused the batch).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const { lost } = probes.audit();
+        this.reset();
+        this.inc({ reason: 'queue_full' }, lost.queueFull);
+        this.inc({ reason: 'write_failed' }, lost.writeFailed);
+      },
+    });
     if (probes.redis) {
       const redis = probes.redis;
       new Gauge({
@@ -109,10 +179,28 @@ export class UsherMetrics {
     }
   }
 
-  /** Counts every event, and the login ones as authentication outcomes. Synchronous: never slows a publish. */
+  /**
+   * Counts every event, and the login ones as authentication outcomes; times each event's delivery to its
+   * listeners, and counts the listeners still running. Synchronous: never slows a publish.
+   */
   listenTo(events: EventStream): void {
     events.on((e) => this.heard(e));
+    events.onDelivered((e, seconds) => this.delivery.observe({ type: e.type }, seconds));
+    new Gauge({
+      name: 'usher_event_listeners_running',
+      help: 'Event listeners not awaited by the change that published the event (host hooks) and still running: one that hangs stays counted.',
+      registers: [this.registry],
+      collect() {
+        this.set(events.listenersRunning);
+      },
+    });
   }
+
+  /** One request to an OpenID provider (OidcClient's observer). */
+  readonly observeOidcRequest = (r: OidcRequest): void => {
+    const provider = this.oidcProviders.has(r.provider) ? r.provider : 'other';
+    this.oidcRequests.observe({ provider, operation: r.operation, result: r.result }, r.seconds);
+  };
 
   private heard(e: UsherEvent): void {
     this.events.inc({ type: e.type });

@@ -1,9 +1,13 @@
 import type { Db } from '../db/connect.js';
+import type { AuditLog } from '../events/audit.js';
 import type { SessionBackend } from '../sessions/backend.js';
 import type { MetricsProbes } from './metrics.js';
 
-/** The gauges' reads: one grouped count of the users, a trivial query, and a read of a session that never exists. */
-export function metricsProbes(db: Db, backend: SessionBackend): MetricsProbes {
+/**
+ * The gauges' reads: one grouped count of the users, a trivial query, a read of a session that never exists,
+ * the store's count of signed-in sessions, and the audit log's backlog (in memory).
+ */
+export function metricsProbes(db: Db, backend: SessionBackend, audit: AuditLog): MetricsProbes {
   return {
     async users() {
       const rows = (await db('users').select('role', 'active').count({ n: '*' }).groupBy('role', 'active')) as { role: string; active: unknown; n: number | string }[];
@@ -13,5 +17,7 @@ export function metricsProbes(db: Db, backend: SessionBackend): MetricsProbes {
     database: () => db.raw('select 1'),
     // The store's own read path: a Redis failure there is a rejection (503 session.store_unavailable).
     redis: backend.kind === 'redis' ? async () => backend.store.read('usher-metrics-probe') : undefined,
+    sessions: () => backend.countActive(),
+    audit: () => audit.backlog(),
   };
 }

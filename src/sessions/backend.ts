@@ -35,6 +35,11 @@ export interface SessionBackend {
    * it rejects with a RateLimiterRes, as rate-limiter-flexible does; any other rejection is the 503.
    */
   limiter(name: string, points: number, windowMs: number): RateLimiterAbstract;
+  /**
+   * The signed-in sessions alive in the store (every instance sharing it sees the same number); a session of
+   * a login under way, before sign-in, is not one. Costs one indexed count (see each backend).
+   */
+  countActive(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -263,6 +268,60 @@ export function storeDestroy(store: session.Store, sid: string): Promise<void> {
   return new Promise((resolve, reject) => store.destroy(sid, (err) => (err ? reject(err) : resolve())));
 }
 
+/** The instant a session's stored copy expires, as connect-redis computes its TTL (a day when the cookie has no expiry). */
+function expiresAt(data: session.SessionData, now: number): number {
+  return data.cookie?.expires ? new Date(data.cookie.expires).getTime() : now + 86_400_000;
+}
+
+/**
+ * connect-redis's store, plus a sorted set of the signed-in sessions scored by expiry, so they can be counted
+ * with one ZCOUNT (O(log n)) rather than a scan of the keys. The set is kept beside the sessions, not with them:
+ * a failed ZADD or ZREM only skews the count, and never for longer than that session's own expiry. Each write
+ * also drops the entries already expired, so the set holds little more than the live sessions.
+ */
+class CountedRedisStore extends session.Store {
+  constructor(
+    private readonly inner: RedisStore,
+    private readonly client: RedisClientType,
+    private readonly key: string,
+  ) {
+    super();
+  }
+
+  // Each returns connect-redis's promise, as connect-redis itself does: GuardedStore catches its rejections.
+  override get(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): Promise<unknown> {
+    return this.inner.get(sid, cb);
+  }
+  override set(sid: string, data: session.SessionData, cb?: Callback): Promise<unknown> {
+    return this.inner.set(sid, data, (err?: unknown) => {
+      if (err || data.userId === undefined) return cb?.(err);
+      const now = Date.now();
+      this.client
+        .multi()
+        .zAdd(this.key, { score: expiresAt(data, now), value: sid })
+        .zRemRangeByScore(this.key, '-inf', now)
+        .exec()
+        .then(
+          () => cb?.(),
+          () => cb?.(),
+        );
+    });
+  }
+  override destroy(sid: string, cb?: Callback): Promise<unknown> {
+    return this.inner.destroy(sid, (err?: unknown) => {
+      if (err) return cb?.(err);
+      this.client.zRem(this.key, sid).then(
+        () => cb?.(),
+        () => cb?.(),
+      );
+    });
+  }
+
+  count(): Promise<number> {
+    return this.client.zCount(this.key, Date.now(), '+inf');
+  }
+}
+
 function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
   const knexStore = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 60_000, onDbCleanupError: (err) => log.warn({ err }, 'session cleanup failed') });
   const store = new GuardedStore(new CachedStore(knexStore, cacheTtlMs), log);
@@ -291,6 +350,15 @@ function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
       },
     },
     limiter: (name, points, windowMs) => new RateLimiterMemory({ keyPrefix: name, points, duration: Math.ceil(windowMs / 1000) }),
+    // The index names the signed-in sessions; the join keeps those the store holds unexpired (as its own
+    // get() decides). One count over the index, which holds the live sessions plus those not pruned yet.
+    async countActive() {
+      const alive = db.client.dialect === 'sqlite3' ? 'datetime(?) <= datetime(s.expired)' : 'CAST(? AS timestamp with time zone) <= s.expired';
+      const row = (await db('session_index as i').join('sessions as s', 's.sid', 'i.sid').whereRaw(alive, [new Date().toISOString()]).count({ n: '*' }).first()) as
+        | { n: number | string }
+        | undefined;
+      return Number(row?.n ?? 0);
+    },
     async close() {
       clearTimeout(knexStore.nextDbCleanup);
     },
@@ -339,7 +407,8 @@ async function connectRedis(url: string, log: Logger): Promise<RedisClientType> 
 
 function redisBackend(client: RedisClientType, prefix: string, log: Logger): SessionBackend {
   const indexKey = (userId: number) => `${prefix}user-sessions:${userId}`;
-  const store = new GuardedStore(new RedisStore({ client, prefix: `${prefix}sess:`, disableTouch: true }), log);
+  const counted = new CountedRedisStore(new RedisStore({ client, prefix: `${prefix}sess:`, disableTouch: true }), client, `${prefix}sessions-by-expiry`);
+  const store = new GuardedStore(counted, log);
   return {
     kind: 'redis',
     store,
@@ -365,6 +434,7 @@ function redisBackend(client: RedisClientType, prefix: string, log: Logger): Ses
     },
     limiter: (name, points, windowMs) =>
       new RateLimiterRedis({ storeClient: client, useRedisPackage: true, keyPrefix: `${prefix}${name}`, points, duration: Math.ceil(windowMs / 1000) }),
+    countActive: () => counted.count(),
     async close() {
       client.destroy();
     },
@@ -380,6 +450,7 @@ export async function openSessionBackend(config: UsherConfig, db: Db, log: Logge
     store: backend.store,
     index: guardIndex(backend.index, log),
     limiter: (name, points, windowMs) => guardLimiter(backend.limiter(name, points, windowMs), log),
+    countActive: () => backend.countActive().catch((err: unknown) => Promise.reject(storeFailure(log, err))),
     close: () => backend.close(),
   };
 }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
-import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose';
 import type { Logger } from 'pino';
 import type { OidcProviderConfig } from '../../config/oidc.js';
 import { Errors } from '../../errors.js';
+import { observedFetch, type OidcOperation, type OidcRequestObserver, type ProviderFetch } from './observed-fetch.js';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
@@ -17,13 +18,23 @@ export class OidcClient {
   private jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   /** Logout tokens already used (jti), kept for their short lifetime, so one cannot be replayed. */
   private readonly seenJti = new Map<string, number>();
+  /** The discovered endpoints, by URL without query: what each request to the provider is for. */
+  private readonly endpoints = new Map<string, OidcOperation>();
+  /** openid-client's and jose's requests, timed for `observe` when it is given. */
+  private readonly fetch: ProviderFetch | undefined;
+  private readonly fetchJwks: ProviderFetch | undefined;
 
   constructor(
     readonly settings: OidcProviderConfig,
     readonly redirectUri: string,
     private readonly timeoutMs: number,
     private readonly log: Logger,
-  ) {}
+    /** Told of every request to the provider (metrics). */
+    observe?: OidcRequestObserver,
+  ) {
+    this.fetch = observe && observedFetch(settings.id, (url) => this.operationOf(url), observe);
+    this.fetchJwks = observe && observedFetch(settings.id, () => 'jwks', observe);
+  }
 
   /** The provider as policy rules (g2) name it: `oidc:<id>`. */
   get provider(): string {
@@ -45,10 +56,18 @@ export class OidcClient {
         .discovery(new URL(issuer), clientId, { redirect_uris: [this.redirectUri], response_types: ['code'] }, clientSecret ? client.ClientSecretBasic(clientSecret) : client.None(), {
           execute: insecureLoopback ? [client.allowInsecureRequests] : [],
           timeout: Math.ceil(this.timeoutMs / 1000),
+          ...(this.fetch ? { [client.customFetch]: this.fetch } : {}),
         })
         .then((config) => {
           // Check the ID token's signature too, not only its claims (TLS alone would allow skipping it).
           client.enableNonRepudiationChecks(config);
+          const meta = config.serverMetadata();
+          const known: [string | undefined, OidcOperation][] = [
+            [meta.token_endpoint, 'token'],
+            [meta.userinfo_endpoint, 'userinfo'],
+            [meta.jwks_uri, 'jwks'],
+          ];
+          for (const [url, operation] of known) if (url) this.endpoints.set(withoutQuery(url), operation);
           return config;
         });
       this.discovered = attempt;
@@ -69,7 +88,7 @@ export class OidcClient {
     const config = await this.configuration();
     const meta = config.serverMetadata();
     if (!meta.jwks_uri) throw Errors.oidcInvalidLogoutToken('The provider publishes no keys.');
-    this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: this.timeoutMs });
+    this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: this.timeoutMs, ...(this.fetchJwks ? { [customFetch]: this.fetchJwks } : {}) });
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
@@ -98,9 +117,27 @@ export class OidcClient {
     return { sub, sid, jti: payload.jti };
   }
 
+  /** What a request to the provider is for, by its URL (discovery's is the only one before the endpoints are known). */
+  private operationOf(url: string): OidcOperation {
+    const bare = withoutQuery(url);
+    if (bare.includes('/.well-known/')) return 'discovery';
+    return this.endpoints.get(bare) ?? 'other';
+  }
+
   /** Takes back a logout token's use when nothing was ended (the session store failed), so the provider may send it again. */
   forgetLogoutToken(jti: string): void {
     this.seenJti.delete(jti);
+  }
+}
+
+function withoutQuery(raw: string): string {
+  try {
+    const url = new URL(raw);
+    url.search = '';
+    url.hash = '';
+    return url.href;
+  } catch {
+    return raw;
   }
 }
 

@@ -1,217 +1,90 @@
-import express, { type Request, type Router } from 'express';
-import * as client from 'openid-client';
-import type { Logger } from 'pino';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { clientKey } from '../login-limiter.js';
-import { claimAt } from '../../config/oidc.js';
-import { AppError, Errors } from '../../errors.js';
-import { sessionOf, type SessionManager } from '../../sessions/manager.js';
-import type { UserService } from '../../users/service.js';
-import { methodNotAllowed } from '../../http/method-not-allowed.js';
-import type { ExternalIdentity, Provisioner } from '../provisioning.js';
-import { safeReturnTo, type OidcClient } from './client.js';
-import { eventOf } from '../../events/stream.js';
+import { z } from 'zod';
+import { Errors } from '../../errors.js';
+import { endpoint, type Endpoint } from '../../http/endpoint.js';
+import { OidcLogin } from './login.js';
 
-/** A login not finished within this long is forgotten. */
-const PENDING_FOR_MS = 10 * 60_000;
-/** At most this many logins under way per browser session (one per open tab). */
-const MAX_PENDING = 5;
+const TAG = 'OIDC';
+const providerParams = z.object({ id: z.string().meta({ description: "The provider's id in `oidc.providers`." }) });
+/** A query value as given: once, or repeated (the service counts anything but one string as absent). */
+const queryValue = (description: string) => z.union([z.string(), z.array(z.string())]).optional().meta({ description });
+const redirect = (description: string) => ({ description, headers: { Location: { description: 'Where the browser goes.', schema: z.string() } } });
 
-const sidTag = (provider: string, sid: string) => `${provider}:sid:${sid}`;
-const subTag = (provider: string, sub: string) => `${provider}:sub:${sub}`;
-
-/** The groups a claim holds: a list of strings, one string, or undefined when the claim is absent ("unknown"). */
-function groupsOf(value: unknown): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return [value];
-  if (Array.isArray(value)) return value.filter((g): g is string => typeof g === 'string');
-  return undefined;
-}
-
-/** Turns the provider's claims into the identity the shared provisioning steps take. */
-export function identityFrom(oidc: OidcClient, claims: Record<string, unknown>): ExternalIdentity {
-  const { usernameClaims, groupsClaim } = oidc.settings;
-  const sub = String(claims.sub);
-  const username = usernameClaims.map((c) => claims[c]).find((v): v is string => typeof v === 'string' && v.trim() !== '') ?? sub;
-  return {
-    provider: oidc.provider,
-    authority: oidc.authority,
-    subject: sub,
-    username,
-    email: typeof claims.email === 'string' && claims.email.includes('@') ? claims.email : undefined,
-    emailVerified: claims.email_verified === true,
-    name: typeof claims.name === 'string' ? claims.name : undefined,
-    groups: groupsOf(claimAt(claims, groupsClaim)),
-  };
-}
-
-/** Failures talking to the provider are 502; a response that fails openid-client's checks is 401. */
-function providerFailure(err: unknown, log: Logger, provider: string): AppError {
-  if (err instanceof AppError) return err;
-  const e = err as { name?: string; code?: string; message?: string; cause?: unknown };
-  const network = e.name === 'TimeoutError' || e.name === 'AbortError' || e.name === 'TypeError' || e.code === 'OAUTH_TIMEOUT';
-  log.warn({ provider, err: e.message, code: e.code }, network ? 'OIDC provider unreachable' : 'OIDC callback refused');
-  return network ? Errors.oidcProviderUnavailable() : Errors.oidcLoginFailed();
-}
-
-export interface OidcDeps {
-  clients: ReadonlyMap<string, OidcClient>;
-  sessions: SessionManager;
-  users: UserService;
-  provisioner: Provisioner;
-  log: Logger;
-  /** Bounds how many logins one client address may start (each stores a short pre-login session). */
-  starts: RateLimiterAbstract;
-}
-
-/** GET /providers, and /oidc/{id}/login, /callback and /backchannel-logout. */
-export function registerOidcRoutes(router: Router, base: string, deps: OidcDeps): void {
-  const { clients, sessions, users, provisioner, log, starts } = deps;
-  const providerOf = (req: Request): OidcClient => {
-    const found = clients.get(String(req.params.id));
-    if (!found) throw Errors.oidcUnknownProvider();
-    return found;
-  };
-
-  router
-    .route(`${base}/providers`)
-    .get((_req, res) => {
-      res.json([...clients.values()].map((c) => ({ id: c.settings.id, name: c.settings.name, loginUrl: `${base}/oidc/${c.settings.id}/login` })));
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route(`${base}/oidc/:id/login`)
-    .get(async (req, res) => {
-      const oidc = providerOf(req);
-      try {
-        await starts.consume(clientKey(req.ip));
-      } catch (err) {
-        if (!(err instanceof RateLimiterRes)) throw Errors.sessionStoreUnavailable();
-        const limited = Errors.tooManyAttempts('Too many sign-ins started from this address; try again shortly.');
-        Object.assign(limited.headers, { 'Retry-After': String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))) });
-        throw limited;
-      }
-      const config = await oidc.configuration();
-      await sessions.ensure(req, res);
-      const codeVerifier = client.randomPKCECodeVerifier();
-      const state = client.randomState();
-      const nonce = client.randomNonce();
-      const now = Date.now();
-      const pending = Object.entries(req.session.oidcPending ?? {}).filter(([, p]) => now - p.startedAt < PENDING_FOR_MS).slice(-(MAX_PENDING - 1));
-      req.session.oidcPending = Object.fromEntries([...pending, [state, { provider: oidc.settings.id, codeVerifier, nonce, returnTo: safeReturnTo(req.query.returnTo), startedAt: now }]]);
-      // A visitor's session that only holds a login under way lives minutes, not the full idle timeout.
-      if (req.session.userId === undefined) req.session.cookie.maxAge = PENDING_FOR_MS;
-      await sessions.save(req, true);
-      const url = client.buildAuthorizationUrl(config, {
-        redirect_uri: oidc.redirectUri,
-        scope: oidc.settings.scopes,
-        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-        code_challenge_method: 'S256',
-        state,
-        nonce,
-      });
-      res.redirect(302, url.href);
-    })
-    .all(methodNotAllowed);
-
-  router
-    .route(`${base}/oidc/:id/callback`)
-    .get(async (req, res) => {
-      const oidc = providerOf(req);
-      await sessions.ensure(req, res);
-      const state = typeof req.query.state === 'string' ? req.query.state : '';
-      const pending = req.session.oidcPending?.[state];
-      if (!pending || pending.provider !== oidc.settings.id || Date.now() - pending.startedAt > PENDING_FOR_MS) throw Errors.oidcInvalidState();
-      // One use only: a replayed callback finds nothing.
-      delete req.session.oidcPending![state];
-      await sessions.save(req);
-      if (typeof req.query.error === 'string') throw Errors.oidcLoginFailed(`The provider refused the sign-in: ${req.query.error}.`);
-
-      const config = await oidc.configuration();
-      const currentUrl = new URL(oidc.redirectUri);
-      currentUrl.search = new URL(req.originalUrl, 'http://x').search;
-      let claims: Record<string, unknown>;
-      let idToken: string | undefined;
-      let accessToken: string | undefined;
-      try {
-        const tokens = await client.authorizationCodeGrant(config, currentUrl, {
-          pkceCodeVerifier: pending.codeVerifier,
-          expectedState: state,
-          expectedNonce: pending.nonce,
-          idTokenExpected: true,
-        });
-        claims = { ...(tokens.claims() as Record<string, unknown>) };
-        idToken = tokens.id_token;
-        accessToken = tokens.access_token;
-      } catch (err) {
-        throw providerFailure(err, log, oidc.settings.id);
-      }
-      // Some providers put groups, the username or the email only in userinfo. Best effort: the ID token's
-      // claims win, and a userinfo failure only leaves out what the ID token lacks (absent groups change nothing).
-      if (config.serverMetadata().userinfo_endpoint && accessToken) {
-        try {
-          claims = { ...(await client.fetchUserInfo(config, accessToken, String(claims.sub))), ...claims };
-        } catch (err) {
-          log.warn({ provider: oidc.settings.id, err: (err as Error).message }, 'OIDC userinfo failed; using the ID token alone');
-        }
-      }
-
-      const s = oidc.settings;
-      const user = await provisioner.resolve(identityFrom(oidc, claims), {
-        autoProvision: s.autoProvision,
-        roleSync: s.roleSync,
-        defaultRole: s.defaultRole,
-        usernameTaken: 'suffix',
-        linkVerifiedEmail: s.emailLinking,
-        allowedGroups: s.allowedGroups,
-      });
-      // Refused like a disabled local user's login.
-      if (!user.active) throw Errors.invalidCredentials('This account is disabled.');
-      const sub = String(claims.sub);
-      const tags = [subTag(oidc.provider, sub), ...(typeof claims.sid === 'string' ? [sidTag(oidc.provider, claims.sid)] : [])];
-      await sessions.start(req, res, user, { oidc: { provider: s.id, idToken }, tags });
-      await users.recordLogin(user.id, { actor: { kind: 'user', userId: user.id, method: `oidc:${s.id}` }, ip: req.ip ?? null }, `oidc:${s.id}`);
-      res.redirect(302, pending.returnTo);
-    })
-    .all(methodNotAllowed);
-
-  // Before the JSON-only body parser: the provider posts a form (application/x-www-form-urlencoded).
-  router
-    .route(`${base}/oidc/:id/backchannel-logout`)
-    .post(express.urlencoded({ extended: false, limit: '100kb' }), async (req, res) => {
-      const oidc = providerOf(req);
-      const token = (req.body as Record<string, unknown> | undefined)?.logout_token;
-      if (typeof token !== 'string' || token.length === 0 || token.length > 16_384) throw Errors.oidcInvalidLogoutToken('logout_token is required.');
-      const { sub, sid, jti } = await oidc.verifyLogoutToken(token);
-      let ended: number;
-      try {
-        ended = await sessions.endTagged(sid ? sidTag(oidc.provider, sid) : subTag(oidc.provider, sub!));
-      } catch (err) {
-        // 503 session.store_unavailable: the sessions may live on, so the same token must work when sent again.
-        oidc.forgetLogoutToken(jti);
-        throw err;
-      }
-      log.info({ provider: oidc.settings.id, ended }, 'back-channel logout');
-      if (ended > 0) await users.events.publish([eventOf({ actor: { kind: 'idp', provider: oidc.provider } }, 'session.ended', null, { reason: 'idp_logout', count: ended })]);
-      res.status(200).end();
-    })
-    .all(methodNotAllowed);
-}
-
-/** The IdP's logout URL for a session made by an OIDC login, when the provider has an end_session_endpoint. */
-export async function idpLogoutUrl(clients: ReadonlyMap<string, OidcClient>, req: Request, postLogoutRedirectUri: string): Promise<string | undefined> {
-  const made = sessionOf(req)?.oidc;
-  const oidc = made && clients.get(made.provider);
-  if (!oidc) return undefined;
-  try {
-    const config = await oidc.configuration();
-    if (!config.serverMetadata().end_session_endpoint) return undefined;
-    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: oidc.settings.clientId };
-    if (made.idToken) params.id_token_hint = made.idToken;
-    return client.buildEndSessionUrl(config, params).href;
-  } catch {
-    // The IdP is down: the local session still ends.
-    return undefined;
-  }
+/** GET /providers, and /oidc/{id}/login, /callback and /backchannel-logout: each reads its inputs and calls OidcLogin. */
+export function oidcEndpoints(login: OidcLogin, base: string): Endpoint[] {
+  return [
+    endpoint({
+      method: 'get',
+      path: '/providers',
+      tag: TAG,
+      summary: 'The sign-in providers a login page offers',
+      access: 'public',
+      responses: {
+        200: {
+          description: 'The configured providers, in order.',
+          body: z.array(z.object({ id: z.string(), name: z.string(), loginUrl: z.string() }).strict()),
+        },
+      },
+      handle: () => ({ body: login.providers().map((p) => ({ ...p, loginUrl: `${base}/oidc/${p.id}/login` })) }),
+    }),
+    endpoint({
+      method: 'get',
+      path: '/oidc/{id}/login',
+      tag: TAG,
+      summary: 'Start signing in with a provider (a browser navigation)',
+      description: 'Authorization code flow with PKCE; the login under way is kept in the browser session for 10 minutes.',
+      access: 'public',
+      params: providerParams,
+      query: z.object({ returnTo: queryValue('A path on this site to come back to after signing in (default `/`).') }),
+      responses: { 302: redirect("To the provider's authorization endpoint.") },
+      errors: [Errors.oidcUnknownProvider, Errors.tooManyAttempts, Errors.oidcProviderUnavailable],
+      handle: async ({ req, res, params, query }) => ({ redirect: await login.start(req, res, params.id, query.returnTo) }),
+    }),
+    endpoint({
+      method: 'get',
+      path: '/oidc/{id}/callback',
+      tag: TAG,
+      summary: 'Where the provider sends the browser back',
+      description: 'Exchanges the code, provisions or updates the account, starts the session; every query parameter the provider sent is checked.',
+      access: 'public',
+      params: providerParams,
+      query: z
+        .object({
+          code: queryValue('The authorization code.'),
+          state: queryValue('The state the login started with.'),
+          error: queryValue('The provider refused the sign-in.'),
+        })
+        .loose(),
+      responses: { 302: redirect('To `returnTo`, signed in with the `usher.sid` cookie.') },
+      errors: [
+        Errors.oidcUnknownProvider,
+        Errors.oidcInvalidState,
+        Errors.oidcLoginFailed,
+        Errors.oidcProviderUnavailable,
+        Errors.invalidCredentials,
+        Errors.unauthenticated,
+        Errors.forbidden,
+        Errors.notProvisioned,
+      ],
+      handle: async ({ req, res, params, query }) => ({
+        redirect: await login.finish(req, res, params.id, { state: query.state, error: query.error, search: new URL(req.originalUrl, 'http://x').search }),
+      }),
+    }),
+    endpoint({
+      method: 'post',
+      path: '/oidc/{id}/backchannel-logout',
+      tag: TAG,
+      summary: "The provider ends a user's sessions (OIDC Back-Channel Logout)",
+      description: 'Ends the sessions of the logout token’s provider session (`sid`) or subject (`sub`).',
+      access: 'public',
+      params: providerParams,
+      bodyType: 'form',
+      body: z.object({ logout_token: z.string().optional().meta({ description: 'The signed logout token.' }) }).loose(),
+      responses: { 200: { description: 'The sessions ended.' } },
+      errors: [Errors.oidcUnknownProvider, Errors.oidcInvalidLogoutToken, Errors.oidcProviderUnavailable, Errors.tooLarge, Errors.unsupportedMediaType],
+      handle: async ({ params, body }) => {
+        await login.backchannelLogout(params.id, body.logout_token);
+        return { status: 200 };
+      },
+    }),
+  ];
 }
