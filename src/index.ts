@@ -36,6 +36,8 @@ import { EventStream, type UsherEvent } from './events/stream.js';
 import { AuditLog } from './events/audit.js';
 import { auditEndpoints } from './events/routes.js';
 import { userEndpoints } from './users/routes.js';
+import { InviteService } from './invites/service.js';
+import { inviteEndpoints } from './invites/routes.js';
 import { EndpointTable } from './http/endpoint-table.js';
 import { documentEndpoints } from './http/document-route.js';
 import { accountUpdate } from './http/account-update.js';
@@ -100,6 +102,8 @@ export interface Usher {
   /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller's role. */
   requirePermission(object: string, action: string): RequestHandler;
   readonly users: UserService;
+  /** Invites: codes that sign a user's devices in (docs/invites.md). */
+  readonly invites: InviteService;
   readonly sessions: SessionManager;
   readonly authz: Authorizer;
   /** Every change and authentication decision, with who acted; subscribe with `events.on()`. */
@@ -169,6 +173,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     events.on(hook(options.onUserCreated), { types: ['user.created'] });
     events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
     const users = new UserService(db, keys, log, events);
+    const invites = new InviteService(db, keys, events);
     await bootstrapAdmin(config, users, log);
 
     backend = await openSessionBackend(config, db, log);
@@ -272,6 +277,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
         ...loginEndpoints(users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, req, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions),
+        ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...documentEndpoints(endpoints),
@@ -292,6 +298,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       requireRole,
       requirePermission: (object, action) => requirePermission(authz, object, action),
       users,
+      invites,
       sessions,
       authz,
       events,
