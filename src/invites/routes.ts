@@ -73,7 +73,7 @@ export interface InviteRouteDeps {
 
 /** An admin's invites for a user: mint, list, resend, revoke. Redeeming is `POST /connect`. */
 export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoint[] {
-  const answer = (view: InviteView) => toPublicInvite(view.invite, view.redemptions, Date.now());
+  const answer = (view: InviteView, now = Date.now()) => toPublicInvite(view.invite, view.redemptions, now);
   const minted = (req: Request, m: Minted) => ({
     invite: answer(m.view),
     code: m.code,
@@ -109,8 +109,10 @@ export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoi
       },
       errors: [Errors.userNotFound],
       handle: async ({ params }) => {
-        const { active, history } = await invites.list(params.id);
-        return { body: { active: active && answer(active), history: history.map(answer) } };
+        // One clock for the split and the states: an invite expiring meanwhile is not `active` and `expired`.
+        const now = Date.now();
+        const { active, history } = await invites.list(params.id, now);
+        return { body: { active: active && answer(active, now), history: history.map((v) => answer(v, now)) } };
       },
     }),
     endpoint({
