@@ -55,6 +55,8 @@ export const Errors = {
   setupDone: define(409, 'setup.already_done', 'Setup is already done: a user exists.'),
   apiKeyUnreadable: define(409, 'api_key.unreadable', 'The stored key cannot be read (the server secret changed); rotate it with POST.'),
   sessionNotFound: define(404, 'session.not_found', 'There is no such session.'),
+  inviteNotFound: define(404, 'invite.not_found', 'This user has no such invite.'),
+  inviteNotActive: define(409, 'invite.not_active', 'Only a pending invite can be resent or revoked; create a new one.'),
   tooLarge: define(413, 'request.too_large', 'The request body is too large (100 KB at most).'),
   unsupportedMediaType: define(415, 'request.unsupported_media_type', 'The request body must be application/json.'),
   sessionStoreUnavailable: define(503, 'session.store_unavailable', 'Sessions are unavailable for the moment; try again shortly.'),

@@ -38,6 +38,8 @@ import { AuditLog } from './events/audit.js';
 import { recordPolicyChange } from './events/policy-change.js';
 import { auditEndpoints } from './events/routes.js';
 import { userEndpoints } from './users/routes.js';
+import { InviteService } from './invites/service.js';
+import { inviteEndpoints } from './invites/routes.js';
 import { EndpointTable } from './http/endpoint-table.js';
 import { documentEndpoints } from './http/document-route.js';
 import { accountUpdate } from './http/account-update.js';
@@ -102,6 +104,8 @@ export interface Usher {
   /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller's role. */
   requirePermission(object: string, action: string): RequestHandler;
   readonly users: UserService;
+  /** Invites: codes that sign a user's devices in (docs/invites.md). */
+  readonly invites: InviteService;
   readonly sessions: SessionManager;
   readonly authz: Authorizer;
   /** Every change and authentication decision, with who acted; subscribe with `events.on()`. */
@@ -171,6 +175,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     events.on(hook(options.onUserCreated), { types: ['user.created'] });
     events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
     const users = new UserService(db, keys, log, events);
+    const invites = new InviteService(db, keys, events);
     await bootstrapAdmin(config, users, log);
     if (await recordPolicyChange(db, events, authz.digest, authz.roles.size)) log.info({ digest: authz.digest }, 'the access policy changed since the last start');
 
@@ -279,6 +284,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
         ...loginEndpoints(users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions),
+        ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...documentEndpoints(endpoints),
@@ -299,6 +305,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       requireRole,
       requirePermission: (object, action) => requirePermission(authz, object, action),
       users,
+      invites,
       sessions,
       authz,
       events,

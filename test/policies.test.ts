@@ -26,6 +26,12 @@ describe('the Casbin policy in policies/', () => {
     ['admin', 'users', 'reset-password', true],
     ['admin', 'users', 'rotate-api-key', true],
     ['admin', 'users', 'delete', true],
+    ['admin', 'invites', 'create', true],
+    ['admin', 'invites', 'read', true],
+    ['admin', 'invites', 'revoke', true],
+    ['user', 'invites', 'create', false],
+    ['user', 'invites', 'read', false],
+    ['user', 'invites', 'revoke', false],
     // admin inherits what user may do
     ['admin', 'self', 'read', true],
     ['admin', 'self', 'api-key', true],

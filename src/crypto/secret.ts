@@ -13,6 +13,8 @@ export interface ServerKeys {
   readonly sessionCookie: string;
   /** HMAC key turning session ids into the public ids that GET /me/sessions shows. */
   readonly sessionPublicId: Buffer;
+  /** HMAC key for the fingerprints of hand-typed codes (invites, recovery codes): see crypto/codes.ts. */
+  readonly codeFingerprint: Buffer;
 }
 
 /**
@@ -42,5 +44,6 @@ export function deriveKeys(secret: string): ServerKeys {
     apiKeyCipher: derive('api-key cipher v1'),
     sessionCookie: derive('session cookie v1').toString('base64url'),
     sessionPublicId: derive('session public id v1'),
+    codeFingerprint: derive('code fingerprint v1'),
   });
 }

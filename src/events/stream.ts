@@ -26,6 +26,9 @@ export type EventType =
   | 'user.password_cleared'
   | 'user.password_login_changed'
   | 'apikey.rotated'
+  | 'invite.created'
+  | 'invite.resent'
+  | 'invite.revoked'
   | 'idp.role_synced'
   | 'identity.linked'
   | 'login.succeeded'
@@ -48,6 +51,9 @@ export const EVENT_TYPES: readonly EventType[] = [
   'user.password_cleared',
   'user.password_login_changed',
   'apikey.rotated',
+  'invite.created',
+  'invite.resent',
+  'invite.revoked',
   'idp.role_synced',
   'identity.linked',
   'login.succeeded',

@@ -103,6 +103,16 @@ export const usersRepo = {
     return row ? fromRow(row) : null;
   },
 
+  /**
+   * The user, its row locked until the transaction ends (PostgreSQL `FOR NO KEY UPDATE`: changes to the
+   * user's own records, such as their invites, queue behind each other; a deletion waits too). SQLite runs
+   * one transaction at a time anyway.
+   */
+  async findForUpdate(trx: Knex.Transaction, id: number): Promise<UserRecord | null> {
+    const row = (await trx<UserRow>('users').where({ id }).forNoKeyUpdate().first()) as UserRow | undefined;
+    return row ? fromRow(row) : null;
+  },
+
   async findByUsername(db: Queryable, key: string): Promise<UserRecord | null> {
     const row = (await db<UserRow>('users').where({ username_key: key }).first()) as UserRow | undefined;
     return row ? fromRow(row) : null;

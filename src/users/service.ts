@@ -138,12 +138,15 @@ export class UserService {
     if (patch.email !== undefined) Object.assign(changes, emailColumns(patch.email));
     if (patch.role !== undefined) changes.role = patch.role;
     if (patch.passwordLogin !== undefined) changes.password_login = patch.passwordLogin;
+    // Your own new password: the hash your current password was checked against (null: an invite-only
+    // account, which sets its first password without one). It must still be the stored one under the lock.
+    let checkedHash: string | null | undefined;
     if (patch.password !== undefined) {
       if (opts.self && patch.password !== null) {
-        const current = await this.require(id);
-        if (current.passwordHash !== null) {
+        checkedHash = (await this.require(id)).passwordHash;
+        if (checkedHash !== null) {
           if (opts.currentPassword === undefined) throw Errors.invalidInput('currentPassword: is required to change your own password');
-          if (!(await verifyPassword(current.passwordHash, opts.currentPassword))) throw Errors.wrongCurrentPassword();
+          if (!(await verifyPassword(checkedHash, opts.currentPassword))) throw Errors.wrongCurrentPassword();
         }
       }
       changes.password_hash = patch.password === null ? null : await hashPassword(patch.password);
@@ -155,6 +158,10 @@ export class UserService {
         // A password an external user sets themselves would bypass their provider's MFA and group checks.
         const passwordLogin = patch.passwordLogin ?? before.passwordLogin;
         if (opts.self && typeof patch.password === 'string' && !passwordLogin) throw Errors.passwordLoginOff();
+        // Set or changed meanwhile (two first passwords at once): the current-password rule applies to this one.
+        if (checkedHash !== undefined && before.passwordHash !== checkedHash) {
+          throw checkedHash === null ? Errors.invalidInput('currentPassword: is required to change your own password') : Errors.wrongCurrentPassword();
+        }
         const after = {
           role: changes.role ?? before.role,
           hasPassword: changes.password_hash !== undefined ? changes.password_hash !== null : before.hasPassword,
