@@ -253,7 +253,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const endpoints = new EndpointTable((caller, object, action) => authz.can(caller.role, object, action));
     const isTrustedPeer = compileTrustedProxies(config.trustedProxies);
     endpoints.mount(router, API_BASE, verifyEndpoints(authz, config.forwardAuth, isTrustedPeer), {
-      use: verifyMiddleware(isTrustedPeer, forwardAuthenticate),
+      use: verifyMiddleware(isTrustedPeer),
+      before: [forwardAuthenticate],
       errors: CHAIN_ERRORS,
     });
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.

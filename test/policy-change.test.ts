@@ -42,4 +42,17 @@ describe.each(DB_KINDS)('policy.changed on %s', (kind) => {
     expect(changed).toMatchObject({ actor: { kind: 'system' }, detail: { previous: digest } });
     expect(changed!.detail.digest).not.toBe(digest);
   });
+
+  it('keeps the newest policy.changed when the audit log is pruned, so the next start compares with it', async () => {
+    const usher = await createUsher({ config: settings, logger: pino({ level: 'silent' }), policyDir });
+    try {
+      // Everything is past its retention a year from now.
+      await usher.audit.prune(Date.now() + 365 * 86_400_000);
+      const left = (await usher.audit.list({ offset: 0, limit: 10 })).entries;
+      expect(left.map((e) => e.type)).toEqual(['policy.changed']);
+    } finally {
+      await usher.close();
+    }
+    expect(await startAndRead()).toHaveLength(1);
+  });
 });

@@ -14,7 +14,12 @@ import { eventOf } from '../events/stream.js';
 const TAG = 'Sign-in';
 
 const credentials = z.strictObject({
-  username: z.string().max(256, 'must be at most 256 characters'),
+  // No username holds a control character; PostgreSQL would refuse a NUL in the lookup.
+  username: z
+    .string()
+    .max(256, 'must be at most 256 characters')
+    // eslint-disable-next-line no-control-regex
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), 'must not hold control characters'),
   password: z.string().max(1024, 'must be at most 1024 characters'),
 });
 

@@ -61,8 +61,8 @@ function originalRequest(req: Request, isTrustedPeer: (address: string | undefin
   return { url: `${one('x-forwarded-proto') ?? 'https'}://${host}${uri}`, authRequest: false };
 }
 
-/** Everything in front of GET /verify: the query string of a trusted proxy's original request is the app's. */
-export function verifyMiddleware(isTrustedPeer: (address: string | undefined) => boolean, authenticate: RequestHandler): RequestHandler[] {
+/** Everything in front of /verify: the query string of a trusted proxy's original request is the app's. */
+export function verifyMiddleware(isTrustedPeer: (address: string | undefined) => boolean): RequestHandler[] {
   return [
     noStore,
     (req, _res, next) => {
@@ -70,7 +70,6 @@ export function verifyMiddleware(isTrustedPeer: (address: string | undefined) =>
       else refuseKeyInUrl(req);
       next();
     },
-    authenticate,
   ];
 }
 

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { invalidField } from '../errors.js';
+import { rowIdProblem } from '../ids.js';
 import type { Actor, EventStream, EventType, UsherEvent } from './stream.js';
 import { EVENT_TYPES } from './stream.js';
 
@@ -170,7 +171,12 @@ export class AuditLog {
 
   /** Removes entries older than the retention. */
   async prune(now = Date.now()): Promise<number> {
-    return this.db('audit_log').where('at', '<', now - this.retentionMs).delete();
+    // The newest policy.changed stays: the next start compares the policy with its digest.
+    const lastPolicy = this.db('audit_log').where({ type: 'policy.changed' }).max('id');
+    return this.db('audit_log')
+      .where('at', '<', now - this.retentionMs)
+      .andWhere((q) => q.whereNot({ type: 'policy.changed' }).orWhere('id', '<', lastPolicy))
+      .delete();
   }
 
   async list(q: AuditQuery): Promise<{ entries: AuditEntry[]; total: number }> {
@@ -226,7 +232,7 @@ export function parseAuditQuery(query: Record<string, unknown>): AuditQuery {
   const id = (name: string) => {
     const raw = one(name);
     if (raw === undefined) return undefined;
-    if (!/^[1-9]\d{0,9}$/.test(raw)) throw invalidField(name, 'must be a user id');
+    if (rowIdProblem(raw)) throw invalidField(name, 'must be a user id');
     return Number(raw);
   };
   const type = one('type');

@@ -15,8 +15,10 @@ export interface Mounted {
 export interface MountOptions {
   /** Errors the middleware in front of these routes can answer (body parser, authentication chain...). */
   errors: readonly ErrorFactory[];
-  /** Middleware of these routes alone, run before the method is looked at. */
+  /** Middleware of these paths alone, run for every method before the method is looked at. */
   use?: readonly RequestHandler[];
+  /** Middleware of the declared methods alone, after `use` (a 405 never runs it). */
+  before?: readonly RequestHandler[];
 }
 
 /** `/users/{id}` → `/users/:id` */
@@ -58,7 +60,7 @@ function send(res: Response, reply: Reply | void): void {
  */
 export class EndpointTable {
   readonly mounted: Mounted[] = [];
-  /** What each router serves already: declaring a route twice on one router is a mistake. */
+  /** The paths each router routes already: a path split over two mounts would answer 405 to the second's methods. */
   private readonly served = new WeakMap<Router, Set<string>>();
 
   constructor(private readonly allowed: (caller: AuthUser, object: string, action: string) => boolean) {}
@@ -69,19 +71,20 @@ export class EndpointTable {
     this.served.set(router, served);
     for (const e of endpoints) {
       const path = base + e.path;
-      const key = `${e.method} ${path}`;
-      if (served.has(key)) throw new Error(`${e.method.toUpperCase()} ${path} is declared twice`);
-      served.add(key);
+      if (served.has(path)) throw new Error(`${path} is mounted twice on one router: declare all its methods in one mount`);
       // The same routes on a second app (buildApp called again) are described once.
       if (!this.mounted.some((m) => m.path === path && m.endpoint.method === e.method)) this.mounted.push({ endpoint: e, path, errors: this.errorsOf(e, options.errors) });
       byPath.set(path, [...(byPath.get(path) ?? []), e]);
     }
     for (const [path, list] of byPath) {
+      if (new Set(list.map((e) => e.method)).size !== list.length) throw new Error(`${path}: a method is declared twice`);
+      served.add(path);
       const route = router.route(expressPath(path));
       if (options.use?.length) route.all(...options.use);
+      const before = options.before ?? [];
       for (const e of list) {
-        if (e.bodyType === 'form') route[e.method](parseForm, this.handlerFor(e));
-        else route[e.method](this.handlerFor(e));
+        if (e.bodyType === 'form') route[e.method](...before, parseForm, this.handlerFor(e));
+        else route[e.method](...before, this.handlerFor(e));
       }
       route.all(methodNotAllowed);
     }

@@ -21,12 +21,3 @@ export function objectBody(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw Errors.invalidInput('body: must be a JSON object');
   return body as Record<string, unknown>;
 }
-
-/** A path id: a positive integer, or a 400. */
-export function pathId(raw: unknown): number {
-  if (typeof raw === 'string' && /^[1-9]\d{0,15}$/.test(raw)) {
-    const id = Number(raw);
-    if (Number.isSafeInteger(id)) return id;
-  }
-  throw invalidField('id', 'must be a positive integer');
-}

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import { z } from 'zod';
+import { rowId } from '../ids.js';
 import { Errors } from '../errors.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
@@ -57,12 +58,7 @@ const limit = (max: number, fallback: number, nullMeans: string) => {
 const createBody = z.strictObject({ uses: limit(1000, 5, 'unlimited'), expiresInDays: limit(365, 1, 'never') });
 
 const inviteParams = userIdParams.extend({
-  inviteId: z
-    .string()
-    .regex(/^[1-9]\d{0,15}$/, 'must be a positive integer')
-    .transform(Number)
-    .refine(Number.isSafeInteger, 'must be a positive integer')
-    .meta({ description: 'The invite id.' }),
+  inviteId: rowId('The invite id.'),
 });
 
 export interface InviteRouteDeps {

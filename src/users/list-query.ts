@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalidField } from '../errors.js';
+import { rowIdProblem } from '../ids.js';
 import { SORT_COLUMNS, type ListQuery, type SortField } from './repository.js';
 
 export const DEFAULT_LIMIT = 50;
@@ -7,6 +8,9 @@ export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 1000;
 /** At most this many `id` values in one list (react-admin's `getMany`). */
 export const MAX_IDS = 1000;
+
+// eslint-disable-next-line no-control-regex -- PostgreSQL refuses a NUL in text; no name holds a control character
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Navidrome's and others' names for the same sort fields. */
 const SORT_ALIASES: Record<string, SortField> = { userName: 'username', lastAccessAt: 'lastActiveAt' };
@@ -33,7 +37,8 @@ function idFilter(values: string | string[] | undefined): number[] | undefined {
   if (list.length > MAX_IDS) throw invalidField('id', `must be given at most ${MAX_IDS} times`);
   const ids = new Set<number>();
   for (const value of list) {
-    if (!/^[1-9]\d{0,15}$/.test(value) || !Number.isSafeInteger(Number(value))) throw invalidField('id', 'must be a positive integer');
+    const problem = rowIdProblem(value);
+    if (problem) throw invalidField('id', problem);
     ids.add(Number(value));
   }
   return [...ids];
@@ -86,10 +91,14 @@ export function parseListQuery(query: Record<string, unknown>): ListQuery {
   const q = single(query, 'q');
   if (q !== undefined && q !== '') {
     if (q.length > 256) throw invalidField('q', 'must be at most 256 characters');
+    if (CONTROL.test(q)) throw invalidField('q', 'must not hold control characters');
     result.q = q.normalize('NFKC').trim();
   }
   const role = single(query, 'role');
-  if (role !== undefined) result.role = role;
+  if (role !== undefined) {
+    if (CONTROL.test(role)) throw invalidField('role', 'must not hold control characters');
+    result.role = role;
+  }
   const active = single(query, 'active');
   if (active !== undefined) {
     if (!['true', 'false', '1', '0'].includes(active)) throw invalidField('active', 'must be true or false');

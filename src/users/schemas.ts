@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { rowId } from '../ids.js';
 import { nameProblem, normalizeUsername, usernameProblem } from '../names.js';
 
 export interface SchemaContext {
@@ -84,11 +85,4 @@ export const publicUserSchema = z
   .meta({ id: 'User' });
 
 /** A path's user id: a positive integer. */
-export const userIdParams = z.object({
-  id: z
-    .string()
-    .regex(/^[1-9]\d{0,15}$/, 'must be a positive integer')
-    .transform(Number)
-    .refine(Number.isSafeInteger, 'must be a positive integer')
-    .meta({ description: 'The user id.' }),
-});
+export const userIdParams = z.object({ id: rowId('The user id.') });

@@ -78,7 +78,8 @@ export function oidcEndpoints(login: OidcLogin, base: string): Endpoint[] {
       access: 'public',
       params: providerParams,
       bodyType: 'form',
-      body: z.object({ logout_token: z.string().optional().meta({ description: 'The signed logout token.' }) }).loose(),
+      // Anything but one string is the service's oidc.invalid_logout_token, after the provider is known.
+      body: z.object({ logout_token: z.unknown().meta({ description: 'The signed logout token (a string).', type: 'string' }) }).loose(),
       responses: { 200: { description: 'The sessions ended.' } },
       errors: [Errors.oidcUnknownProvider, Errors.oidcInvalidLogoutToken, Errors.oidcProviderUnavailable, Errors.tooLarge, Errors.unsupportedMediaType],
       handle: async ({ params, body }) => {
