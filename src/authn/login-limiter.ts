@@ -76,12 +76,13 @@ export class LoginLimiter {
   private readonly slowdown: RateLimiterAbstract;
   private readonly known: RateLimiterAbstract;
 
-  constructor(backend: SessionBackend, limits: LoginLimits) {
-    this.byPair = backend.limiter('login-pair', limits.maxFailures, limits.windowMs);
-    this.byAddress = backend.limiter('login-address', limits.addressMaxFailures, limits.addressWindowMs);
-    this.byAccount = backend.limiter('login-account', limits.accountMaxFailures, limits.accountWindowMs);
-    this.slowdown = backend.limiter('login-slowdown', 1, limits.accountSlowdownMs);
-    this.known = backend.limiter('login-known', 1, KNOWN_ADDRESS_MS);
+  /** `name` keeps each use's counters apart (`login`, `connect` for invite and recovery codes). */
+  constructor(backend: SessionBackend, limits: LoginLimits, name = 'login') {
+    this.byPair = backend.limiter(`${name}-pair`, limits.maxFailures, limits.windowMs);
+    this.byAddress = backend.limiter(`${name}-address`, limits.addressMaxFailures, limits.addressWindowMs);
+    this.byAccount = backend.limiter(`${name}-account`, limits.accountMaxFailures, limits.accountWindowMs);
+    this.slowdown = backend.limiter(`${name}-slowdown`, 1, limits.accountSlowdownMs);
+    this.known = backend.limiter(`${name}-known`, 1, KNOWN_ADDRESS_MS);
   }
 
   /**
@@ -89,14 +90,35 @@ export class LoginLimiter {
    * the password could not be checked at all (the server too busy): neither is a failure.
    */
   async attempt(ip: string | undefined, account: string): Promise<LoginAttempt> {
+    return this.limit(ip, account);
+  }
+
+  /**
+   * The same for a credential that names no account (an invite or recovery code): the address limits
+   * alone, 10 consecutive failures per address and the daily limit. There is no account to slow down,
+   * and one shared by everyone would let one guesser slow every redemption.
+   */
+  async attemptWithoutAccount(ip: string | undefined): Promise<LoginAttempt> {
+    return this.limit(ip, undefined);
+  }
+
+  private async limit(ip: string | undefined, account: string | undefined): Promise<LoginAttempt> {
     const client = clientKey(ip);
     const address = digest(client);
-    const accountKey = digest(account);
-    const pair = digest(account, client);
-    const slot = digest(account, networkKey(ip));
+    const accountKey = digest(account ?? '');
+    const pair = digest(account ?? '', client);
+    const slot = digest(account ?? '', networkKey(ip));
     const taken: [RateLimiterAbstract, string][] = [];
     let usual = false;
     try {
+      if (account === undefined) {
+        await this.take(taken, this.byAddress, address);
+        await this.take(taken, this.byPair, pair);
+        const done = async () => {
+          await Promise.allSettled([this.byPair.delete(pair), this.byAddress.reward(address, 1)]);
+        };
+        return { succeeded: done, unchecked: () => giveBack(taken) };
+      }
       usual = (await this.known.get(pair)) !== null;
       let slowed = false;
       if (!usual) {

@@ -29,6 +29,8 @@ export type EventType =
   | 'invite.created'
   | 'invite.resent'
   | 'invite.revoked'
+  | 'invite.redeemed'
+  | 'invite.redeem_failed'
   | 'idp.role_synced'
   | 'identity.linked'
   | 'login.succeeded'
@@ -54,6 +56,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'invite.created',
   'invite.resent',
   'invite.revoked',
+  'invite.redeemed',
+  'invite.redeem_failed',
   'idp.role_synced',
   'identity.linked',
   'login.succeeded',

@@ -100,6 +100,23 @@ export const invitesRepo = {
       .update(ended === null ? { current_for: null } : { current_for: null, ended, ended_at: now });
   },
 
+  /**
+   * Uses one use of a redeemable invite that still has `fingerprint`, and notes the device, in one
+   * conditional statement: false when a revoke, resend, expiry or the last use got there first.
+   */
+  async redeem(db: Queryable, id: number, fingerprint: string, device: { name: string; kind: string }, now: number): Promise<boolean> {
+    const updated = await db('invites')
+      .where({ id, code_fingerprint: fingerprint })
+      .whereNotNull('current_for')
+      .whereNull('ended')
+      .andWhere((q) => q.whereNull('uses').orWhereRaw('used < uses'))
+      .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now))
+      .increment('used', 1);
+    if (updated !== 1) return false;
+    await db('invite_redemptions').insert({ invite_id: id, at: now, device_name: device.name, device_kind: device.kind });
+    return true;
+  },
+
   /** A new secret in place: the old fingerprint stops matching as this commits. */
   async resend(db: Queryable, id: number, fingerprint: string, expiresAt: number | null, now: number): Promise<void> {
     await db('invites').where({ id }).update({ code_fingerprint: fingerprint, expires_at: expiresAt, resent_at: now });

@@ -5,6 +5,7 @@ import { fingerprintCode, generateCode, parseCode } from '../crypto/codes.js';
 import type { ServerKeys } from '../crypto/secret.js';
 import { eventOf, type EventStream, type Origin, type UsherEvent } from '../events/stream.js';
 import { usersRepo } from '../users/repository.js';
+import type { UserRecord } from '../users/model.js';
 import { expiryFrom, stateOf, type InviteRecord, type RedemptionSummary } from './model.js';
 import { invitesRepo } from './repository.js';
 
@@ -106,6 +107,38 @@ export class InviteService {
     return invite ? { kind: 'found', invite } : { kind: 'invalid' };
   }
 
+  /**
+   * Uses one use of the invite a typed code names, for one device. Answers the invite used, or throws what
+   * is wrong, using no use: a typo, no such code, an invite no longer redeemable, a disabled account.
+   * Concurrent redemptions, revokes and resends are decided by the one conditional update.
+   */
+  async redeem(typed: string, device: { name: string; kind: string }, origin: Origin): Promise<{ invite: InviteRecord; user: UserRecord }> {
+    const parsed = parseCode(typed);
+    if (!parsed.ok) throw Errors.inviteTypo();
+    const fingerprint = fingerprintCode(this.keys, parsed.normalized);
+    const { invite, user, events } = await this.db.transaction(async (trx) => {
+      const now = Date.now();
+      const found = await invitesRepo.findByFingerprint(trx, fingerprint);
+      if (!found) throw Errors.inviteInvalid();
+      const owner = await usersRepo.findById(trx, found.userId);
+      if (!owner) throw Errors.inviteInvalid();
+      refuseState(found, now);
+      if (!owner.active) throw Errors.accountDisabled();
+      if (!(await invitesRepo.redeem(trx, found.id, fingerprint, device, now))) {
+        // Another redemption, a revoke or a resend committed first: answer what the invite is now (after a
+        // resend it is still pending, but this code no longer names it).
+        const current = await invitesRepo.findById(trx, found.id);
+        if (current) refuseState(current, Date.now());
+        throw Errors.inviteInvalid();
+      }
+      const events = [eventOf(origin, 'invite.redeemed', owner.id, { inviteId: found.id, device: device.name, kind: device.kind })];
+      await this.events.record(trx, events);
+      return { invite: found, user: owner, events };
+    });
+    await this.events.publish(events);
+    return { invite, user };
+  }
+
   // ---- internals ----
 
   private newCode(): { code: string; fingerprint: string } {
@@ -134,6 +167,22 @@ export class InviteService {
     });
     await this.events.publish(events);
     return view;
+  }
+}
+
+/** Throws the answer for an invite that is not redeemable now. */
+function refuseState(invite: InviteRecord, now: number): void {
+  switch (stateOf(invite, now)) {
+    case 'pending':
+      return;
+    case 'expired':
+      throw Errors.inviteExpired();
+    case 'used_up':
+      throw Errors.inviteUsedUp();
+    case 'revoked':
+      throw Errors.inviteRevoked();
+    case 'replaced':
+      throw Errors.inviteReplaced();
   }
 }
 
