@@ -316,6 +316,9 @@ describe.each(DB_KINDS)('device tokens on %s', (kind) => {
       await server.usher.users.update(me.id, { name: 'Epoch moved on' });
       await expectRefused(token);
       expect(await rows(me.id)).toHaveLength(1);
+      const listed = await c.get(`${AUTH}/me/sessions`, { key: me.key });
+      expect(listed.status).toBe(200);
+      expect(listed.body.filter((s: any) => s.kind === 'app')).toEqual([]);
       await server.usher.devices.prune();
       expect(await rows(me.id)).toHaveLength(0);
     });

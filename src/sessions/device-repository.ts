@@ -31,6 +31,8 @@ interface DeviceRow {
 export type NewDeviceRow = Omit<DeviceRow, 'id'>;
 
 const TABLE = 'device_tokens';
+/** The session epoch of a device's user, for a condition on device_tokens. */
+const CURRENT_EPOCH = 'select u.session_epoch from users u where u.id = device_tokens.user_id';
 const COLUMNS = ['id', 'public_id', 'user_id', 'name', 'user_agent', 'ip', 'epoch', 'created_at', 'last_used_at'] as const;
 
 function fromRow(r: Omit<DeviceRow, 'fingerprint'>): DeviceRecord {
@@ -58,9 +60,14 @@ export const devicesRepo = {
     return row ? fromRow(row) : null;
   },
 
-  /** The user's devices, oldest first. */
+  /** The user's devices not left behind by a change of their epoch, oldest first. */
   async listByUser(db: Queryable, userId: number): Promise<DeviceRecord[]> {
-    const rows = await db(TABLE).select(COLUMNS).where({ user_id: userId }).orderBy('created_at').orderBy('id');
+    const rows = await db(TABLE)
+      .select(COLUMNS)
+      .where({ user_id: userId })
+      .andWhereRaw(`epoch >= (${CURRENT_EPOCH})`)
+      .orderBy('created_at')
+      .orderBy('id');
     return rows.map(fromRow);
   },
 
@@ -93,7 +100,7 @@ export const devicesRepo = {
   async prune(db: Queryable, before: number): Promise<number> {
     return db(TABLE)
       .where('last_used_at', '<', before)
-      .orWhereRaw('epoch <> (select u.session_epoch from users u where u.id = device_tokens.user_id)')
+      .orWhereRaw(`epoch < (${CURRENT_EPOCH})`)
       .delete();
   },
 };
