@@ -38,6 +38,7 @@ export const Errors = {
   unauthenticated: define(401, 'auth.unauthenticated', 'Authentication is required.'),
   invalidCredentials: define(401, 'auth.invalid_credentials', 'The username or password is wrong.'),
   invalidApiKey: define(401, 'auth.invalid_api_key', 'The API key is not valid.'),
+  invalidDeviceToken: define(401, 'auth.invalid_device_token', 'The device token is not valid: unknown, ended, or unused for too long. Connect the device again.'),
   csrf: define(403, 'auth.csrf', 'Cross-site request refused.'),
   forbidden: define(403, 'auth.forbidden', 'You are not allowed to do this.'),
   proxyUsernameRefused: define(403, 'auth.proxy_username_refused', 'The username the proxy sent holds compatibility, invisible or space characters that would make it pass for another name; it is refused.'),

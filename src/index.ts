@@ -10,7 +10,8 @@ import { Authorizer } from './authz/enforcer.js';
 import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
-import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackLastActive } from './authn/hooks.js';
+import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackDeviceUse, trackLastActive } from './authn/hooks.js';
+import { DeviceTokenMethod } from './authn/methods/device-token.js';
 import { SessionMethod } from './authn/methods/session.js';
 import { PROXY_PROVIDER, ProxyMethod } from './authn/methods/proxy.js';
 import { Provisioner } from './authn/provisioning.js';
@@ -25,6 +26,7 @@ import { OidcLogin, idpLogoutUrl } from './authn/oidc/login.js';
 import { openSessionBackend, type SessionBackend } from './sessions/backend.js';
 import { SessionManager, sessionOf } from './sessions/manager.js';
 import { sessionEndpoints } from './sessions/routes.js';
+import { DeviceTokens } from './sessions/devices.js';
 import { publicAuthEndpoints } from './authn/routes.js';
 import { jsonBody, noStore } from './http/body.js';
 import { staticRouteMatcher } from './http/route-match.js';
@@ -66,6 +68,7 @@ const CHAIN_ERRORS = [
   Errors.conflictingCredentials,
   Errors.unauthenticated,
   Errors.invalidApiKey,
+  Errors.invalidDeviceToken,
   Errors.csrf,
   Errors.unsupportedMediaType,
   Errors.proxyUsernameRefused,
@@ -88,6 +91,8 @@ export interface UsherOptions extends UserHooks {
   logger?: Logger;
   /** Folder holding model.conf and policy.csv; defaults to the package's policies/. */
   policyDir?: string;
+  /** The time in ms that device tokens' last use and idle timeout count in; defaults to Date.now (tests drive it). */
+  clock?: () => number;
 }
 
 /** What a host app gets: mount `router`, put `authenticate` before its own routes, guard them with `requireRole`. */
@@ -107,6 +112,8 @@ export interface Usher {
   /** Invites: codes that sign a user's devices in (docs/invites.md). */
   readonly invites: InviteService;
   readonly sessions: SessionManager;
+  /** Apps' sessions (`Authorization: Bearer usd_...`): `issue()` signs a device in. */
+  readonly devices: DeviceTokens;
   readonly authz: Authorizer;
   /** Every change and authentication decision, with who acted; subscribe with `events.on()`. */
   readonly events: EventStream;
@@ -160,6 +167,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   }
   const db = openDatabase(config);
   let backend: SessionBackend | undefined;
+  let devices: DeviceTokens | undefined;
   let audit: AuditLog | undefined;
   let metricsServer: Server | undefined;
   try {
@@ -181,9 +189,15 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
 
     backend = await openSessionBackend(config, db, log);
     const sessions = new SessionManager(backend, keys, config, log);
+    const deviceTokens = new DeviceTokens(db, keys, events, log, { idleTimeoutMs: config.session.deviceIdleTimeoutMs, cacheTtlMs: config.apiKeyCacheTtlMs }, options.clock);
+    devices = deviceTokens;
     events.on(
       async (e) => {
         if (!e.context?.endsSessions || e.targetUserId === null) return;
+        // Device tokens are already refused by their epoch: a failure to delete them is left to pruning.
+        await deviceTokens
+          .endAll(e.targetUserId, { keep: e.context.keepSession, epoch: e.context.sessionEpoch })
+          .catch((err: unknown) => log.warn({ err, userId: e.targetUserId }, 'could not delete device tokens'));
         try {
           await sessions.endAll(e.targetUserId, e.context.keepSession);
         } catch (err) {
@@ -197,7 +211,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // Metrics count events after the audit log, the hooks and the session ending have heard them.
     const metrics = config.metrics.enabled
       ? new UsherMetrics(
-          { methods: ['api-key', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)], oidcProviders: config.oidc.providers.map((p) => p.id) },
+          { methods: ['api-key', 'device', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)], oidcProviders: config.oidc.providers.map((p) => p.id) },
           metricsProbes(db, backend, audit),
         )
       : undefined;
@@ -209,8 +223,10 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const forwardAuthRequests = new WeakSet<Request>();
     const isVerifyUrl = staticRouteMatcher(`${API_BASE}/verify`);
     const isForwardAuth = (req: Request) => forwardAuthRequests.has(req) || isVerifyUrl(req.originalUrl);
+    const deviceMethod = new DeviceTokenMethod(users, deviceTokens, config.apiKeyCacheTtlMs);
     const methods = [
       apiKeyMethod,
+      deviceMethod,
       new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
       ...(config.proxy.enabled
         ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, isForwardAuth)]
@@ -218,11 +234,11 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     ];
     const chain = authenticateWith(
       methods,
-      [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log)],
+      [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log), trackDeviceUse(deviceTokens)],
     );
     // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
-    // A request that also carries an API key does not need the session: when the store is down it goes
-    // on without one, so API keys keep working while Redis is away.
+    // A request that also carries an API key or a device token does not need the session: when the store is
+    // down it goes on without one, so they keep working while Redis is away.
     const authenticateOnly: RequestHandler = (req, res, next) => {
       if (!sessions.hasCookie(req)) {
         chain(req, res, next);
@@ -230,7 +246,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       }
       sessions.load(req, res, (err?: unknown) => {
         const storeDown = err instanceof AppError && err.code === 'session.store_unavailable';
-        if (err && !(storeDown && apiKeyMethod.applies(req))) return next(err);
+        if (err && !(storeDown && (apiKeyMethod.applies(req) || deviceMethod.applies(req)))) return next(err);
         chain(req, res, next);
       });
     };
@@ -283,8 +299,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       API_BASE,
       [
         ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
-        ...loginEndpoints(users, sessions, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
-        ...sessionEndpoints(users, sessions),
+        ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
+        ...sessionEndpoints(users, sessions, deviceTokens),
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
@@ -308,6 +324,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       users,
       invites,
       sessions,
+      devices: deviceTokens,
       authz,
       events,
       audit,
@@ -324,6 +341,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       },
       async close() {
         if (metricsServer) await closeServer(metricsServer);
+        devices?.close();
         await audit?.close();
         await backend?.close();
         await db.destroy();
@@ -331,6 +349,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     };
   } catch (err) {
     if (metricsServer) await closeServer(metricsServer);
+    devices?.close();
     await audit?.close();
     await backend?.close();
     await db.destroy();

@@ -3,11 +3,15 @@ import { Errors } from '../errors.js';
 import { checkCsrf } from '../http/csrf.js';
 import type { UserService } from '../users/service.js';
 import { sessionOf } from '../sessions/manager.js';
+import type { DeviceTokens } from '../sessions/devices.js';
+import { deviceOf } from './methods/device-token.js';
 import type { PostAuthHook } from './types.js';
 
 /** A disabled account is refused, whatever proved it. */
 export const rejectDisabled: PostAuthHook = ({ user, method }) => {
-  if (!user.active) throw method === 'api-key' ? Errors.invalidApiKey('This account is disabled.') : Errors.unauthenticated('This account is disabled.');
+  if (user.active) return;
+  const message = 'This account is disabled.';
+  throw method === 'api-key' ? Errors.invalidApiKey(message) : method === 'device' ? Errors.invalidDeviceToken(message) : Errors.unauthenticated(message);
 };
 
 const LAST_ACTIVE_EVERY_MS = 60_000;
@@ -22,6 +26,14 @@ export function trackLastActive(users: UserService, log: Logger): PostAuthHook {
     written.set(user.id, now);
     user.lastActiveAt = now;
     users.touchLastActive(user.id, now).catch((err: unknown) => log.warn({ err, userId: user.id }, 'could not record lastActiveAt'));
+  };
+}
+
+/** Records a device token's last use (throttled by DeviceTokens.touch, never on the critical path). */
+export function trackDeviceUse(tokens: Pick<DeviceTokens, 'touch'>): PostAuthHook {
+  return (_identity, req) => {
+    const device = deviceOf(req);
+    if (device) tokens.touch(device, req.ip);
   };
 }
 

@@ -8,6 +8,8 @@ import { toPublicUser } from '../users/model.js';
 import { publicUserSchema } from '../users/schemas.js';
 import type { UserService } from '../users/service.js';
 import { sessionOf, type SessionManager } from '../sessions/manager.js';
+import type { DeviceTokens } from '../sessions/devices.js';
+import { deviceOf } from './methods/device-token.js';
 import type { PasswordLogin } from './password-login.js';
 import { eventOf } from '../events/stream.js';
 
@@ -27,6 +29,7 @@ const credentials = z.strictObject({
 export function loginEndpoints(
   users: UserService,
   sessions: SessionManager,
+  devices: Pick<DeviceTokens, 'end'>,
   login: PasswordLogin,
   /** The identity provider's logout URL for a session an OIDC login made, if it has one. */
   idpLogout: (req: Request) => Promise<string | undefined>,
@@ -56,7 +59,8 @@ export function loginEndpoints(
       path: '/logout',
       tag: TAG,
       summary: 'End this session',
-      description: 'After an OIDC login whose provider offers it, answers the provider logout URL to send the browser on to.',
+      description:
+        'Ends the session cookie, and the device token the request came with (an app signing out). After an OIDC login whose provider offers it, answers the provider logout URL to send the browser on to.',
       access: 'public',
       responses: {
         200: { description: 'Ended; go on to the provider logout.', body: z.object({ logoutUrl: z.url() }).strict() },
@@ -67,6 +71,10 @@ export function loginEndpoints(
         const userId = sessionOf(req)?.userId;
         await sessions.endCurrent(req, res);
         if (userId !== undefined) await users.events.publish([eventOf(originOf(req), 'session.ended', userId, { reason: 'logout' })]);
+        const device = deviceOf(req);
+        if (device && (await devices.end(device.userId, device.id))) {
+          await users.events.publish([eventOf(originOf(req), 'session.ended', device.userId, { reason: 'logout', kind: 'device', id: device.id })]);
+        }
         return logoutUrl ? { body: { logoutUrl } } : { status: 204 };
       },
     }),

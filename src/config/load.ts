@@ -52,6 +52,12 @@ const OPTIONS = {
   redisPrefix: { path: 'redis.keyPrefix', env: 'USHER_REDIS_KEY_PREFIX', parse: keyPrefix, fallback: 'usher:' },
   sessionIdleTimeout: { path: 'session.idleTimeout', env: 'USHER_SESSION_IDLE_TIMEOUT', parse: duration(60_000, 3650 * 86_400_000), fallback: 30 * 86_400_000 },
   sessionMaxAge: { path: 'session.maxAge', env: 'USHER_SESSION_MAX_AGE', parse: duration(60_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
+  sessionDeviceIdleTimeout: {
+    path: 'session.deviceIdleTimeout',
+    env: 'USHER_SESSION_DEVICE_IDLE_TIMEOUT',
+    parse: duration(60_000, 3650 * 86_400_000),
+    fallback: 180 * 86_400_000,
+  },
   sessionCookieDomain: { path: 'session.cookieDomain', env: 'USHER_SESSION_COOKIE_DOMAIN', parse: cookieDomain, fallback: undefined },
   loginMaxFailures: { path: 'auth.loginRateLimit.maxFailures', env: 'USHER_LOGIN_MAX_FAILURES', parse: integer(1, 1000), fallback: 10 },
   loginWindow: { path: 'auth.loginRateLimit.window', env: 'USHER_LOGIN_WINDOW', parse: duration(1_000, 7 * 86_400_000), fallback: 60 * 60_000 },
@@ -160,6 +166,9 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (v.adminApiKey !== undefined && v.adminUsername === undefined && !failed.has('adminUsername')) {
     problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: needs USHER_BOOTSTRAP_ADMIN_USERNAME and USHER_BOOTSTRAP_ADMIN_PASSWORD');
   }
+  if (v.adminApiKey?.startsWith('usd_')) {
+    problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: must not start with usd_, the prefix of device tokens (use usk_)');
+  }
   if (v.adminPassword !== undefined && v.adminPassword.length < v.passwordMinLength) {
     problems.push(`config: USHER_BOOTSTRAP_ADMIN_PASSWORD: must be at least ${v.passwordMinLength} characters`);
   }
@@ -212,7 +221,12 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,
     oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout, startsPerMinute: v.oidcStartsPerMinute }),
-    session: Object.freeze({ idleTimeoutMs: v.sessionIdleTimeout, maxAgeMs: v.sessionMaxAge, cookieDomain: v.sessionCookieDomain }),
+    session: Object.freeze({
+      idleTimeoutMs: v.sessionIdleTimeout,
+      maxAgeMs: v.sessionMaxAge,
+      cookieDomain: v.sessionCookieDomain,
+      deviceIdleTimeoutMs: v.sessionDeviceIdleTimeout,
+    }),
     loginLimit: Object.freeze({
       maxFailures: v.loginMaxFailures,
       windowMs: v.loginWindow,

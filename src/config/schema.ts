@@ -67,6 +67,8 @@ export interface UsherConfig {
     readonly maxAgeMs: number;
     /** The session cookie's Domain (it then reaches every host under it: single sign-on); unset = host-only. */
     readonly cookieDomain: string | undefined;
+    /** A device token (an app's session) unused this long ends; it has no absolute lifetime. */
+    readonly deviceIdleTimeoutMs: number;
   };
   /** Login protection (authn/login-limiter.ts); addresses are counted as IPv4, or IPv6 by /64. */
   readonly loginLimit: {

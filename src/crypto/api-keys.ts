@@ -5,10 +5,11 @@ import type { ServerKeys } from './secret.js';
 export const API_KEY_PREFIX = 'usk_';
 
 /**
- * Something shaped like an Usher key inside a text (a URL, a log line): the prefix and 32 or more key
- * characters. Covers generated keys (43 base64url characters) and the bootstrap format (64 hex).
+ * Something shaped like an Usher key or device token inside a text (a URL, a log line): the prefix (`usk_`,
+ * `usd_`) and 32 or more key characters. Covers generated keys and tokens (43 base64url characters) and the
+ * bootstrap format (64 hex).
  */
-export const KEY_IN_TEXT = /usk_[A-Za-z0-9_-]{32,}/i;
+export const KEY_IN_TEXT = /us[kd]_[A-Za-z0-9_-]{32,}/i;
 
 /** Whether a URL or a part of one holds a key, as sent or percent-decoded (a stray % is left as it is). */
 export function holdsApiKey(text: string): boolean {

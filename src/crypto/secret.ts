@@ -15,6 +15,8 @@ export interface ServerKeys {
   readonly sessionPublicId: Buffer;
   /** HMAC key for the fingerprints of hand-typed codes (invites, recovery codes): see crypto/codes.ts. */
   readonly codeFingerprint: Buffer;
+  /** HMAC key for device-token fingerprints (the only form a device token is stored in). */
+  readonly deviceTokenDigest: Buffer;
 }
 
 /**
@@ -45,5 +47,6 @@ export function deriveKeys(secret: string): ServerKeys {
     sessionCookie: derive('session cookie v1').toString('base64url'),
     sessionPublicId: derive('session public id v1'),
     codeFingerprint: derive('code fingerprint v1'),
+    deviceTokenDigest: derive('device token digest v1'),
   });
 }

@@ -80,6 +80,8 @@ export interface EventContext {
   readonly keepSession?: string;
   /** The change made the user's sessions useless (the epoch moved on): they are to be removed. */
   readonly endsSessions?: boolean;
+  /** With endsSessions: the user's new session epoch, which the kept session (a device token's) moves to. */
+  readonly sessionEpoch?: number;
 }
 
 export interface UsherEvent {

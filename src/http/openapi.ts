@@ -108,7 +108,7 @@ export function openApiDocument(mounted: readonly Mounted[], info: DocumentInfo)
     components: {
       securitySchemes: {
         apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key', description: "The user's API key." },
-        bearer: { type: 'http', scheme: 'bearer', description: "The user's API key as a bearer token." },
+        bearer: { type: 'http', scheme: 'bearer', description: "The user's API key, or an app's device token (`usd_...`), as a bearer token." },
         session: { type: 'apiKey', in: 'cookie', name: 'usher.sid', description: 'The session cookie a password or OIDC login sets.' },
       },
     },

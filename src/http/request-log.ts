@@ -5,7 +5,7 @@ import { holdsApiKey } from '../crypto/api-keys.js';
 /** The path without its query string, and without any segment that holds something shaped like a key. */
 function loggedPath(url: string): string {
   const path = url.split('?', 1)[0]!;
-  if (!/usk_|%/i.test(path)) return path;
+  if (!/us[kd]_|%/i.test(path)) return path;
   return path
     .split('/')
     .map((segment) => (holdsApiKey(segment) ? '[redacted]' : segment))

@@ -58,6 +58,9 @@ export function sessionOf(req: Request): SessionFields | undefined {
 /** One of the caller's sessions as GET /me/sessions shows it. */
 export interface SessionView {
   id: string;
+  kind: 'browser' | 'app';
+  /** An app's device name; null for a browser. */
+  name: string | null;
   createdAt: string;
   lastSeenAt: string;
   ip: string | null;
@@ -272,6 +275,8 @@ export class SessionManager {
       }
       views.push({
         id: this.publicId(sid),
+        kind: 'browser',
+        name: null,
         createdAt: new Date(data.createdAt).toISOString(),
         lastSeenAt: new Date(data.lastSeenAt).toISOString(),
         ip: data.ip ?? null,

@@ -391,7 +391,7 @@ export class UserService {
         throw this.conflict(err);
       }
       const now = (await usersRepo.findById(trx, id))!;
-      const context = { user: withoutSecrets(now), endsSessions: endSessions === true, keepSession };
+      const context = { user: withoutSecrets(now), endsSessions: endSessions === true, keepSession, sessionEpoch: now.sessionEpoch };
       const recorded = await this.recorded(trx, planned.map(([type, detail]) => eventOf(origin, type, id, detail, context)));
       // A repeated change (disabling a disabled user) is nothing to audit, but its listeners still run:
       // caches drop the row, sessions a stale epoch left in the store go.

@@ -1,5 +1,7 @@
 import type { Request } from 'express';
+import { DEVICE_TOKEN_PREFIX } from '../../crypto/device-tokens.js';
 import { Errors } from '../../errors.js';
+import { isDeviceBearer } from './device-token.js';
 import type { UserService } from '../../users/service.js';
 import { UserCache } from '../user-cache.js';
 import type { AuthMethod, Identity } from '../types.js';
@@ -14,7 +16,8 @@ export function apiKeyOf(req: Request): string | undefined {
     header = all[0];
   }
   const auth = req.headers.authorization;
-  const bearer = auth && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
+  // A device token in Authorization is the device method's: beside X-Api-Key it is another credential.
+  const bearer = auth && /^bearer\s+/i.test(auth) && !isDeviceBearer(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
   if (header !== undefined && bearer !== undefined && header !== bearer) {
     throw Errors.invalidInput('X-Api-Key and Authorization carry different keys');
   }
@@ -32,12 +35,15 @@ export class ApiKeyMethod implements AuthMethod {
   }
 
   applies(req: Request): boolean {
-    return req.headers['x-api-key'] !== undefined || /^bearer\s/i.test(req.headers.authorization ?? '');
+    const auth = req.headers.authorization;
+    return req.headers['x-api-key'] !== undefined || (auth !== undefined && /^bearer\s/i.test(auth) && !isDeviceBearer(auth));
   }
 
   authenticate(req: Request): Identity | Promise<Identity> {
     const key = apiKeyOf(req);
     if (!key || key.length > 512) throw Errors.invalidApiKey();
+    // Never looked up as a key: a device token is only good as `Authorization: Bearer`.
+    if (key.startsWith(DEVICE_TOKEN_PREFIX)) throw Errors.invalidApiKey('A device token is not an API key; send it as Authorization: Bearer.');
     const found = this.cache.get(key);
     if (!(found instanceof Promise)) return { user: found, method: this.name };
     return found.then((user) => {
