@@ -211,7 +211,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // Metrics count events after the audit log, the hooks and the session ending have heard them.
     const metrics = config.metrics.enabled
       ? new UsherMetrics(
-          { methods: ['api-key', 'device', 'session', 'proxy', 'password', ...config.oidc.providers.map((p) => `oidc:${p.id}`)], oidcProviders: config.oidc.providers.map((p) => p.id) },
+          { methods: ['api-key', 'device', 'session', 'proxy', 'password', 'invite', 'recovery_code', ...config.oidc.providers.map((p) => `oidc:${p.id}`)], oidcProviders: config.oidc.providers.map((p) => p.id) },
           metricsProbes(db, backend, audit),
         )
       : undefined;

@@ -31,6 +31,7 @@ export type EventType =
   | 'invite.revoked'
   | 'invite.redeemed'
   | 'invite.redeem_failed'
+  | 'recovery_code.redeemed'
   | 'idp.role_synced'
   | 'identity.linked'
   | 'login.succeeded'
@@ -58,6 +59,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'invite.revoked',
   'invite.redeemed',
   'invite.redeem_failed',
+  'recovery_code.redeemed',
   'idp.role_synced',
   'identity.linked',
   'login.succeeded',

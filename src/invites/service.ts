@@ -112,11 +112,17 @@ export class InviteService {
    * is wrong, using no use: a typo, no such code, an invite no longer redeemable, a disabled account.
    * Concurrent redemptions, revokes and resends are decided by the one conditional update.
    */
-  async redeem(typed: string, device: { name: string; kind: string }, origin: Origin): Promise<{ invite: InviteRecord; user: UserRecord }> {
+  async redeem<T>(
+    typed: string,
+    device: { name: string; kind: string },
+    origin: Origin,
+    /** Runs in the same transaction once the use is taken (issuing the device's token): its failure gives the use back. */
+    inside: (trx: Knex.Transaction, user: UserRecord) => Promise<{ result: T; events: UsherEvent[] }>,
+  ): Promise<{ invite: InviteRecord; user: UserRecord; result: T }> {
     const parsed = parseCode(typed);
     if (!parsed.ok) throw Errors.inviteTypo();
     const fingerprint = fingerprintCode(this.keys, parsed.normalized);
-    const { invite, user, events } = await this.db.transaction(async (trx) => {
+    const { invite, user, events, result } = await this.db.transaction(async (trx) => {
       const now = Date.now();
       const found = await invitesRepo.findByFingerprint(trx, fingerprint);
       if (!found) throw Errors.inviteInvalid();
@@ -131,12 +137,13 @@ export class InviteService {
         if (current) refuseState(current, Date.now());
         throw Errors.inviteInvalid();
       }
-      const events = [eventOf(origin, 'invite.redeemed', owner.id, { inviteId: found.id, device: device.name, kind: device.kind })];
+      const then = await inside(trx, owner);
+      const events = [eventOf(origin, 'invite.redeemed', owner.id, { inviteId: found.id, device: device.name, kind: device.kind }), ...then.events];
       await this.events.record(trx, events);
-      return { invite: found, user: owner, events };
+      return { invite: found, user: owner, events, result: then.result };
     });
     await this.events.publish(events);
-    return { invite, user };
+    return { invite, user, result };
   }
 
   // ---- internals ----

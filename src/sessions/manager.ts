@@ -19,6 +19,8 @@ declare module 'express-session' {
     lastSeenAt: number;
     ip: string | undefined;
     userAgent: string | undefined;
+    /** The device name given when an invite or recovery code signed this browser in. */
+    deviceName?: string;
     /** Set for a session made by an OIDC login: what RP-initiated logout needs. */
     oidc?: { provider: string; idToken?: string };
     /** OIDC logins under way, by state (a few at most: one per open login tab). */
@@ -185,7 +187,7 @@ export class SessionManager {
   }
 
   /** Signs the user in: a new session id (no fixation), recorded in the user's index, saved before answering. */
-  async start(req: Request, res: Response, user: UserRecord, extra: { oidc?: { provider: string; idToken?: string }; tags?: string[] } = {}): Promise<void> {
+  async start(req: Request, res: Response, user: UserRecord, extra: { oidc?: { provider: string; idToken?: string }; tags?: string[]; deviceName?: string } = {}): Promise<void> {
     await this.ensure(req, res);
     // A session our express-session has just made up for this request already has a fresh id nobody else
     // knows, and nothing stored to drop. Any other (loaded from our store, or a host app's own session in
@@ -200,6 +202,7 @@ export class SessionManager {
     const now = Date.now();
     Object.assign(req.session, { userId: user.id, epoch: user.sessionEpoch, createdAt: now, lastSeenAt: now, ip: req.ip, userAgent: userAgent(req) });
     if (extra.oidc) req.session.oidc = extra.oidc;
+    if (extra.deviceName !== undefined) req.session.deviceName = extra.deviceName;
     await this.save(req, true);
     try {
       await this.backend.index.add(user.id, req.sessionID);
@@ -276,7 +279,7 @@ export class SessionManager {
       views.push({
         id: this.publicId(sid),
         kind: 'browser',
-        name: null,
+        name: data.deviceName ?? null,
         createdAt: new Date(data.createdAt).toISOString(),
         lastSeenAt: new Date(data.lastSeenAt).toISOString(),
         ip: data.ip ?? null,
