@@ -29,6 +29,8 @@ export type EventType =
   | 'invite.created'
   | 'invite.resent'
   | 'invite.revoked'
+  | 'recovery_code.created'
+  | 'recovery_code.revoked'
   | 'idp.role_synced'
   | 'identity.linked'
   | 'login.succeeded'
@@ -54,6 +56,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'invite.created',
   'invite.resent',
   'invite.revoked',
+  'recovery_code.created',
+  'recovery_code.revoked',
   'idp.role_synced',
   'identity.linked',
   'login.succeeded',
