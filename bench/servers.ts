@@ -46,6 +46,7 @@ const BARE_USER = Object.freeze({
   updatedAt: '2026-01-15T09:30:12.345Z',
   lastActiveAt: '2026-01-15T09:31:02.118Z',
   lastLoginAt: null,
+  recoveryCode: 'none',
 });
 
 function required(name: string): string {

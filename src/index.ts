@@ -40,6 +40,7 @@ import { AuditLog } from './events/audit.js';
 import { recordPolicyChange } from './events/policy-change.js';
 import { auditEndpoints } from './events/routes.js';
 import { userEndpoints } from './users/routes.js';
+import { recoveryCodeEndpoints } from './users/recovery-code-routes.js';
 import { InviteService } from './invites/service.js';
 import { inviteEndpoints } from './invites/routes.js';
 import { EndpointTable } from './http/endpoint-table.js';
@@ -302,6 +303,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions, deviceTokens),
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
+        ...recoveryCodeEndpoints(users),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...documentEndpoints(endpoints),

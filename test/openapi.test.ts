@@ -140,6 +140,7 @@ describe('the answer check', () => {
     updatedAt: '2026-11-28T00:00:00.000Z',
     lastActiveAt: null,
     lastLoginAt: null,
+    recoveryCode: 'none',
   };
   const err = (code: string) => JSON.stringify({ error: { code, message: 'x' } });
 

@@ -32,6 +32,11 @@ describe('the Casbin policy in policies/', () => {
     ['user', 'invites', 'create', false],
     ['user', 'invites', 'read', false],
     ['user', 'invites', 'revoke', false],
+    ['user', 'self', 'recovery-code', true],
+    ['admin', 'self', 'recovery-code', true],
+    ['admin', 'users', 'revoke-recovery-code', true],
+    ['user', 'users', 'revoke-recovery-code', false],
+    ['user', 'self', 'revoke-recovery-code', false],
     // admin inherits what user may do
     ['admin', 'self', 'read', true],
     ['admin', 'self', 'api-key', true],

@@ -32,6 +32,8 @@ export type EventType =
   | 'invite.redeemed'
   | 'invite.redeem_failed'
   | 'recovery_code.redeemed'
+  | 'recovery_code.created'
+  | 'recovery_code.revoked'
   | 'idp.role_synced'
   | 'identity.linked'
   | 'login.succeeded'
@@ -60,6 +62,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'invite.redeemed',
   'invite.redeem_failed',
   'recovery_code.redeemed',
+  'recovery_code.created',
+  'recovery_code.revoked',
   'idp.role_synced',
   'identity.linked',
   'login.succeeded',

@@ -14,6 +14,8 @@ export interface User {
   updatedAt: number;
   lastActiveAt: number | null;
   lastLoginAt: number | null;
+  /** When the user's recovery code was minted; null: they have none. */
+  recoveryCodeCreatedAt: number | null;
 }
 
 /** A user with the stored secrets; never leaves the server. */
@@ -23,6 +25,8 @@ export interface UserRecord extends User {
   passwordHash: string | null;
   apiKeyDigest: string | null;
   apiKeyCipher: string | null;
+  /** The keyed fingerprint of the user's recovery code (src/crypto/codes.ts); null: none. */
+  recoveryCodeFingerprint: string | null;
 }
 
 /** The user without its stored secrets (an explicit copy: object rest is many times slower). */
@@ -41,6 +45,7 @@ export function withoutSecrets(u: User): User {
     updatedAt: u.updatedAt,
     lastActiveAt: u.lastActiveAt,
     lastLoginAt: u.lastLoginAt,
+    recoveryCodeCreatedAt: u.recoveryCodeCreatedAt,
   };
 }
 
@@ -59,6 +64,8 @@ export interface PublicUser {
   updatedAt: string;
   lastActiveAt: string | null;
   lastLoginAt: string | null;
+  /** Whether the user has a recovery code: nobody but its owner, once, ever sees the code. */
+  recoveryCode: 'set' | 'none';
 }
 
 // Formatting a date costs about a microsecond here, and the same few timestamps are formatted on
@@ -90,6 +97,7 @@ export function toPublicUser(u: User): PublicUser {
     updatedAt: iso(u.updatedAt)!,
     lastActiveAt: iso(u.lastActiveAt),
     lastLoginAt: iso(u.lastLoginAt),
+    recoveryCode: u.recoveryCodeCreatedAt === null ? 'none' : 'set',
   };
 }
 

@@ -5,12 +5,15 @@ import type { PublicUser } from './model.js';
 const MOVING_TIMES: ReadonlySet<string> = new Set(['updatedAt', 'lastActiveAt', 'lastLoginAt']);
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
+/** States others move (the user mints and removes their recovery code): a copy read earlier may hold any of them. */
+const MOVING_STATES: ReadonlyMap<string, readonly unknown[]> = new Map([['recoveryCode', ['set', 'none']]]);
+
 /** Writable, but needs a capability to change: sent as it is, it is no change and needs none. */
 const KEPT_IF_SAME: ReadonlySet<string> = new Set(['role', 'passwordLogin']);
 
 /** Whether `sent` is a value the server returned for this field, now or (a moving time) earlier. */
 function asReturned(field: string, sent: unknown, now: unknown): boolean {
-  if (isDeepStrictEqual(sent, now)) return true;
+  if (isDeepStrictEqual(sent, now) || MOVING_STATES.get(field)?.includes(sent)) return true;
   if (!MOVING_TIMES.has(field) || typeof now !== 'string') return false;
   // Times of this one format compare as strings.
   return sent === null || (typeof sent === 'string' && ISO.test(sent) && sent <= now);

@@ -23,6 +23,8 @@ interface UserRow {
   last_active_at: number | string | null;
   last_login_at: number | string | null;
   session_epoch: number | string;
+  recovery_code_fingerprint: string | null;
+  recovery_code_created_at: number | string | null;
 }
 
 const time = (v: number | string | null): number | null => (v === null ? null : Number(v));
@@ -42,10 +44,12 @@ function fromRow(r: UserRow): UserRecord {
     updatedAt: time(r.updated_at)!,
     lastActiveAt: time(r.last_active_at),
     lastLoginAt: time(r.last_login_at),
+    recoveryCodeCreatedAt: r.recovery_code_fingerprint === null ? null : time(r.recovery_code_created_at),
     sessionEpoch: Number(r.session_epoch ?? 0),
     passwordHash: r.password_hash,
     apiKeyDigest: r.api_key_digest,
     apiKeyCipher: r.api_key_cipher,
+    recoveryCodeFingerprint: r.recovery_code_fingerprint,
   };
 }
 
@@ -67,6 +71,8 @@ export type UserChanges = Partial<Omit<NewUserRow, 'auth_source'>> & {
   password_login?: boolean;
   last_login_at?: number;
   session_epoch?: number;
+  recovery_code_fingerprint?: string | null;
+  recovery_code_created_at?: number | null;
 };
 
 /** Columns a list may be sorted by, keyed by their API names. */
@@ -120,6 +126,11 @@ export const usersRepo = {
 
   async findByEmailKey(db: Queryable, key: string): Promise<UserRecord | null> {
     const row = (await db<UserRow>('users').where({ email_key: key }).first()) as UserRow | undefined;
+    return row ? fromRow(row) : null;
+  },
+
+  async findByRecoveryCodeFingerprint(db: Queryable, fingerprint: string): Promise<UserRecord | null> {
+    const row = (await db<UserRow>('users').where({ recovery_code_fingerprint: fingerprint }).first()) as UserRow | undefined;
     return row ? fromRow(row) : null;
   },
 

@@ -80,6 +80,7 @@ export const publicUserSchema = z
     updatedAt: z.iso.datetime(),
     lastActiveAt: z.iso.datetime().nullable(),
     lastLoginAt: z.iso.datetime().nullable(),
+    recoveryCode: z.enum(['set', 'none']).meta({ description: 'Whether the user has minted a recovery code; the code itself is never answered again.' }),
   })
   .strict()
   .meta({ id: 'User' });

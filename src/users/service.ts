@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { AppError, Errors, invalidField } from '../errors.js';
 import { uniqueViolation, type Db } from '../db/connect.js';
 import { decryptApiKey, digestApiKey, encryptApiKey, generateApiKey } from '../crypto/api-keys.js';
+import { fingerprintCode, generateCode, parseCode } from '../crypto/codes.js';
 import { hashPassword, verifyPassword } from '../crypto/passwords.js';
 import type { ServerKeys } from '../crypto/secret.js';
 import { ADMIN_ROLE, DEFAULT_ROLE, withoutSecrets, type UserRecord } from './model.js';
@@ -10,6 +11,9 @@ import { eventOf, SYSTEM_ORIGIN, type EventDetail, type EventStream, type EventT
 import { normalizeUsername, usernameKey } from '../names.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
+
+/** The columns of a user without a recovery code. */
+const NO_RECOVERY_CODE = { recovery_code_fingerprint: null, recovery_code_created_at: null } as const;
 
 /** The stored email and its case-insensitive uniqueness key. */
 function emailColumns(email: string | null): { email: string | null; email_key: string | null } {
@@ -56,7 +60,9 @@ export interface UserPatch {
   passwordLogin?: boolean;
 }
 
-/** The users' rules: uniqueness, safety rails, keys. Routes call this; SQL lives in the repository. */
+/** A typed recovery code: a typo (its check fails), no such code, or the user whose code it is. */
+export type RecoveryCodeLookup = { kind: 'typo' } | { kind: 'invalid' } | { kind: 'found'; user: UserRecord };
+
 /** A change's events, before the actor, the target and the time are added. */
 type Planned = readonly [EventType, EventDetail?][];
 
@@ -178,7 +184,15 @@ export class UserService {
         if (patch.passwordLogin !== undefined && patch.passwordLogin !== before.passwordLogin) {
           events.push(['user.password_login_changed', { enabled: patch.passwordLogin }]);
         }
-        return { changes, after, endSessions: demoted || changes.password_hash !== undefined || passwordLoginEnded, events };
+        // A recovery code, like a password, would sign an external account in around its provider.
+        const dropCode = passwordLoginEnded && before.recoveryCodeCreatedAt !== null;
+        if (dropCode) events.push(['recovery_code.revoked', { reason: 'password_login_off' }]);
+        return {
+          changes: dropCode ? { ...changes, ...NO_RECOVERY_CODE } : changes,
+          after,
+          endSessions: demoted || changes.password_hash !== undefined || passwordLoginEnded,
+          events,
+        };
       },
       origin,
       // Only a self-service password change keeps the session that made it; a demotion ends them all.
@@ -222,6 +236,60 @@ export class UserService {
       origin,
     );
     return apiKey;
+  }
+
+  /**
+   * Mints the user's recovery code, answered this once: only its fingerprint is kept, and the code the
+   * user had stops at once (it is replaced in the same row). It never expires and has no use limit. An
+   * external account may have one only while it may sign in with a local password: a code, like a
+   * password, would go around its provider's MFA and group checks (turning `passwordLogin` off drops it).
+   */
+  async mintRecoveryCode(id: number, origin: Origin): Promise<{ code: string; user: UserRecord }> {
+    const code = generateCode();
+    const fingerprint = fingerprintCode(this.keys, code.replaceAll('-', ''));
+    const user = await this.change(
+      id,
+      (before) => {
+        if (!before.passwordLogin) {
+          throw Errors.passwordLoginOff('This account signs in through its identity provider; an admin must allow password login (passwordLogin) before it can have a recovery code.');
+        }
+        return {
+          changes: { recovery_code_fingerprint: fingerprint, recovery_code_created_at: Date.now() },
+          after: { role: before.role, hasPassword: before.hasPassword },
+          events: [['recovery_code.created', { replaced: before.recoveryCodeCreatedAt !== null }]],
+        };
+      },
+      origin,
+    );
+    return { code, user };
+  }
+
+  /** Removes the user's recovery code, if they have one (by its owner or an admin); it stops at once. */
+  async revokeRecoveryCode(id: number, origin: Origin): Promise<UserRecord> {
+    return this.change(
+      id,
+      (before) => ({
+        changes: before.recoveryCodeCreatedAt === null ? {} : NO_RECOVERY_CODE,
+        after: { role: before.role, hasPassword: before.hasPassword },
+        events: before.recoveryCodeCreatedAt === null ? [] : [['recovery_code.revoked', { reason: 'revoked' }]],
+      }),
+      origin,
+    );
+  }
+
+  /**
+   * The user a typed recovery code belongs to, looked up by its fingerprint; a failed check is a typo, not a
+   * wrong code (as `InviteService.findByCode`). `found` says nothing about whether the user may sign in: the
+   * redeem flow must refuse a disabled account (`active` false) itself (its code is kept, for when it is
+   * enabled again; an external account's is removed when `passwordLogin` goes off), and should confirm, in the
+   * transaction that signs the device in (the row read with `usersRepo.findForUpdate`), that
+   * `recoveryCodeFingerprint` is still the one found, so a code replaced or revoked meanwhile never wins.
+   */
+  async findByRecoveryCode(typed: string): Promise<RecoveryCodeLookup> {
+    const parsed = parseCode(typed);
+    if (!parsed.ok) return { kind: 'typo' };
+    const user = await usersRepo.findByRecoveryCodeFingerprint(this.db, fingerprintCode(this.keys, parsed.normalized));
+    return user ? { kind: 'found', user } : { kind: 'invalid' };
   }
 
   /** The owner's key, decrypted; null when it cannot be read (rotate it then). */
@@ -473,6 +541,8 @@ export class UserService {
     if (constraint === null) return err;
     if (constraint.includes('email')) return Errors.emailTaken();
     if (constraint.includes('api_key')) return Errors.invalidInput('apiKey: that key is already in use');
+    // Two 95-bit codes alike: never in practice, and nothing the caller did.
+    if (constraint.includes('recovery_code')) return err;
     return Errors.usernameTaken();
   }
 
