@@ -43,6 +43,8 @@ import { userEndpoints } from './users/routes.js';
 import { recoveryCodeEndpoints } from './users/recovery-code-routes.js';
 import { InviteService } from './invites/service.js';
 import { inviteEndpoints } from './invites/routes.js';
+import { connectEndpoints } from './authn/connect-routes.js';
+import { CodeSignIn } from './authn/code-sign-in.js';
 import { EndpointTable } from './http/endpoint-table.js';
 import { documentEndpoints } from './http/document-route.js';
 import { accountUpdate } from './http/account-update.js';
@@ -303,6 +305,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions, deviceTokens),
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
+        ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),

@@ -143,7 +143,8 @@ describe.each(DB_KINDS)('POST /connect on %s', (kind) => {
     address = 6;
     const id = await listener();
     const made = await invite(id, { uses });
-    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => connect({ code: made.code, device: { name: `tv ${i}`, kind: 'app' } })));
+    // From 20 addresses: one address's attempts in flight count against its limits before they are checked.
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => connect({ code: made.code, device: { name: `tv ${i}`, kind: 'app' } }, undefined, 100 + i)));
     const ok = replies.filter((r) => r.status === 200);
     expect(ok).toHaveLength(successes);
     for (const r of replies.filter((r) => r.status !== 200)) expect(errorCode(r)).toBe('invite.used_up');
@@ -157,7 +158,7 @@ describe.each(DB_KINDS)('POST /connect on %s', (kind) => {
     const id = await listener();
     const made = await invite(id, { uses: 100 });
     // Racing: every redemption either wins before the resend commits or is refused after.
-    const racing = Array.from({ length: 10 }, () => connect({ code: made.code }));
+    const racing = Array.from({ length: 10 }, (_, i) => connect({ code: made.code }, undefined, 130 + i));
     const resent = await c.post(`${USERS}/${id}/invites/${made.id}/resend`, { key: adminKey });
     expect(resent.status).toBe(200);
     await Promise.all(racing);
@@ -166,7 +167,7 @@ describe.each(DB_KINDS)('POST /connect on %s', (kind) => {
     expect(errorCode(late)).toBe('invite.invalid');
     expect((await connect({ code: resent.body.code })).status).toBe(200);
 
-    const racingRevoke = Array.from({ length: 10 }, () => connect({ code: resent.body.code }));
+    const racingRevoke = Array.from({ length: 10 }, (_, i) => connect({ code: resent.body.code }, undefined, 150 + i));
     expect((await c.del(`${USERS}/${id}/invites/${made.id}`, { key: adminKey })).status).toBe(200);
     const before = (await state(id, made.id)).redemptions.count;
     await Promise.all(racingRevoke);
@@ -200,6 +201,62 @@ describe.each(DB_KINDS)('POST /connect on %s', (kind) => {
     const failed = await c.get(`${AUTH}/audit?type=invite.redeem_failed`, { key: adminKey });
     expect(failed.body[0]).toMatchObject({ actor: { kind: 'anonymous' }, ip: '203.0.113.10', detail: { reason: 'invalid' } });
     expect(JSON.stringify(failed.body)).not.toContain(UNKNOWN.slice(0, 8));
+  });
+
+  describe('with a recovery code', () => {
+    /** A listener signed in on one device (an app), who mints their recovery code there. */
+    async function listenerWithCode() {
+      const id = await listener();
+      const made = await invite(id);
+      const app = await connect({ code: made.code, device: { name: 'Phone', kind: 'app' } });
+      const bearer = { Authorization: `Bearer ${app.body.token}` };
+      const minted = await c.post(`${AUTH}/me/recovery-code`, { headers: bearer });
+      expect(minted.status, minted.text).toBe(201);
+      return { id, bearer, code: minted.body.code as string };
+    }
+
+    it('signs a new device in, any number of times, and the answer says it was the recovery code', async () => {
+      address = 20;
+      const { id, code } = await listenerWithCode();
+      for (const name of ['New phone', 'Tablet']) {
+        const res = await connect({ code, device: { name, kind: 'app' } });
+        expect(res.status, res.text).toBe(200);
+        expect(res.body).toMatchObject({ user: { id, recoveryCode: 'set' }, via: 'recovery_code' });
+        expect((await c.get(`${AUTH}/me`, { headers: { Authorization: `Bearer ${res.body.token}` } })).body.id).toBe(id);
+      }
+      const jar: Jar = {};
+      expect((await connect({ code, device: { name: 'Laptop' } }, jar)).status).toBe(200);
+      expect((await client(server.url, jar).get(`${AUTH}/me`)).body.id).toBe(id);
+      const audit = await c.get(`${AUTH}/audit?type=recovery_code.redeemed&user=${id}`, { key: adminKey });
+      expect(audit.body).toHaveLength(3);
+      expect(audit.body[0]).toMatchObject({ actor: { kind: 'system' }, detail: { device: 'Laptop', kind: 'browser' } });
+    });
+
+    it('stops at once when replaced or revoked, and is refused while the account is disabled', async () => {
+      address = 21;
+      const { id, bearer, code } = await listenerWithCode();
+      const again = await c.post(`${AUTH}/me/recovery-code`, { headers: bearer });
+      expect(errorCode(await connect({ code }))).toBe('invite.invalid');
+      expect((await c.post(`${USERS}/${id}/status`, { key: adminKey, body: { active: false } })).status).toBe(200);
+      expect(errorCode(await connect({ code: again.body.code }))).toBe('auth.account_disabled');
+      expect((await c.post(`${USERS}/${id}/status`, { key: adminKey, body: { active: true } })).status).toBe(200);
+      expect((await connect({ code: again.body.code })).status).toBe(200);
+      expect((await c.del(`${USERS}/${id}/recovery-code`, { key: adminKey })).status).toBe(204);
+      expect(errorCode(await connect({ code: again.body.code }))).toBe('invite.invalid');
+    });
+
+    it('never wins against a revoke that answered first, even racing', async () => {
+      address = 22;
+      const { id, code } = await listenerWithCode();
+      const racing = Array.from({ length: 10 }, (_, i) => connect({ code, device: { kind: 'app' } }, undefined, 170 + i));
+      expect((await c.del(`${USERS}/${id}/recovery-code`, { key: adminKey })).status).toBe(204);
+      const results = await Promise.all(racing);
+      const won = results.filter((r) => r.status === 200).length;
+      expect(errorCode(await connect({ code }))).toBe('invite.invalid');
+      // Every winner was signed in before the revoke: its device is listed, and nothing after it is.
+      const devices = Number((await server.usher.db('device_tokens').where({ user_id: id }).count({ n: '*' }).first())!.n);
+      expect(devices).toBe(won + 1);
+    });
   });
 
   it('refuses a cross-site redemption like a cross-site login', async () => {

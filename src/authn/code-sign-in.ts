@@ -1,4 +1,4 @@
-import { AppError, Errors } from '../errors.js';
+import { AppError } from '../errors.js';
 import { ANONYMOUS, SYSTEM, eventOf, type Origin } from '../events/stream.js';
 import { OncePerWindow } from '../events/once.js';
 import type { InviteService } from '../invites/service.js';
@@ -14,9 +14,6 @@ export interface Device {
   kind: DeviceKind;
   userAgent?: string;
 }
-
-/** What a typed recovery code names (see UserService.findByRecoveryCode). */
-export type RecoveryLookup = (typed: string) => Promise<{ kind: 'typo' } | { kind: 'invalid' } | { kind: 'found'; user: UserRecord }>;
 
 export interface Redeemed {
   user: UserRecord;
@@ -41,7 +38,6 @@ export class CodeSignIn {
     private readonly users: UserService,
     private readonly invites: InviteService,
     private readonly devices: DeviceTokens,
-    private readonly recovery: RecoveryLookup,
     private readonly limiter: LoginLimiter,
   ) {}
 
@@ -82,14 +78,13 @@ export class CodeSignIn {
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'invite.invalid') throw err;
     }
-    // No invite has this code: it may be the user's recovery code.
-    const found = await this.recovery(code);
-    if (found.kind === 'typo') throw Errors.inviteTypo();
-    if (found.kind === 'invalid') throw Errors.inviteInvalid();
-    if (!found.user.active) throw Errors.accountDisabled();
-    await this.users.events.publish([eventOf(origin, 'recovery_code.redeemed', found.user.id, { device: device.name, kind: device.kind })]);
-    const token = app ? (await this.devices.issue(found.user.id, device, origin)).token : undefined;
-    return { user: found.user, via: 'recovery_code', token };
+    // No invite has this code: it may be a user's recovery code.
+    const { user, result } = await this.users.redeemRecoveryCode(code, origin, { device: device.name, kind: device.kind }, async (trx, owner) => {
+      if (!app) return { result: undefined, events: [] };
+      const issued = await this.devices.issueIn(trx, owner.id, device, origin);
+      return { result: issued.token, events: [issued.event] };
+    });
+    return { user, via: 'recovery_code', token: result };
   }
 
   /** After a browser's session is started (or an app's token issued): lastLoginAt and the login's events. */

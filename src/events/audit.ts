@@ -7,7 +7,7 @@ import type { Actor, EventStream, EventType, UsherEvent } from './stream.js';
 import { EVENT_TYPES } from './stream.js';
 
 /** Authentication events: written in batches, off the request's path. Every other event is written in its change's transaction. */
-const BATCHED: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.failed', 'login.rate_limited', 'session.created', 'session.ended', 'proxy.untrusted_headers', 'invite.redeem_failed', 'recovery_code.redeemed']);
+const BATCHED: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.failed', 'login.rate_limited', 'session.created', 'session.ended', 'proxy.untrusted_headers', 'invite.redeem_failed']);
 
 /** At most this many batched events wait; past it new ones are dropped (and counted), so a flood cannot grow memory. */
 const MAX_PENDING = 10_000;

@@ -292,6 +292,34 @@ export class UserService {
     return user ? { kind: 'found', user } : { kind: 'invalid' };
   }
 
+  /**
+   * Signs a device in with the user's recovery code: in one transaction, with the user's row locked, the
+   * code must still be theirs (a replace or revoke that committed first wins) and the account enabled.
+   * `inside` runs in that transaction (issuing an app's token). Throws invite.typo, invite.invalid or
+   * auth.account_disabled; no use is spent, a recovery code has no limit.
+   */
+  async redeemRecoveryCode<T>(
+    typed: string,
+    origin: Origin,
+    detail: EventDetail,
+    inside: (trx: Knex.Transaction, user: UserRecord) => Promise<{ result: T; events: UsherEvent[] }>,
+  ): Promise<{ user: UserRecord; result: T }> {
+    const found = await this.findByRecoveryCode(typed);
+    if (found.kind === 'typo') throw Errors.inviteTypo();
+    if (found.kind === 'invalid') throw Errors.inviteInvalid();
+    const { user, result, events } = await this.transaction(async (trx) => {
+      const user = await usersRepo.findForUpdate(trx, found.user.id);
+      if (!user || user.recoveryCodeFingerprint === null || user.recoveryCodeFingerprint !== found.user.recoveryCodeFingerprint) throw Errors.inviteInvalid();
+      if (!user.active) throw Errors.accountDisabled();
+      const then = await inside(trx, user);
+      const events = [eventOf(origin, 'recovery_code.redeemed', user.id, detail), ...then.events];
+      await this.events.record(trx, events);
+      return { user, result: then.result, events };
+    });
+    await this.events.publish(events);
+    return { user, result };
+  }
+
   /** The owner's key, decrypted; null when it cannot be read (rotate it then). */
   readApiKey(user: UserRecord): string | null {
     return user.apiKeyCipher ? decryptApiKey(this.keys, user.apiKeyCipher, user.id) : null;
