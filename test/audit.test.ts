@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
+import { auditEntries, type AuditEntry } from './helpers/audit.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client, type Jar } from './helpers/http.js';
 import { requestFrom } from './helpers/peer-http.js';
@@ -8,15 +9,7 @@ import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
 
-interface Entry {
-  id: number;
-  at: string;
-  type: string;
-  actor: { kind: string; userId?: number; method?: string; provider?: string };
-  targetUserId: number | null;
-  ip: string | null;
-  detail: Record<string, unknown>;
-}
+type Entry = AuditEntry;
 
 describe.each(DB_KINDS)('the audit log on %s', (kind) => {
   let server: TestServer;
@@ -25,13 +18,7 @@ describe.each(DB_KINDS)('the audit log on %s', (kind) => {
   const admin = { kind: 'user', userId: 1, method: 'api-key' };
 
   /** The entries of one type about one user, newest first, after the batched ones are written. */
-  async function entries(type: string, userId?: number): Promise<Entry[]> {
-    await server.usher.audit.flush();
-    const res = await c.get(`${AUTH}/audit?type=${type}${userId === undefined ? '' : `&user=${userId}`}`, { key: adminKey });
-    expect(res.status, res.text).toBe(200);
-    expect(Number(res.headers.get('x-total-count'))).toBe(res.body.length);
-    return res.body as Entry[];
-  }
+  const entries = (type: string, userId?: number): Promise<Entry[]> => auditEntries(server, c, adminKey, type, userId);
 
   const fromProxy = (user: string, groups: string) => requestFrom('127.0.0.1', `${server.url}${AUTH}/me`, { headers: { 'Remote-User': user, 'Remote-Groups': groups } });
 

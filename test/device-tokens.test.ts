@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_ORIGIN } from '../src/events/stream.js';
 import { startServer, type TestServer } from './helpers/app.js';
+import { auditEntries } from './helpers/audit.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client, type Jar } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
@@ -76,12 +77,7 @@ describe.each(DB_KINDS)('device tokens on %s', (kind) => {
 
   const rows = async (userId: number) => server.usher.db('device_tokens').where({ user_id: userId });
 
-  async function audit(type: string, userId: number) {
-    await server.usher.audit.flush();
-    const res = await c.get(`${AUTH}/audit?type=${type}&user=${userId}`, { key: adminKey });
-    expect(res.status, res.text).toBe(200);
-    return res.body as { actor: Record<string, unknown>; detail: Record<string, unknown> }[];
-  }
+  const audit = (type: string, userId: number) => auditEntries(server, c, adminKey, type, userId);
 
   describe('authentication', () => {
     it('authenticates an app as its user with Authorization: Bearer usd_...', async () => {

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALPHABET, CODE_LENGTH, displayCode, fingerprintCode, generateCode, parseCode } from '../src/crypto/codes.js';
 import { deriveKeys } from '../src/crypto/secret.js';
 import { SYSTEM_ORIGIN } from '../src/events/stream.js';
+import type { PublicInvite } from '../src/invites/model.js';
 import { startServer, type TestServer } from './helpers/app.js';
+import { auditEntries } from './helpers/audit.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
@@ -89,20 +91,7 @@ describe('invite codes (crypto/codes.ts)', () => {
   });
 });
 
-interface Invite {
-  id: number;
-  userId: number;
-  state: string;
-  uses: number | null;
-  usesLeft: number | null;
-  expiresInDays: number | null;
-  expiresAt: string | null;
-  createdAt: string;
-  createdBy: number | null;
-  resentAt: string | null;
-  endedAt: string | null;
-  redemptions: { count: number; lastAt: string | null; devices: string[] };
-}
+type Invite = PublicInvite;
 
 describe.each(DB_KINDS)('invites and password-less accounts on %s', (kind) => {
   const PUBLIC_URL = 'https://media.example.com/listen';
@@ -139,12 +128,7 @@ describe.each(DB_KINDS)('invites and password-less accounts on %s', (kind) => {
 
   const lookup = (code: string) => server.usher.invites.findByCode(code);
 
-  async function auditOf(type: string, userId: number) {
-    await server.usher.audit.flush();
-    const res = await c.get(`${AUTH}/audit?type=${type}&user=${userId}`, { key: adminKey });
-    expect(res.status, res.text).toBe(200);
-    return res.body as { actor: Record<string, unknown>; targetUserId: number; detail: Record<string, unknown> }[];
-  }
+  const auditOf = (type: string, userId: number) => auditEntries(server, c, adminKey, type, userId);
 
   beforeAll(async () => {
     server = await startServer(kind, { settings: { server: { publicUrl: PUBLIC_URL } } });

@@ -6,6 +6,7 @@ import { fingerprintCode, generateCode } from '../src/crypto/codes.js';
 import { deriveKeys } from '../src/crypto/secret.js';
 import { SYSTEM_ORIGIN } from '../src/events/stream.js';
 import { startServer, type TestServer } from './helpers/app.js';
+import { auditEntries } from './helpers/audit.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client, type Jar } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
@@ -48,12 +49,7 @@ describe.each(DB_KINDS)('recovery codes on %s', (kind) => {
 
   const lookup = (code: string) => server.usher.users.findByRecoveryCode(code);
 
-  async function auditOf(type: string, userId: number) {
-    await server.usher.audit.flush();
-    const res = await c.get(`${AUTH}/audit?type=${type}&user=${userId}`, { key: adminKey });
-    expect(res.status, res.text).toBe(200);
-    return res.body as { actor: Record<string, unknown>; targetUserId: number; detail: Record<string, unknown> }[];
-  }
+  const auditOf = (type: string, userId: number) => auditEntries(server, c, adminKey, type, userId);
 
   beforeAll(async () => {
     server = await startServer(kind);
