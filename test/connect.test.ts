@@ -283,3 +283,42 @@ describe.each(DB_KINDS)('POST /connect on %s', (kind) => {
   });
 });
 
+
+describe.each(DB_KINDS)('POST /connect against a change made meanwhile, on %s', (kind) => {
+  let server: TestServer;
+  let c: Client;
+  let adminKey: string;
+  beforeAll(async () => {
+    server = await startBehindLoopbackProxy(kind);
+    c = client(server.url);
+    adminKey = await setupAdmin(c);
+  });
+  afterAll(() => server?.close());
+
+  it('leaves no working device token from apps connecting while the account is disabled', async () => {
+    for (let round = 0; round < 3; round++) {
+      const { user } = await createUser(server, c, adminKey, { username: `racer${round}` });
+      const made = await c.post(`${USERS}/${user.id}/invites`, { key: adminKey, body: { uses: null } });
+      const racing = Array.from({ length: 15 }, (_, i) =>
+        client(server.url).post(`${AUTH}/connect`, { body: { code: made.body.code, device: { kind: 'app' } }, headers: { 'X-Forwarded-For': `192.0.2.${i + 1}` } }),
+      );
+      expect((await c.post(`${USERS}/${user.id}/status`, { key: adminKey, body: { active: false } })).status).toBe(200);
+      const replies = await Promise.all(racing);
+      expect((await c.post(`${USERS}/${user.id}/status`, { key: adminKey, body: { active: true } })).status).toBe(200);
+      for (const r of replies.filter((r) => r.status === 200)) {
+        expect((await c.get(`${AUTH}/me`, { headers: { Authorization: `Bearer ${r.body.token}` } })).status).toBe(401);
+      }
+    }
+  });
+
+  it('refuses an invite of an external account once its password login is turned off', async () => {
+    const { user } = await createUser(server, c, adminKey, { username: 'external' });
+    await server.usher.db('users').where({ id: user.id }).update({ auth_source: 'oidc:kc', password_login: true });
+    const made = await c.post(`${USERS}/${user.id}/invites`, { key: adminKey, body: {} });
+    expect(made.status, made.text).toBe(201);
+    expect((await c.put(`${USERS}/${user.id}`, { key: adminKey, body: { passwordLogin: false } })).status).toBe(200);
+    const res = await client(server.url).post(`${AUTH}/connect`, { body: { code: made.body.code }, headers: { 'X-Forwarded-For': '192.0.2.99' } });
+    expect(res.status).toBe(403);
+    expect(errorCode(res)).toBe('user.password_login_off');
+  });
+});

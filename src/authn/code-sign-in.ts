@@ -23,7 +23,7 @@ export interface Redeemed {
 }
 
 /** Answers that come from holding a real code: they say nothing to a guesser, so they are not failures. */
-const REAL_CODE = new Set(['invite.expired', 'invite.used_up', 'invite.revoked', 'invite.replaced', 'auth.account_disabled']);
+const REAL_CODE = new Set(['invite.expired', 'invite.used_up', 'invite.revoked', 'invite.replaced', 'auth.account_disabled', 'user.password_login_off']);
 
 /**
  * Signing one device in with a code (an invite or a recovery code), without HTTP: the address limits of
@@ -33,6 +33,8 @@ const REAL_CODE = new Set(['invite.expired', 'invite.used_up', 'invite.revoked',
 export class CodeSignIn {
   /** One rate-limited entry per client address and minute, however many refusals. */
   private readonly refusals = new OncePerWindow(60_000);
+  /** Typos and real codes' states cost no limiter point: one entry per client, reason and minute, so they cannot flood the log. */
+  private readonly uncounted = new OncePerWindow(60_000);
 
   constructor(
     private readonly users: UserService,
@@ -56,9 +58,10 @@ export class CodeSignIn {
     } catch (err) {
       const code = err instanceof AppError ? err.code : undefined;
       // A typo is caught before any lookup, and a real code's state tells a guesser nothing: neither counts.
-      if (code === 'invite.typo' || (code !== undefined && REAL_CODE.has(code)) || !(err instanceof AppError) || err.status >= 500) await attempt.unchecked();
-      if (code?.startsWith('invite.') || code === 'auth.account_disabled') {
-        await this.users.events.publish([eventOf(anonymous, 'invite.redeem_failed', null, { reason: code.replace(/^(invite|auth)\./, '') })]);
+      const uncounted = code === 'invite.typo' || (code !== undefined && REAL_CODE.has(code));
+      if (uncounted || !(err instanceof AppError) || err.status >= 500) await attempt.unchecked();
+      if (code !== undefined && (code === 'invite.invalid' || (uncounted && this.uncounted.first(`${clientKey(ip)} ${code}`)))) {
+        await this.users.events.publish([eventOf(anonymous, 'invite.redeem_failed', null, { reason: code.replace(/^(invite|auth|user)\./, '') })]);
       }
       throw err;
     }

@@ -61,6 +61,7 @@ export function connectEndpoints(sessions: SessionManager, signIn: CodeSignIn): 
         Errors.inviteRevoked,
         Errors.inviteReplaced,
         Errors.accountDisabled,
+        Errors.passwordLoginOff,
         Errors.tooManyAttempts,
         Errors.csrf,
       ],

@@ -126,10 +126,14 @@ export class InviteService {
       const now = Date.now();
       const found = await invitesRepo.findByFingerprint(trx, fingerprint);
       if (!found) throw Errors.inviteInvalid();
-      const owner = await usersRepo.findById(trx, found.userId);
+      // The owner's row locked first (as every invite change does): a disable, reset or delete waits for
+      // this redemption, or this one sees it, so a device token issued here is never born after its end.
+      const owner = await usersRepo.findForUpdate(trx, found.userId);
       if (!owner) throw Errors.inviteInvalid();
       refuseState(found, now);
       if (!owner.active) throw Errors.accountDisabled();
+      // An external account whose password login was turned off since: the code would go around its provider.
+      if (owner.authSource !== 'local' && !owner.passwordLogin) throw Errors.passwordLoginOff();
       if (!(await invitesRepo.redeem(trx, found.id, fingerprint, device, now))) {
         // Another redemption, a revoke or a resend committed first: answer what the invite is now (after a
         // resend it is still pending, but this code no longer names it).

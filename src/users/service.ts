@@ -311,6 +311,7 @@ export class UserService {
       const user = await usersRepo.findForUpdate(trx, found.user.id);
       if (!user || user.recoveryCodeFingerprint === null || user.recoveryCodeFingerprint !== found.user.recoveryCodeFingerprint) throw Errors.inviteInvalid();
       if (!user.active) throw Errors.accountDisabled();
+      if (user.authSource !== 'local' && !user.passwordLogin) throw Errors.passwordLoginOff();
       const then = await inside(trx, user);
       const events = [eventOf(origin, 'recovery_code.redeemed', user.id, detail), ...then.events];
       await this.events.record(trx, events);
