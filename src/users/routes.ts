@@ -21,6 +21,7 @@ const updateErrors = [
   Errors.lastAdmin,
   Errors.adminNeedsPassword,
   Errors.wrongCurrentPassword,
+  Errors.passwordLoginOff,
   Errors.tooManyAttempts,
   Errors.busy,
 ];

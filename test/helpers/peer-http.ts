@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Reply } from './http.js';
+import { checkAnswer } from './openapi-check.js';
 
 export interface PeerRequest {
   method?: string;
@@ -31,6 +32,13 @@ export function requestFrom<T = any>(localAddress: string, url: string, opts: Pe
         // Raw pairs, so that a Latin-1 (UTF-8 bytes) value reaches the test as sent.
         const headers = new Headers();
         for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+        try {
+          // Checked against the server's openapi.json like every fetch (test/setup.ts).
+          checkAnswer(new URL(url), opts.method ?? 'GET', res.statusCode ?? 0, headers, text);
+        } catch (err) {
+          reject(err);
+          return;
+        }
         resolve({ status: res.statusCode ?? 0, headers, body: parsed as T, text });
       });
       res.on('error', reject);
