@@ -37,13 +37,43 @@ describe('the Casbin policy in policies/', () => {
     ['admin', 'users', 'revoke-recovery-code', true],
     ['user', 'users', 'revoke-recovery-code', false],
     ['user', 'self', 'revoke-recovery-code', false],
+    ['admin', 'users', 'set-permissions', true],
+    ['admin', 'roles', 'read', true],
+    ['admin', 'roles', 'manage', true],
+    ['user', 'users', 'set-permissions', false],
+    ['user', 'roles', 'read', false],
+    ['user', 'roles', 'manage', false],
+    ['admin', 'cert', 'create', true],
+    ['user', 'cert', 'create', false],
     // admin inherits what user may do
     ['admin', 'self', 'read', true],
     ['admin', 'self', 'api-key', true],
     ['stranger', 'self', 'read', false],
     ['admin', 'users', 'launch-missiles', false],
   ])('%s may %s/%s: %s', async (role, object, action, allowed) => {
-    const authz = await Authorizer.load();
+    // admin holds every permission, the host app's (cert.create) included.
+    const authz = await Authorizer.load(undefined, [], [{ name: 'cert.create', description: 'Issue a certificate.' }]);
     expect(authz.can(role, object, action)).toBe(allowed);
+  });
+
+  it("does not give admin a permission nobody declared", async () => {
+    const authz = await Authorizer.load();
+    expect(authz.can('admin', 'cert', 'create')).toBe(false);
+    expect(authz.can('admin', 'users', 'list')).toBe(true);
+  });
+
+  it('checks a user by their role; direct grants come from the database only', async () => {
+    const authz = await Authorizer.load();
+    expect(authz.can({ id: 1, role: 'admin' }, 'users', 'list')).toBe(true);
+    expect(authz.can({ id: 2, role: 'user' }, 'users', 'list')).toBe(false);
+    expect(authz.can({ id: 2, role: 'user' }, 'self', 'read')).toBe(true);
+    expect(authz.can({ id: 3, role: 'stranger' }, 'self', 'read')).toBe(false);
+  });
+
+  it("lists Usher's own permissions, every route capability among them", async () => {
+    const authz = await Authorizer.load();
+    const names = authz.permissions.map((p) => p.name);
+    for (const name of ['users.list', 'users.set-role', 'users.end-sessions', 'audit.read', 'invites.revoke', 'self.recovery-code', 'roles.manage']) expect(names).toContain(name);
+    for (const p of authz.permissions) expect(p.description, p.name).not.toBe('');
   });
 });
