@@ -109,6 +109,7 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
     expect(errorCode(await c.put(`${ROLES}/ghost`, { key: admin, body: {} }))).toBe('role.not_found');
     expect(errorCode(await c.del(`${ROLES}/ghost`, { key: admin }))).toBe('role.not_found');
     expect(errorCode(await c.post(ROLES, { key: admin, body: { name: 'admin' } }))).toBe('role.exists');
+    expect(errorCode(await c.post(ROLES, { key: admin, body: { name: 'Admin' } }))).toBe('role.exists');
     const bad = [
       { name: 'x', permissions: ['users.fly'] },
       { name: 'x', permissions: ['nodot'] },
@@ -131,6 +132,7 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
   it('renames a custom role with its holders; deletes a role in use only with moveTo, moving them', async () => {
     await createRole({ name: 'tmp', permissions: ['self.read'] });
     const holder = await user('tmp');
+    expect(errorCode(await c.put(`${ROLES}/tmp`, { key: admin, body: { name: 'USER' } }))).toBe('role.exists');
     const renamed = await c.put(`${ROLES}/tmp`, { key: admin, body: { name: 'temp' } });
     expect(renamed.status, renamed.text).toBe(200);
     expect(renamed.body.name).toBe('temp');
@@ -177,6 +179,62 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
 
     const [entry] = await auditEntries(server, c, admin, 'policy.changed', u.id);
     expect(entry).toMatchObject({ actor: { kind: 'user', userId: adminId }, targetUserId: u.id, detail: { change: 'user_permissions', granted: '', revoked: 'users.list' } });
+  });
+
+  it('answers 401 to anonymous callers on every route', async () => {
+    for (const [method, path] of [
+      ['GET', `${AUTH}/permissions`],
+      ['GET', ROLES],
+      ['POST', ROLES],
+      ['GET', `${ROLES}/user`],
+      ['PUT', `${ROLES}/user`],
+      ['DELETE', `${ROLES}/user`],
+      ['GET', `${USERS}/${adminId}/permissions`],
+      ['PATCH', `${USERS}/${adminId}/permissions`],
+    ] as const) {
+      const res = await c.call(method, path, method === 'POST' || method === 'PUT' || method === 'PATCH' ? { body: {} } : {});
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect(errorCode(res)).toBe('auth.unauthenticated');
+    }
+  });
+
+  describe('a hierarchy of custom roles, as a truth table on the database-backed policy', () => {
+    beforeAll(async () => {
+      await createRole({ name: 'tt-viewer', permissions: ['users.list'] });
+      await createRole({ name: 'tt-support', inherits: ['tt-viewer'], permissions: ['users.reset-password'] });
+      await createRole({ name: 'tt-lead', inherits: ['tt-support', 'user'], permissions: ['cert.create'] });
+    });
+
+    it.each([
+      ['tt-viewer', 'users.list', true],
+      ['tt-viewer', 'users.reset-password', false],
+      ['tt-viewer', 'self.read', false],
+      ['tt-viewer', 'cert.create', false],
+      ['tt-support', 'users.list', true],
+      ['tt-support', 'users.reset-password', true],
+      ['tt-support', 'cert.create', false],
+      ['tt-support', 'users.delete', false],
+      ['tt-lead', 'users.list', true],
+      ['tt-lead', 'users.reset-password', true],
+      ['tt-lead', 'cert.create', true],
+      ['tt-lead', 'self.read', true],
+      ['tt-lead', 'cert.revoke', false],
+      ['tt-lead', 'users.delete', false],
+      ['tt-lead', 'roles.manage', false],
+      ['admin', 'cert.revoke', true],
+      ['user', 'users.list', false],
+    ])('%s holds %s: %s', (role, permission, allowed) => {
+      const [object, action] = permission.split('.') as [string, string];
+      expect(server.usher.authz.can(role, object, action)).toBe(allowed);
+    });
+
+    it('follows an edit down the hierarchy at once: what the middle role loses, the top one loses too', async () => {
+      expect(server.usher.authz.impliedRoles('tt-lead')).toEqual(expect.arrayContaining(['tt-lead', 'tt-support', 'tt-viewer', 'user']));
+      expect((await c.put(`${ROLES}/tt-support`, { key: admin, body: { inherits: [] } })).status).toBe(200);
+      expect(server.usher.authz.can('tt-lead', 'users', 'list')).toBe(false);
+      expect(server.usher.authz.can('tt-lead', 'users', 'reset-password')).toBe(true);
+      expect((await c.get(`${ROLES}/tt-lead`, { key: admin })).body.effective).not.toContain('users.list');
+    });
   });
 
   describe('no escalation: a role manager grants only what they hold', () => {

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
 import { newEnforcer, newModelFromString } from 'casbin';
+import { ADMIN_ROLE } from '../users/model.js';
 import { GroupRoles, type GroupRoleRule } from './group-roles.js';
 import { permissionName, USHER_PERMISSIONS, type PermissionInfo, type PermissionSource } from './permissions.js';
 import { policyRepo, type PolicyRows, type RoleRow } from './policy-repository.js';
@@ -19,7 +20,7 @@ export function defaultPolicyDir(): string {
 }
 
 /** The role that holds every permission, Usher's and the host app's; its permissions are not editable. */
-export const SUPER_ROLE = 'admin';
+export const SUPER_ROLE = ADMIN_ROLE;
 
 /** Who is asked about: a role alone, or a user (their role and their direct permissions). */
 export type Subject = string | { readonly id: number; readonly role: string };

@@ -52,7 +52,7 @@ export class PolicyService {
 
   async createRole(input: RoleInput, origin: Origin): Promise<RoleView> {
     await this.change(origin, async (trx, before, now) => {
-      if (await policyRepo.findRole(trx, input.name)) throw Errors.roleExists();
+      this.checkNameFree(before, input.name);
       this.checkInherits(before, input.name, input.inherits ?? []);
       try {
         await policyRepo.insertRole(trx, { name: input.name, description: input.description ?? '' }, now);
@@ -77,7 +77,7 @@ export class PolicyService {
       let moved: number[] = [];
       if (renamed) {
         if (this.pinned.has(name)) throw Errors.roleInUse(`${name} is named by configuration (a group rule or a default role); change it there first`);
-        if (await policyRepo.findRole(trx, target)) throw Errors.roleExists();
+        this.checkNameFree(before, target, name);
         moved = ((await trx('users').where({ role: name }).select('id')) as { id: number }[]).map((r) => Number(r.id));
         await policyRepo.updateRole(trx, name, { name: target, description: input.description }, now);
       } else if (input.description !== undefined) {
@@ -170,6 +170,12 @@ export class PolicyService {
     const holds = new Set(permissionsOf(policy, actor).effective);
     const lacking = [...given].filter((p) => !holds.has(p)).sort();
     if (lacking.length > 0) throw Errors.escalation(`You do not hold ${lacking.join(', ')}, so you cannot grant it.`);
+  }
+
+  /** Role names differ by more than case: `Admin` beside `admin` would pass for it in every list. */
+  private checkNameFree(policy: CompiledPolicy, name: string, except?: string): void {
+    const taken = [...policy.roles.keys()].find((n) => n !== except && n.toLowerCase() === name.toLowerCase());
+    if (taken !== undefined) throw Errors.roleExists(taken === name ? undefined : `The role ${taken} exists already; role names differ by more than case.`);
   }
 
   /** Refuses inheriting an unknown role, the super role (admin-like power is the built-in's alone) or a cycle. */
