@@ -123,6 +123,10 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
     await createRole({ name: 'loopA' });
     await createRole({ name: 'loopB', inherits: ['loopA'] });
     expect(errorCode(await c.put(`${ROLES}/loopA`, { key: admin, body: { inherits: ['loopB'] } }))).toBe('request.invalid');
+    // Renamed in the same request, the cycle is still one.
+    expect(errorCode(await c.put(`${ROLES}/loopA`, { key: admin, body: { name: 'loopZ', inherits: ['loopB'] } }))).toBe('request.invalid');
+    expect(errorCode(await c.put(`${ROLES}/loopA`, { key: admin, body: { name: 'loopZ', inherits: ['loopZ'] } }))).toBe('request.invalid');
+    expect(server.usher.authz.roles.has('loopA')).toBe(true);
     expect(errorCode(await c.del(`${ROLES}/loopA`, { key: admin }))).toBe('role.in_use');
     expect((await c.del(`${ROLES}/loopB`, { key: admin })).status).toBe(204);
     expect((await c.del(`${ROLES}/loopA`, { key: admin })).status).toBe(204);

@@ -83,7 +83,12 @@ export class PolicyService {
       } else if (input.description !== undefined) {
         await policyRepo.updateRole(trx, name, { description: input.description }, now);
       }
-      const inherits = input.inherits !== undefined ? await (this.checkInherits(before, target, input.inherits), policyRepo.setInherits(trx, target, input.inherits)) : undefined;
+      let inherits: { added: string[]; removed: string[] } | undefined;
+      if (input.inherits !== undefined) {
+        // Checked against the names as they were: a cycle runs through the old name.
+        this.checkInherits(before, name, input.inherits.map((r) => (r === target ? name : r)));
+        inherits = await policyRepo.setInherits(trx, target, input.inherits);
+      }
       const permissions = input.permissions !== undefined ? await policyRepo.setPermissions(trx, target, input.permissions) : undefined;
       const detail: Record<string, string> = { change: 'role_updated', role: target };
       if (renamed) detail.renamedFrom = name;
