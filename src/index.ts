@@ -204,6 +204,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
     const policy = new PolicyService(db, authz, events, pinned);
     users.guardRoles((trx, role, origin) => policy.checkRoleAssignment(trx, role, origin));
+    // A deleted user's direct permissions go with their row (ON DELETE CASCADE): compile without them.
+    events.on(() => authz.refresh(), { types: ['user.deleted'] });
     await bootstrapAdmin(config, users, log);
     if (await recordPolicyChange(db, events, authz.digest, authz.roles.size)) log.info({ digest: authz.digest }, 'the access policy changed since the last start');
 

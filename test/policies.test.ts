@@ -1,5 +1,9 @@
+import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { newEnforcer } from 'casbin';
 import { describe, expect, it } from 'vitest';
-import { Authorizer } from '../src/authz/enforcer.js';
+import { Authorizer, defaultPolicyDir } from '../src/authz/enforcer.js';
 
 describe('the Casbin policy in policies/', () => {
   it('knows exactly the roles user and admin', async () => {
@@ -75,5 +79,31 @@ describe('the Casbin policy in policies/', () => {
     const names = authz.permissions.map((p) => p.name);
     for (const name of ['users.list', 'users.set-role', 'users.end-sessions', 'audit.read', 'invites.revoke', 'self.recovery-code', 'roles.manage']) expect(names).toContain(name);
     for (const p of authz.permissions) expect(p.description, p.name).not.toBe('');
+  });
+
+  it("compiles what Casbin's enforce() answers, for every role and permission, through a hierarchy of roles", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usher-policy-'));
+    try {
+      cpSync(defaultPolicyDir(), dir, { recursive: true });
+      appendFileSync(
+        join(dir, 'policy.csv'),
+        ['p, viewer, users, list', 'p, support, users, reset-password', 'g, support, viewer', 'p, lead, audit, read', 'g, lead, support', 'g, lead, user', ''].join('\n'),
+      );
+      const authz = await Authorizer.load(dir);
+      const enforcer = await newEnforcer(join(dir, 'model.conf'), join(dir, 'policy.csv'));
+      let allows = 0;
+      for (const role of ['user', 'viewer', 'support', 'lead']) {
+        for (const { name } of authz.permissions) {
+          const [object, action] = name.split(/\.(.*)/) as [string, string];
+          const expected = await enforcer.enforce(role, object, action);
+          expect(authz.can(role, object, action), `${role} ${name}`).toBe(expected);
+          if (expected) allows++;
+        }
+      }
+      // user's five, viewer's one, support's two, lead's three plus user's five.
+      expect(allows).toBe(5 + 1 + 2 + 8);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -75,13 +75,15 @@ const BUILT_IN_DESCRIPTIONS: Record<string, string> = {
 /**
  * Decides who may do what. The model is policies/model.conf; the rules live in the database (custom roles,
  * inheritance, role permissions, users' direct permissions), with policies/policy.csv defining the built-in
- * roles (written into the database at each start). Casbin evaluates the rules once per change, for every
- * (role, permission) pair; checks on the request path are then set lookups, with no promise. A change made
+ * roles (written into the database at each start). Casbin compiles the rules once per change into what
+ * each role holds; checks on the request path are then set lookups, with no promise. A change made
  * through this instance is compiled before its request answers (`refresh()`); another instance sees it at
  * its next start.
  */
 export class Authorizer {
   private state: CompiledPolicy;
+  /** The lock version `state` was read at: an older compilation never replaces a newer one. */
+  private version = -1;
   private refreshing: Promise<void> = Promise.resolve();
   /** External groups → role, from g2 (policy.csv and configuration); re-ranked on each change. */
   readonly groupRoles: GroupRoles;
@@ -125,7 +127,10 @@ export class Authorizer {
     return this.state.roleNames;
   }
 
-  /** A digest of what the policy grants (roles, direct permissions, group rules): it changes when the policy does. */
+  /**
+   * A digest of what the roles grant and of the group rules: it changes when the policy does. Users' direct
+   * permissions are left out: each grant is audited when made, and a user's deletion takes theirs along.
+   */
   get digest(): string {
     return this.state.digest;
   }
@@ -164,11 +169,22 @@ export class Authorizer {
     const db = this.db;
     if (!db) return Promise.resolve();
     const next = this.refreshing.then(async () => {
-      this.state = await this.compile(db);
-      this.groupRoles.rerank(this.state.rank);
+      const version = await policyRepo.version(db);
+      this.install(await this.compile(db), version);
     });
     this.refreshing = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Swaps in a policy compiled inside a committed change's transaction, under the lock at `version`: the
+   * change's own compilation serves, with no second one. Older than what is installed: ignored.
+   */
+  install(policy: CompiledPolicy, version: number): void {
+    if (version < this.version) return;
+    this.version = version;
+    this.state = policy;
+    this.groupRoles.rerank(policy.rank);
   }
 }
 
@@ -225,7 +241,7 @@ async function readPolicyFile(policyDir: string): Promise<PolicyFile> {
 const key = (role: string, name: string) => `${role}\u0000${name}`;
 
 /**
- * Evaluates every role against every permission with Casbin (the model's matcher decides), and ranks the
+ * Compiles what every role holds with Casbin's RBAC API over the model's g and p, and ranks the
  * roles for g2: one that inherits another comes first, then by how much it holds, then by name.
  */
 async function compilePolicy(modelText: string, rows: PolicyRows, declared: readonly DeclaredPermission[], groupRules: readonly GroupRoleRule[]): Promise<CompiledPolicy> {
@@ -252,8 +268,14 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
   const byRole = new Map<string, Set<string>>();
   const implied = new Map<string, readonly string[]>();
   for (const role of roleNames) {
+    // Casbin's RBAC API walks g and p as the model defines them. Asking enforce() of every (role, pair)
+    // instead costs a matcher run per policy row: 2.5 s for 100 roles (bench/permissions.ts).
+    // test/policies.test.ts checks both agree.
     const held = new Set<string>();
-    for (const [name, [obj, act]] of pairs) if (enforcer.enforceSync(role, obj, act)) held.add(name);
+    for (const [, obj, act] of await enforcer.getImplicitPermissionsForUser(role)) {
+      const name = permissionName(obj!, act!);
+      if (pairs.has(name)) held.add(name);
+    }
     byRole.set(role, held);
     implied.set(role, [role, ...(await enforcer.getImplicitRolesForUser(role)).filter((r) => r !== role)]);
   }
@@ -278,7 +300,6 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
   const order = [...roleNames].sort((a, b) => implied.get(b)!.length - implied.get(a)!.length || byRole.get(b)!.size - byRole.get(a)!.size || (a < b ? -1 : a > b ? 1 : 0));
   const lines = [
     ...[...byRole].flatMap(([role, held]) => [...held].map((p) => key(role, p))),
-    ...[...direct].flatMap(([id, held]) => [...held].map((p) => `u\u0000${id}\u0000${p}`)),
     ...groupRules.map((r) => `g2\u0000${r.group}\u0000${r.role}\u0000${r.provider}`),
   ];
   const digest = createHash('sha256').update(lines.sort().join('\n')).digest('hex').slice(0, 16);

@@ -44,6 +44,12 @@ export const policyRepo = {
     await trx('locks').where({ name: 'users' }).increment('version', 1);
   },
 
+  /** The lock's version: it moves on with every change made under the lock. */
+  async version(db: Queryable): Promise<number> {
+    const row = (await db('locks').where({ name: 'users' }).first('version')) as { version: number | string } | undefined;
+    return Number(row?.version ?? 0);
+  },
+
   /**
    * Writes policy.csv's roles into the tables as built-ins: missing rows are added, rows the file no longer
    * has are removed (its roles' permissions and inheritance only). A role the file stops naming stays, as

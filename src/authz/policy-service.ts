@@ -205,8 +205,9 @@ export class PolicyService {
       now: number,
     ) => Promise<{ role: string | undefined; previousRole?: string; target?: number; detail: EventDetail; moved?: { id: number; from: string; to: string }[] }>,
   ): Promise<void> {
-    const events = await this.db.transaction(async (trx) => {
+    const { events, after, version } = await this.db.transaction(async (trx) => {
       await policyRepo.lock(trx);
+      const version = await policyRepo.version(trx);
       const before = await this.authz.compile(trx);
       const now = Date.now();
       const done = await apply(trx, before, now);
@@ -219,9 +220,9 @@ export class PolicyService {
       const events: UsherEvent[] = [eventOf(origin, 'policy.changed', done.target ?? null, { ...done.detail, digest: after.digest, previous: before.digest, roles: after.roles.size })];
       for (const m of done.moved ?? []) events.push(eventOf(origin, 'user.role_changed', m.id, { from: m.from, to: m.to }));
       await this.events.record(trx, events);
-      return events;
+      return { events, after, version };
     });
-    await this.authz.refresh();
+    this.authz.install(after, version);
     await this.events.publish(events);
   }
 }
