@@ -39,10 +39,14 @@ export async function up(knex) {
     t.integer('created_by').nullable();
     t.index(['user_id'], 'user_permissions_user_index');
   });
+  // Moves on with every change of the policy: an instance whose compiled policy is of this version
+  // checks a role change against it without compiling again.
+  await knex('locks').insert({ name: 'policy', version: 0 });
 }
 
 /** @param {import('knex').Knex} knex */
 export async function down(knex) {
+  await knex('locks').where({ name: 'policy' }).delete();
   await knex.schema.dropTable('user_permissions');
   await knex.schema.dropTable('role_permissions');
   await knex.schema.dropTable('role_inherits');

@@ -70,6 +70,23 @@ describe.each(DB_KINDS)('policy.changed on %s', (kind) => {
     }
   });
 
+  it("checks a role change against the database's policy when another instance changed it since", async () => {
+    const a = await createUsher({ config: settings, logger: pino({ level: 'silent' }), policyDir });
+    const b = await createUsher({ config: settings, logger: pino({ level: 'silent' }), policyDir });
+    try {
+      const { user } = await b.users.create({ username: 'moved-by-b' }, { actor: { kind: 'cli' } });
+      await a.policy.createRole({ name: 'made-by-a', permissions: ['users.list'] }, { actor: { kind: 'cli' } });
+      // b's compiled policy is older than the database's: its check compiles the database's.
+      expect(b.authz.roles.has('made-by-a')).toBe(false);
+      expect((await b.users.update(user.id, { role: 'made-by-a' }, {}, { actor: { kind: 'cli' } })).role).toBe('made-by-a');
+      await a.policy.deleteRole('made-by-a', 'user', { actor: { kind: 'cli' } });
+      await expect(b.users.update(user.id, { role: 'made-by-a' }, {}, { actor: { kind: 'cli' } })).rejects.toMatchObject({ code: 'request.invalid' });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('keeps the newest policy.changed when the audit log is pruned, so the next start compares with it', async () => {
     const usher = await createUsher({ config: settings, logger: pino({ level: 'silent' }), policyDir });
     try {

@@ -82,7 +82,7 @@ const BUILT_IN_DESCRIPTIONS: Record<string, string> = {
  */
 export class Authorizer {
   private state: CompiledPolicy;
-  /** The lock version `state` was read at: an older compilation never replaces a newer one. */
+  /** The policy version `state` was read at: an older compilation never replaces a newer one. */
   private version = -1;
   private refreshing: Promise<void> = Promise.resolve();
   /** External groups → role, from g2 (policy.csv and configuration); re-ranked on each change. */
@@ -118,8 +118,11 @@ export class Authorizer {
     const declared = catalogue(sources.permissions ?? [], file.rows);
     await db.transaction((trx) => policyRepo.syncBuiltIns(trx, file.rows, Date.now()));
     const groupRules = [...file.groupRules, ...(sources.groupRules ?? [])];
+    const version = await policyRepo.version(db);
     const state = await compilePolicy(model, await policyRepo.readAll(db), declared, groupRules);
-    return new Authorizer(state, model, declared, groupRules, db);
+    const authz = new Authorizer(state, model, declared, groupRules, db);
+    authz.version = version;
+    return authz;
   }
 
   /** Every role, built-in and custom. */
@@ -156,7 +159,17 @@ export class Authorizer {
     return this.permissions.some((p) => p.name === name);
   }
 
-  /** The policy as the database holds it inside `trx`: for checks made under the change's lock. */
+  /**
+   * The policy as the database holds it inside `trx`, for checks made under the lock: the installed one
+   * when it is of the database's version (no other instance changed it since), else compiled again.
+   */
+  async policyAt(trx: Knex.Transaction): Promise<CompiledPolicy> {
+    const state = this.state;
+    const version = this.version;
+    return (await policyRepo.version(trx)) === version ? state : this.compile(trx);
+  }
+
+  /** Compiles the policy the database holds (inside `trx`: as that transaction sees it). */
   async compile(trx: Knex.Transaction | Knex): Promise<CompiledPolicy> {
     return compilePolicy(this.modelText, await policyRepo.readAll(trx), this.permissions, this.groupRules);
   }

@@ -44,10 +44,15 @@ export const policyRepo = {
     await trx('locks').where({ name: 'users' }).increment('version', 1);
   },
 
-  /** The lock's version: it moves on with every change made under the lock. */
+  /** The policy's version: it moves on with every change of the policy (see bump). */
   async version(db: Queryable): Promise<number> {
-    const row = (await db('locks').where({ name: 'users' }).first('version')) as { version: number | string } | undefined;
+    const row = (await db('locks').where({ name: 'policy' }).first('version')) as { version: number | string } | undefined;
     return Number(row?.version ?? 0);
+  },
+
+  /** Marks a change of the policy, under the lock. */
+  async bump(trx: Knex.Transaction): Promise<void> {
+    await trx('locks').where({ name: 'policy' }).increment('version', 1);
   },
 
   /**
@@ -57,6 +62,7 @@ export const policyRepo = {
    */
   async syncBuiltIns(trx: Knex.Transaction, file: Omit<PolicyRows, 'direct'>, now: number): Promise<void> {
     await policyRepo.lock(trx);
+    await policyRepo.bump(trx);
     const existing = new Map(((await trx('roles').select('name', 'built_in')) as { name: string; built_in: boolean | number }[]).map((r) => [r.name, Boolean(r.built_in)]));
     const names = new Set(file.roles.map((r) => r.name));
     for (const role of file.roles) {

@@ -155,7 +155,7 @@ export class PolicyService {
    * actor must hold everything it gives. Changes by Usher itself, the CLI or an identity provider pass.
    */
   async checkRoleAssignment(trx: Knex.Transaction, role: string, origin: Origin): Promise<void> {
-    const policy = await this.authz.compile(trx);
+    const policy = await this.authz.policyAt(trx);
     if (!policy.roles.has(role)) throw invalidField('role', `must be one of ${[...policy.roles.keys()].join(', ')}`);
     this.checkHolds(policy, origin, policy.byRole.get(role)!, await this.actorOf(trx, origin));
   }
@@ -207,8 +207,9 @@ export class PolicyService {
   ): Promise<void> {
     const { events, after, version } = await this.db.transaction(async (trx) => {
       await policyRepo.lock(trx);
+      const before = await this.authz.policyAt(trx);
+      await policyRepo.bump(trx);
       const version = await policyRepo.version(trx);
-      const before = await this.authz.compile(trx);
       const now = Date.now();
       const done = await apply(trx, before, now);
       const after = await this.authz.compile(trx);
