@@ -106,4 +106,52 @@ describe('the Casbin policy in policies/', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  /** An example of policies/examples/ as the policy.csv of a folder beside the real model.conf. */
+  async function example(file: string, permissions: { name: string; description: string }[]) {
+    const dir = mkdtempSync(join(tmpdir(), 'usher-example-'));
+    try {
+      cpSync(join(defaultPolicyDir(), 'model.conf'), join(dir, 'model.conf'));
+      cpSync(join(defaultPolicyDir(), 'examples', file), join(dir, 'policy.csv'));
+      return await Authorizer.load(dir, [], permissions);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const declared = (...names: string[]) => names.map((name) => ({ name, description: name }));
+
+  it.each([
+    ['manager', 'users.create', true],
+    ['manager', 'users.set-status', true],
+    ['manager', 'assets.manage', true],
+    ['manager', 'self.read', true],
+    ['manager', 'users.set-role', false],
+    ['manager', 'users.delete', false],
+    ['manager', 'roles.manage', false],
+    ['editor', 'assets.manage', true],
+    ['editor', 'storage.manage', false],
+    ['editor', 'users.list', false],
+    ['user', 'assets.manage', false],
+    ['admin', 'users.set-role', true],
+    ['admin', 'ai.manage', true],
+  ])('policies/examples/nekohub.csv: %s holds %s: %s', async (role, permission, allowed) => {
+    const authz = await example('nekohub.csv', declared('storage.manage', 'ai.manage', 'assets.manage'));
+    const [object, action] = permission.split('.') as [string, string];
+    expect(authz.can(role, object, action)).toBe(allowed);
+  });
+
+  it.each([
+    ['issuer', 'cert.create', true],
+    ['issuer', 'cert.revoke', true],
+    ['issuer', 'cert.download', true],
+    ['user', 'cert.download', true],
+    ['user', 'cert.create', false],
+    ['user', 'cert.revoke', false],
+    ['issuer', 'users.list', false],
+    ['admin', 'cert.create', true],
+  ])('policies/examples/pki.csv: %s holds %s: %s', async (role, permission, allowed) => {
+    const authz = await example('pki.csv', declared('cert.create', 'cert.revoke', 'cert.download'));
+    const [object, action] = permission.split('.') as [string, string];
+    expect(authz.can(role, object, action)).toBe(allowed);
+  });
 });
