@@ -101,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
     const events = new EventStream(log);
     audit = new AuditLog(db, events, log, config.auditRetentionMs);
     const users = new UserService(db, deriveKeys(loadSecret(config)), log, events);
-    const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: new Set([ADMIN_ROLE]) });
+    const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: () => new Set([ADMIN_ROLE]) });
     if (command === 'reset-password') {
       const user = await users.findByUsername(username!);
       if (!user) throw new Error(`no user named ${JSON.stringify(username)}`);

@@ -8,6 +8,9 @@ import { deriveKeys, loadSecret } from './crypto/secret.js';
 import { createLogger } from './logger.js';
 import { Authorizer } from './authz/enforcer.js';
 import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
+import { PolicyService } from './authz/policy-service.js';
+import { policyEndpoints } from './authz/routes.js';
+import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
 import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackDeviceUse, trackLastActive } from './authn/hooks.js';
@@ -34,7 +37,7 @@ import { AppError, Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService } from './users/service.js';
-import { ADMIN_ROLE, toPublicUser, type PublicUser } from './users/model.js';
+import { ADMIN_ROLE, DEFAULT_ROLE, toPublicUser, type PublicUser } from './users/model.js';
 import { EventStream, type UsherEvent } from './events/stream.js';
 import { AuditLog } from './events/audit.js';
 import { recordPolicyChange } from './events/policy-change.js';
@@ -57,6 +60,7 @@ import type { Server } from 'node:http';
 export type { UsherConfig } from './config/schema.js';
 export type { AuthUser, AuthMethod, Identity, PostAuthHook } from './authn/types.js';
 export type { PublicUser } from './users/model.js';
+export type { PermissionInfo } from './authz/permissions.js';
 export type { Actor, EventType, UsherEvent } from './events/stream.js';
 export { ConfigError, loadConfig, resolveConfig } from './config/load.js';
 export { AppError } from './errors.js';
@@ -94,6 +98,8 @@ export interface UsherOptions extends UserHooks {
   logger?: Logger;
   /** Folder holding model.conf and policy.csv; defaults to the package's policies/. */
   policyDir?: string;
+  /** The host app's permissions, beside config `permissions:` (docs/permissions.md). */
+  permissions?: readonly PermissionInfo[];
   /** The time in ms that device tokens' last use and idle timeout count in; defaults to Date.now (tests drive it). */
   clock?: () => number;
 }
@@ -109,7 +115,7 @@ export interface Usher {
   readonly requireAuth: RequestHandler;
   /** 401 unless authenticated, 403 unless the caller has one of these roles. */
   requireRole(...roles: string[]): RequestHandler;
-  /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller's role. */
+  /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller: through their role or directly. */
   requirePermission(object: string, action: string): RequestHandler;
   readonly users: UserService;
   /** Invites: codes that sign a user's devices in (docs/invites.md). */
@@ -118,6 +124,8 @@ export interface Usher {
   /** Apps' sessions (`Authorization: Bearer usd_...`): `issue()` signs a device in. */
   readonly devices: DeviceTokens;
   readonly authz: Authorizer;
+  /** Custom roles and users' direct permissions (docs/permissions.md). */
+  readonly policy: PolicyService;
   /** Every change and authentication decision, with who acted; subscribe with `events.on()`. */
   readonly events: EventStream;
   /** The audit log the events are written to. */
@@ -163,11 +171,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   const proxyAdmins = config.proxy.enabled ? config.proxy.adminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: PROXY_PROVIDER })) : [];
   // Each OIDC provider's allowedAdminGroups likewise, scoped to that provider.
   const oidcAdmins = config.oidc.providers.flatMap((p) => p.allowedAdminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: `oidc:${p.id}` })));
-  const authz = await Authorizer.load(options.policyDir, [...proxyAdmins, ...oidcAdmins]);
-  const badRoles = config.oidc.providers.filter((p) => !authz.roles.has(p.defaultRole));
-  if (badRoles.length > 0) {
-    throw new ConfigError(badRoles.map((p) => `config: oidc.providers[${config.oidc.providers.indexOf(p)}].defaultRole: must be one of ${[...authz.roles].join(', ')}`));
-  }
+  const groupRules = [...proxyAdmins, ...oidcAdmins];
   const db = openDatabase(config);
   let backend: SessionBackend | undefined;
   let devices: DeviceTokens | undefined;
@@ -176,6 +180,15 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
+    // The policy lives in the database; policy.csv's built-in roles are written into it first.
+    const appPermissions = [...config.permissions, ...(options.permissions ?? [])];
+    const clash = appPermissions.filter((p, i) => USHER_PERMISSIONS.some((u) => u.name === p.name) || appPermissions.findIndex((q) => q.name === p.name) !== i);
+    if (clash.length > 0) throw new ConfigError(clash.map((p) => `config: permissions: ${p.name} is declared twice, or is one of Usher's own`));
+    const authz = await Authorizer.open(db, { policyDir: options.policyDir, groupRules, permissions: appPermissions });
+    const badRoles = config.oidc.providers.filter((p) => !authz.roles.has(p.defaultRole));
+    if (badRoles.length > 0) {
+      throw new ConfigError(badRoles.map((p) => `config: oidc.providers[${config.oidc.providers.indexOf(p)}].defaultRole: must be one of ${[...authz.roles].join(', ')}`));
+    }
     // The event stream and its subscribers, in the order they hear an event: the audit log (inside the
     // change's transaction, then authentication events in batches), the host's hooks, the session store
     // (awaited: a store failure is the request's 503), then the authenticated-user caches (in the methods).
@@ -187,6 +200,12 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
     const users = new UserService(db, keys, log, events);
     const invites = new InviteService(db, keys, events);
+    // Roles configuration names stay while it names them.
+    const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
+    const policy = new PolicyService(db, authz, events, pinned);
+    users.guardRoles((trx, role, origin) => policy.checkRoleAssignment(trx, role, origin));
+    // A deleted user's direct permissions go with their row (ON DELETE CASCADE): compile without them.
+    events.on(() => authz.refresh(), { types: ['user.deleted'] });
     await bootstrapAdmin(config, users, log);
     if (await recordPolicyChange(db, events, authz.digest, authz.roles.size)) log.info({ digest: authz.digest }, 'the access policy changed since the last start');
 
@@ -254,7 +273,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       });
     };
     const authenticate = metrics ? metrics.countAuthOutcomes(authenticateOnly, methods) : authenticateOnly;
-    const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: authz.roles });
+    const schemas = userSchemas({ passwordMinLength: config.passwordMinLength, roles: () => authz.roles });
 
     const oidcClients = new Map(
       config.oidc.providers.map((p) => [p.id, new OidcClient(p, `${config.publicUrl}${API_BASE}/oidc/${p.id}/callback`, config.oidc.timeoutMs, log, metrics?.observeOidcRequest)]),
@@ -269,7 +288,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       forwardAuthRequests.add(req);
       authenticate(req, res, next);
     };
-    const endpoints = new EndpointTable((caller, object, action) => authz.can(caller.role, object, action));
+    const endpoints = new EndpointTable((caller, object, action) => authz.can(caller, object, action));
     const isTrustedPeer = compileTrustedProxies(config.trustedProxies);
     endpoints.mount(router, API_BASE, verifyEndpoints(authz, config.forwardAuth, isTrustedPeer), {
       use: verifyMiddleware(isTrustedPeer),
@@ -309,6 +328,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...recoveryCodeEndpoints(users),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
+        ...policyEndpoints({ base: API_BASE, policy, authz }),
         ...documentEndpoints(endpoints),
       ],
       { errors: API_ERRORS },
@@ -331,6 +351,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       sessions,
       devices: deviceTokens,
       authz,
+      policy,
       events,
       audit,
       endpoints,

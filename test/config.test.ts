@@ -67,6 +67,28 @@ describe('configuration', () => {
     expect(problems(env)).toEqual([line]);
   });
 
+  it("reads the host app's permissions, dotted, and names what is wrong with an entry", () => {
+    const file = { permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }, { name: 'cert:revoke' }] };
+    expect(resolveConfig({ file }).permissions).toEqual([
+      { name: 'cert.create', description: 'Issue a certificate.' },
+      { name: 'cert.revoke', description: '' },
+    ]);
+    expect(resolveConfig({}).permissions).toEqual([]);
+    const wrong = (permissions: unknown) => {
+      try {
+        resolveConfig({ file: { permissions } });
+      } catch (err) {
+        return (err as { problems: string[] }).problems;
+      }
+      return [];
+    };
+    expect(wrong('cert.create')).toEqual(['config: permissions: must be a list of {name, description}, got "cert.create"']);
+    expect(wrong([{ name: 'Cert.Create' }])).toEqual(['config: permissions: [0].name must be object.action in lower case (cert.create), got "Cert.Create"']);
+    expect(wrong([{ name: 'cert' }])).toEqual(['config: permissions: [0].name must be object.action in lower case (cert.create), got "cert"']);
+    expect(wrong([{ name: 'a.b' }, { name: 'a:b' }])).toEqual(['config: permissions: [1].name is declared twice, got "a:b"']);
+    expect(wrong([{ name: 'a.b', roles: [] }])[0]).toMatch(/^config: permissions: \[0\]\.roles: unknown key/);
+  });
+
   it('reads the YAML file named by USHER_CONFIG, and the documented example loads', () => {
     const file = join(dir, 'usher.yaml');
     writeFileSync(file, 'server:\n  port: 9999\nauth:\n  apiKeyCacheTtl: 0\n');

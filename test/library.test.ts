@@ -26,6 +26,7 @@ describe('library mode: Usher mounted in a host app', () => {
       logger: pino({ level: 'silent' }),
       onUserCreated: (u) => void created.push(u),
       onUserDeleted: (u) => void deleted.push(u),
+      permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }],
     });
     const app = express();
     app.use(usher.router);
@@ -42,6 +43,10 @@ describe('library mode: Usher mounted in a host app', () => {
     });
     app.get('/api/admin/users-count', usher.authenticate, usher.requirePermission('users', 'list'), async (_req, res) => {
       res.json({ users: await usher.users.count() });
+    });
+    // A PKI-like route guarded by the host app's own permission.
+    app.post('/api/certs', usher.authenticate, usher.requirePermission('cert', 'create'), (_req, res) => {
+      res.status(201).json({ issued: true });
     });
     server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -104,5 +109,21 @@ describe('library mode: Usher mounted in a host app', () => {
     } finally {
       s.close();
     }
+  });
+  it("guards a host route by the app's own permission: admin holds it, a user through a direct grant or a custom role", async () => {
+    const admin = await usher.users.findByUsername('admin');
+    const key = usher.users.readApiKey(admin!)!;
+    const fakeServer = { usher, url: '', dataDir: '', close: async () => {} };
+    expect((await c.post('/api/certs', { key })).status).toBe(201);
+    const issuer = await createUser(fakeServer, c, key, { username: 'issuer' });
+    expect((await c.post('/api/certs', { key: issuer.key })).status).toBe(403);
+    const granted = await c.patch(`/api/v1/auth/users/${issuer.user.id}/permissions`, { key, body: { grant: ['cert.create'] } });
+    expect(granted.status, granted.text).toBe(200);
+    expect((await c.post('/api/certs', { key: issuer.key })).status).toBe(201);
+    await c.patch(`/api/v1/auth/users/${issuer.user.id}/permissions`, { key, body: { revoke: ['cert.create'] } });
+    expect((await c.post('/api/certs', { key: issuer.key })).status).toBe(403);
+    expect((await c.post('/api/v1/auth/roles', { key, body: { name: 'issuers', inherits: ['user'], permissions: ['cert.create'] } })).status).toBe(201);
+    expect((await c.patch(`/api/v1/auth/users/${issuer.user.id}`, { key, body: { role: 'issuers' } })).status).toBe(200);
+    expect((await c.post('/api/certs', { key: issuer.key })).status).toBe(201);
   });
 });

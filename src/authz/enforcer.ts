@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newEnforcer } from 'casbin';
+import type { Knex } from 'knex';
+import { newEnforcer, newModelFromString } from 'casbin';
+import { ADMIN_ROLE } from '../users/model.js';
 import { GroupRoles, type GroupRoleRule } from './group-roles.js';
+import { permissionName, USHER_PERMISSIONS, type PermissionInfo, type PermissionSource } from './permissions.js';
+import { policyRepo, type PolicyRows, type RoleRow } from './policy-repository.js';
 
 /** The top-level policies/ folder, found from this file whether run from src/ or dist/src/. */
 export function defaultPolicyDir(): string {
@@ -15,95 +19,302 @@ export function defaultPolicyDir(): string {
   throw new Error('policies/ folder not found');
 }
 
+/** The role that holds every permission, Usher's and the host app's; its permissions are not editable. */
+export const SUPER_ROLE = ADMIN_ROLE;
+
+/** Who is asked about: a role alone, or a user (their role and their direct permissions). */
+export type Subject = string | { readonly id: number; readonly role: string };
+
+/** A permission of the catalogue: Usher's own or one the host app declared. */
+export interface DeclaredPermission extends PermissionInfo {
+  readonly source: PermissionSource;
+}
+
+/** A role as the policy now holds it. */
+export interface RoleView {
+  readonly name: string;
+  readonly description: string;
+  readonly builtIn: boolean;
+  /** The roles it inherits directly. */
+  readonly inherits: readonly string[];
+  /** Its own permissions (`admin`: every permission). */
+  readonly permissions: readonly string[];
+  /** Everything it holds, inherited included. */
+  readonly effective: readonly string[];
+}
+
+/** The whole policy, compiled into sets: what every check on the request path reads. */
+export interface CompiledPolicy {
+  readonly roles: ReadonlyMap<string, RoleView>;
+  readonly roleNames: ReadonlySet<string>;
+  readonly digest: string;
+  /** role → permission names it holds, inherited included. */
+  readonly byRole: ReadonlyMap<string, ReadonlySet<string>>;
+  /** user id → permissions granted to them directly. */
+  readonly direct: ReadonlyMap<number, ReadonlySet<string>>;
+  readonly implied: ReadonlyMap<string, readonly string[]>;
+  /** Roles, strongest first (the g2 order). */
+  readonly rank: ReadonlyMap<string, number>;
+  readonly groupRules: readonly GroupRoleRule[];
+}
+
+export interface PolicySources {
+  /** Folder of model.conf and policy.csv. */
+  policyDir?: string;
+  /** g2 rules configuration adds to policy.csv's (USHER_PROXY_ADMIN_GROUPS...). */
+  groupRules?: readonly GroupRoleRule[];
+  /** The host app's permissions (config `permissions:`, `createUsher({ permissions })`). */
+  permissions?: readonly PermissionInfo[];
+}
+
+const BUILT_IN_DESCRIPTIONS: Record<string, string> = {
+  user: 'Every account: its own profile, API key, sessions and recovery code.',
+  admin: 'Holds every permission, Usher’s and the host app’s.',
+};
+
 /**
- * Decides who may do what, from policies/model.conf and policies/policy.csv.
- * The policy is static while running, so every (role, object, action) the policy names is asked of the
- * Casbin enforcer once at load; checks on the request path are then a set lookup, with no promise.
- * The g2 grouping maps external (IdP, proxy) groups to roles: see GroupRoles.
+ * Decides who may do what. The model is policies/model.conf; the rules live in the database (custom roles,
+ * inheritance, role permissions, users' direct permissions), with policies/policy.csv defining the built-in
+ * roles (written into the database at each start). Casbin compiles the rules once per change into what
+ * each role holds; checks on the request path are then set lookups, with no promise. A change made
+ * through this instance is compiled before its request answers (`refresh()`); another instance sees it at
+ * its next start.
  */
 export class Authorizer {
-  private constructor(
-    private readonly allowed: ReadonlySet<string>,
-    /** Every role the policy names. */
-    readonly roles: ReadonlySet<string>,
-    /** External groups → role, from g2 (policy.csv and configuration). */
-    readonly groupRoles: GroupRoles,
-    private readonly implied: ReadonlyMap<string, readonly string[]>,
-    /** A digest of what the policy grants (capabilities and group rules): it changes when the policy does. */
-    readonly digest: string,
-  ) {}
+  private state: CompiledPolicy;
+  /** The policy version `state` was read at: an older compilation never replaces a newer one. */
+  private version = -1;
+  private refreshing: Promise<void> = Promise.resolve();
+  /** External groups → role, from g2 (policy.csv and configuration); re-ranked on each change. */
+  readonly groupRoles: GroupRoles;
 
-  /** `groupRules` are g2 rules that configuration adds to policy.csv's (USHER_PROXY_ADMIN_GROUPS...). */
-  static async load(policyDir = defaultPolicyDir(), groupRules: readonly GroupRoleRule[] = []): Promise<Authorizer> {
-    const enforcer = await newEnforcer(join(policyDir, 'model.conf'), join(policyDir, 'policy.csv'));
-    // Rules added here live in memory only; never write them to policy.csv.
-    enforcer.enableAutoSave(false);
-    const roles = new Set<string>();
-    const capabilities = new Map<string, [string, string]>();
-    for (const [sub, obj, act] of await enforcer.getPolicy()) {
-      if (sub) roles.add(sub);
-      if (obj && act) capabilities.set(key('', obj, act), [obj, act]);
-    }
-    for (const [member, role] of await enforcer.getGroupingPolicy()) {
-      if (member) roles.add(member);
-      if (role) roles.add(role);
-    }
-    const allowed = new Set<string>();
-    for (const role of roles) {
-      for (const [obj, act] of capabilities.values()) {
-        if (await enforcer.enforce(role, obj, act)) allowed.add(key(role, obj, act));
-      }
-    }
-    const implied = new Map<string, readonly string[]>();
-    for (const role of roles) implied.set(role, [role, ...(await enforcer.getImplicitRolesForUser(role)).filter((r) => r !== role)]);
-    const groupRoles = await loadGroupRoles(enforcer, roles, implied, allowed, groupRules);
-    const rules = [...allowed, ...groupRules.map((r) => `g2\u0000${r.group}\u0000${r.role}\u0000${r.provider}`), ...(await enforcer.getNamedGroupingPolicy('g2')).map((r) => `g2\u0000${r.join('\u0000')}`)];
-    const digest = createHash('sha256').update(rules.sort().join('\n')).digest('hex').slice(0, 16);
-    return new Authorizer(allowed, roles, groupRoles, implied, digest);
+  private constructor(
+    state: CompiledPolicy,
+    /** model.conf's text, read once: each change compiles the policy again. */
+    private readonly modelText: string,
+    /** Every permission roles may hold: Usher's and the host app's. */
+    readonly permissions: readonly DeclaredPermission[],
+    private readonly groupRules: readonly GroupRoleRule[],
+    private readonly db: Knex | undefined,
+  ) {
+    this.state = state;
+    this.groupRoles = new GroupRoles(state.groupRules, state.rank);
+  }
+
+  /** The policy of the files alone, without a database (truth tables, tools). */
+  static async load(policyDir = defaultPolicyDir(), groupRules: readonly GroupRoleRule[] = [], permissions: readonly PermissionInfo[] = []): Promise<Authorizer> {
+    const model = readFileSync(join(policyDir, 'model.conf'), 'utf8');
+    const file = await readPolicyFile(policyDir);
+    const declared = catalogue(permissions, file.rows);
+    const state = await compilePolicy(model, { ...file.rows, direct: [] }, declared, [...file.groupRules, ...groupRules]);
+    return new Authorizer(state, model, declared, [...file.groupRules, ...groupRules], undefined);
+  }
+
+  /** The policy of the database, after writing policy.csv's built-in roles into it. */
+  static async open(db: Knex, sources: PolicySources = {}): Promise<Authorizer> {
+    const policyDir = sources.policyDir ?? defaultPolicyDir();
+    const model = readFileSync(join(policyDir, 'model.conf'), 'utf8');
+    const file = await readPolicyFile(policyDir);
+    const declared = catalogue(sources.permissions ?? [], file.rows);
+    await db.transaction((trx) => policyRepo.syncBuiltIns(trx, file.rows, Date.now()));
+    const groupRules = [...file.groupRules, ...(sources.groupRules ?? [])];
+    const version = await policyRepo.version(db);
+    const state = await compilePolicy(model, await policyRepo.readAll(db), declared, groupRules);
+    const authz = new Authorizer(state, model, declared, groupRules, db);
+    authz.version = version;
+    return authz;
+  }
+
+  /** Every role, built-in and custom. */
+  get roles(): ReadonlySet<string> {
+    return this.state.roleNames;
+  }
+
+  /**
+   * A digest of what the roles grant and of the group rules: it changes when the policy does. Users' direct
+   * permissions are left out: each grant is audited when made, and a user's deletion takes theirs along.
+   */
+  get digest(): string {
+    return this.state.digest;
+  }
+
+  get policy(): CompiledPolicy {
+    return this.state;
   }
 
   /** The role and every role it inherits (admin → admin, user); just the role when the policy does not know it. */
   impliedRoles(role: string): readonly string[] {
-    return this.implied.get(role) ?? [role];
+    return this.state.implied.get(role) ?? [role];
   }
 
-  /** May a holder of `role` do `action` on `object`? */
-  can(role: string, object: string, action: string): boolean {
-    return this.allowed.has(key(role, object, action));
+  /** May this role, or this user (through their role or a direct grant), do `action` on `object`? */
+  can(who: Subject, object: string, action: string): boolean {
+    const name = permissionName(object, action);
+    if (typeof who === 'string') return this.state.byRole.get(who)?.has(name) ?? false;
+    return (this.state.byRole.get(who.role)?.has(name) ?? false) || (this.state.direct.get(who.id)?.has(name) ?? false);
+  }
+
+  /** Is `name` a permission of the catalogue (`users.list`)? */
+  isDeclared(name: string): boolean {
+    return this.permissions.some((p) => p.name === name);
+  }
+
+  /**
+   * The policy as the database holds it inside `trx`, for checks made under the lock: the installed one
+   * when it is of the database's version (no other instance changed it since), else compiled again.
+   */
+  async policyAt(trx: Knex.Transaction): Promise<CompiledPolicy> {
+    const state = this.state;
+    const version = this.version;
+    return (await policyRepo.version(trx)) === version ? state : this.compile(trx);
+  }
+
+  /** Compiles the policy the database holds (inside `trx`: as that transaction sees it). */
+  async compile(trx: Knex.Transaction | Knex): Promise<CompiledPolicy> {
+    return compilePolicy(this.modelText, await policyRepo.readAll(trx), this.permissions, this.groupRules);
+  }
+
+  /**
+   * Compiles the database's policy again and swaps it in: call after a committed change, before answering.
+   * Refreshes run one after another, so the last one reads the last commit.
+   */
+  refresh(): Promise<void> {
+    const db = this.db;
+    if (!db) return Promise.resolve();
+    const next = this.refreshing.then(async () => {
+      const version = await policyRepo.version(db);
+      this.install(await this.compile(db), version);
+    });
+    this.refreshing = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Swaps in a policy compiled inside a committed change's transaction, under the lock at `version`: the
+   * change's own compilation serves, with no second one. Older than what is installed: ignored.
+   */
+  install(policy: CompiledPolicy, version: number): void {
+    if (version < this.version) return;
+    this.version = version;
+    this.state = policy;
+    this.groupRoles.rerank(policy.rank);
   }
 }
 
-const key = (role: string, object: string, action: string) => `${role}\u0000${object}\u0000${action}`;
+/** Permissions a user holds: through their role, directly, and all of them. */
+export function permissionsOf(policy: CompiledPolicy, user: { id: number; role: string }) {
+  const inherited = [...(policy.byRole.get(user.role) ?? [])].sort();
+  const direct = [...(policy.direct.get(user.id) ?? [])].sort();
+  const effective = [...new Set([...inherited, ...direct])].sort();
+  return { role: user.role, inherited, direct, effective };
+}
 
-type Enforcer = Awaited<ReturnType<typeof newEnforcer>>;
+/** Usher's permissions, the host app's, and any other the policy file names (a custom policies/ folder). */
+function catalogue(app: readonly PermissionInfo[], file: Pick<PolicyRows, 'permissions'>): DeclaredPermission[] {
+  const out = new Map<string, DeclaredPermission>();
+  for (const p of USHER_PERMISSIONS) out.set(p.name, { ...p, source: 'usher' });
+  for (const p of app) {
+    if (out.has(p.name)) throw new Error(`permissions: ${p.name} is declared twice, or is one of Usher's own`);
+    out.set(p.name, { ...p, source: 'app' });
+  }
+  for (const [, object, action] of file.permissions) {
+    const name = permissionName(object, action);
+    if (!out.has(name)) out.set(name, { name, description: '', source: 'usher' });
+  }
+  return [...out.values()];
+}
+
+interface PolicyFile {
+  rows: Omit<PolicyRows, 'direct'>;
+  groupRules: GroupRoleRule[];
+}
+
+/** policy.csv as rows: its roles are the built-ins. */
+async function readPolicyFile(policyDir: string): Promise<PolicyFile> {
+  const enforcer = await newEnforcer(join(policyDir, 'model.conf'), join(policyDir, 'policy.csv'));
+  enforcer.enableAutoSave(false);
+  const permissions = (await enforcer.getPolicy()).map(([sub, obj, act]) => [sub!, obj!, act!] as [string, string, string]);
+  const inherits = (await enforcer.getGroupingPolicy()).map(([member, role]) => [member!, role!] as [string, string]);
+  const names = new Set<string>();
+  for (const [sub] of permissions) names.add(sub);
+  for (const [member, role] of inherits) names.add(member).add(role);
+  const roles: RoleRow[] = [...names].map((name) => ({ name, description: BUILT_IN_DESCRIPTIONS[name] ?? '', builtIn: true }));
+  const hasG2 = enforcer.getModel().model.get('g')?.has('g2') ?? false;
+  const groupRules: GroupRoleRule[] = [];
+  if (hasG2) {
+    for (const row of await enforcer.getNamedGroupingPolicy('g2')) {
+      const [group, role, provider] = row;
+      if (row.length !== 3 || !group || !role || !provider) throw new Error(`policy: g2 needs group, role, provider (or *); got ${JSON.stringify(row)}`);
+      groupRules.push({ group, role, provider });
+    }
+  }
+  return { rows: { roles, inherits, permissions }, groupRules };
+}
+
+const key = (role: string, name: string) => `${role}\u0000${name}`;
 
 /**
- * Reads the g2 rules (group, role, provider) of the policy and adds `extra` to them. Ranks roles so that
- * one that inherits another comes first: by how many roles it implies, then capabilities, then name.
+ * Compiles what every role holds with Casbin's RBAC API over the model's g and p, and ranks the
+ * roles for g2: one that inherits another comes first, then by how much it holds, then by name.
  */
-async function loadGroupRoles(
-  enforcer: Enforcer,
-  roles: ReadonlySet<string>,
-  implied: ReadonlyMap<string, readonly string[]>,
-  allowed: ReadonlySet<string>,
-  extra: readonly GroupRoleRule[],
-): Promise<GroupRoles> {
+async function compilePolicy(modelText: string, rows: PolicyRows, declared: readonly DeclaredPermission[], groupRules: readonly GroupRoleRule[]): Promise<CompiledPolicy> {
+  const enforcer = await newEnforcer(newModelFromString(modelText));
+  enforcer.enableAutoSave(false);
+  const roleNames = new Set(rows.roles.map((r) => r.name));
+  const pairs = new Map<string, [string, string]>();
+  for (const p of declared) {
+    const at = p.name.indexOf('.');
+    pairs.set(p.name, [p.name.slice(0, at), p.name.slice(at + 1)]);
+  }
+  for (const [, obj, act] of rows.permissions) pairs.set(permissionName(obj, act), [obj, act]);
+  const policy = rows.permissions.map((r) => [...r]);
+  if (roleNames.has(SUPER_ROLE)) for (const [obj, act] of pairs.values()) policy.push([SUPER_ROLE, obj, act]);
+  if (policy.length > 0) await enforcer.addPolicies(policy);
+  if (rows.inherits.length > 0) await enforcer.addGroupingPolicies(rows.inherits.map((r) => [...r]));
   const hasG2 = enforcer.getModel().model.get('g')?.has('g2') ?? false;
-  if (!hasG2) {
-    if (extra.length > 0) throw new Error('policy: model.conf has no g2 grouping (group, role, provider), which group-to-role mapping needs');
-    return new GroupRoles([], new Map());
+  if (groupRules.length > 0 && !hasG2) throw new Error('policy: model.conf has no g2 grouping (group, role, provider), which group-to-role mapping needs');
+  for (const rule of groupRules) {
+    if (!roleNames.has(rule.role)) throw new Error(`policy: g2 maps group ${JSON.stringify(rule.group)} to ${JSON.stringify(rule.role)}, which is not a role of the policy`);
   }
-  for (const rule of extra) await enforcer.addNamedGroupingPolicy('g2', rule.group, rule.role, rule.provider);
-  const rules: GroupRoleRule[] = [];
-  for (const row of await enforcer.getNamedGroupingPolicy('g2')) {
-    const [group, role, provider] = row;
-    if (row.length !== 3 || !group || !role || !provider) throw new Error(`policy: g2 needs group, role, provider (or *); got ${JSON.stringify(row)}`);
-    if (!roles.has(role)) throw new Error(`policy: g2 maps group ${JSON.stringify(group)} to ${JSON.stringify(role)}, which is not a role of the policy`);
-    rules.push({ group, role, provider });
+  if (groupRules.length > 0) await enforcer.addNamedGroupingPolicies('g2', groupRules.map((r) => [r.group, r.role, r.provider]));
+
+  const byRole = new Map<string, Set<string>>();
+  const implied = new Map<string, readonly string[]>();
+  for (const role of roleNames) {
+    // Casbin's RBAC API walks g and p as the model defines them. Asking enforce() of every (role, pair)
+    // instead costs a matcher run per policy row: 2.5 s for 100 roles (bench/permissions.ts).
+    // test/policies.test.ts checks both agree.
+    const held = new Set<string>();
+    for (const [, obj, act] of await enforcer.getImplicitPermissionsForUser(role)) {
+      const name = permissionName(obj!, act!);
+      if (pairs.has(name)) held.add(name);
+    }
+    byRole.set(role, held);
+    implied.set(role, [role, ...(await enforcer.getImplicitRolesForUser(role)).filter((r) => r !== role)]);
   }
-  const capabilities = (role: string) => [...allowed].filter((k) => k.startsWith(`${role}\u0000`)).length;
-  const order = [...roles].sort(
-    (a, b) => implied.get(b)!.length - implied.get(a)!.length || capabilities(b) - capabilities(a) || (a < b ? -1 : a > b ? 1 : 0),
-  );
-  return new GroupRoles(rules, new Map(order.map((role, i) => [role, i])));
+  const direct = new Map<number, Set<string>>();
+  for (const [userId, obj, act] of rows.direct) {
+    let set = direct.get(userId);
+    if (!set) direct.set(userId, (set = new Set()));
+    set.add(permissionName(obj, act));
+  }
+  const roles = new Map<string, RoleView>();
+  for (const r of rows.roles) {
+    const own = r.name === SUPER_ROLE ? [...pairs.keys()] : rows.permissions.filter(([sub]) => sub === r.name).map(([, o, a]) => permissionName(o, a));
+    roles.set(r.name, {
+      name: r.name,
+      description: r.description,
+      builtIn: r.builtIn,
+      inherits: rows.inherits.filter(([m]) => m === r.name).map(([, p]) => p).sort(),
+      permissions: [...new Set(own)].sort(),
+      effective: [...byRole.get(r.name)!].sort(),
+    });
+  }
+  const order = [...roleNames].sort((a, b) => implied.get(b)!.length - implied.get(a)!.length || byRole.get(b)!.size - byRole.get(a)!.size || (a < b ? -1 : a > b ? 1 : 0));
+  const lines = [
+    ...[...byRole].flatMap(([role, held]) => [...held].map((p) => key(role, p))),
+    ...groupRules.map((r) => `g2\u0000${r.group}\u0000${r.role}\u0000${r.provider}`),
+  ];
+  const digest = createHash('sha256').update(lines.sort().join('\n')).digest('hex').slice(0, 16);
+  return { roles, roleNames: new Set([...roleNames].sort()), digest, byRole, direct, implied, rank: new Map(order.map((role, i) => [role, i])), groupRules };
 }

@@ -13,7 +13,7 @@ export interface GroupRoleRule {
  * Turns an external identity's groups into one role, from the policy's g2 rules (policies/policy.csv
  * plus the ones configuration adds, such as USHER_PROXY_ADMIN_GROUPS). Group names match exactly,
  * case included. When several groups give different roles, the strongest wins: a role that inherits
- * another outranks it (see Authorizer.load for the order).
+ * another outranks it (see compilePolicy in enforcer.ts for the order).
  */
 export class GroupRoles {
   /** provider → group → roles. */
@@ -22,7 +22,7 @@ export class GroupRoles {
   constructor(
     rules: readonly GroupRoleRule[],
     /** Lower is stronger; every role of the rules is in it. */
-    private readonly rank: ReadonlyMap<string, number>,
+    private rank: ReadonlyMap<string, number>,
   ) {
     for (const { group, role, provider } of rules) {
       let groups = this.rules.get(provider);
@@ -30,6 +30,16 @@ export class GroupRoles {
       const roles = groups.get(group) ?? [];
       if (!roles.includes(role)) groups.set(group, [...roles, role]);
     }
+  }
+
+  /** Every role a rule gives. */
+  roles(): string[] {
+    return [...new Set([...this.rules.values()].flatMap((groups) => [...groups.values()].flat()))];
+  }
+
+  /** The roles' order after a change of the policy (a role now inherits another). */
+  rerank(rank: ReadonlyMap<string, number>): void {
+    this.rank = rank;
   }
 
   /** Does any group give a role at this provider? Without such a rule, groups never change a role. */

@@ -22,7 +22,7 @@ export function requireRole(...roles: string[]): RequestHandler {
   };
 }
 
-/** 401 when anonymous, 403 unless the policy grants (object, action) to the caller's role. */
+/** 401 when anonymous, 403 unless the policy grants (object, action) to the caller: through their role or directly. */
 export function requirePermission(authz: Authorizer, object: string, action: string): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
     try {
@@ -35,5 +35,5 @@ export function requirePermission(authz: Authorizer, object: string, action: str
 }
 
 export function ensurePermission(authz: Authorizer, user: AuthUser, object: string, action: string): void {
-  if (!authz.can(user.role, object, action)) throw Errors.forbidden();
+  if (!authz.can(user, object, action)) throw Errors.forbidden();
 }

@@ -224,3 +224,29 @@ export const listenAddress: Parser<{ readonly host: string; readonly port: numbe
   if (!match || port > 65535) return bad('must be host:port, such as 127.0.0.1:9464', raw);
   return ok(Object.freeze({ host: match[1] ?? match[2]!, port }));
 };
+
+/** A permission the host app declares: `object.action` (or `object:action`), with what it allows. */
+export interface DeclaredPermissionConfig {
+  readonly name: string;
+  readonly description: string;
+}
+
+const PERMISSION_NAME = /^[a-z][a-z0-9_-]{0,63}[.:][a-z][a-z0-9_.-]{0,63}$/;
+
+/** A list of `{name, description}`; names are answered in the dotted spelling. */
+export const permissionList: Parser<readonly DeclaredPermissionConfig[]> = (raw) => {
+  if (!Array.isArray(raw)) return bad('must be a list of {name, description}', raw);
+  const out: DeclaredPermissionConfig[] = [];
+  for (const [i, item] of raw.entries()) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return bad(`[${i}] must be {name, description}`, item);
+    const { name, description, ...rest } = item as Record<string, unknown>;
+    const extra = Object.keys(rest);
+    if (extra.length > 0) return bad(`[${i}].${extra[0]}: unknown key`, item);
+    if (typeof name !== 'string' || !PERMISSION_NAME.test(name)) return bad(`[${i}].name must be object.action in lower case (cert.create)`, name);
+    if (description !== undefined && (typeof description !== 'string' || description.length > 500)) return bad(`[${i}].description must be text of 500 characters at most`, description);
+    const dotted = name.replace(':', '.');
+    if (out.some((p) => p.name === dotted)) return bad(`[${i}].name is declared twice`, name);
+    out.push(Object.freeze({ name: dotted, description: (description as string | undefined) ?? '' }));
+  }
+  return ok(Object.freeze(out));
+};

@@ -49,6 +49,8 @@ export interface UsherConfig {
     /** Hosts (and their subdomains) an `rd` may point at; default: the hosts of loginUrl and publicUrl. */
     readonly redirectDomains: readonly string[];
   };
+  /** The host app's permissions, `object.action` with a description: custom roles and users may hold them (docs/permissions.md). */
+  readonly permissions: readonly { readonly name: string; readonly description: string }[];
   /** Sessions and login counters in Redis when set; else sessions in the SQL database, counters in memory. */
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key Usher writes, so several deployments can share one Redis. */

@@ -24,6 +24,7 @@ const updateErrors = [
   Errors.passwordLoginOff,
   Errors.tooManyAttempts,
   Errors.busy,
+  Errors.escalation,
 ];
 
 export interface UserRouteDeps {
@@ -39,7 +40,7 @@ export interface UserRouteDeps {
 /** The users API: the caller's own account, and everyone's for those who hold the capabilities. */
 export function userEndpoints({ base, users, authz, schemas, applyUpdate }: UserRouteDeps): Endpoint[] {
   const can = (caller: User, object: string, action: string) => {
-    if (!authz.can(caller.role, object, action)) throw Errors.forbidden();
+    if (!authz.can(caller, object, action)) throw Errors.forbidden();
   };
 
   const writable: ReadonlySet<string> = new Set(Object.keys(schemas.update.shape));
@@ -49,7 +50,7 @@ export function userEndpoints({ base, users, authz, schemas, applyUpdate }: User
    * and password. react-admin's `<Edit>` sends the whole record back: what it holds unchanged is dropped.
    */
   async function prepareUpdate(raw: Record<string, unknown>, id: number, caller: User) {
-    const admin = authz.can(caller.role, 'users', 'update');
+    const admin = authz.can(caller, 'users', 'update');
     if (!admin) {
       if (caller.id !== id) throw Errors.forbidden();
       can(caller, 'self', 'update');
@@ -68,7 +69,7 @@ export function userEndpoints({ base, users, authz, schemas, applyUpdate }: User
     if (fields.role !== undefined) can(caller, 'users', 'set-role');
     // Letting an external account use a password goes around its provider's MFA and group checks.
     if (fields.passwordLogin !== undefined) can(caller, 'users', 'set-password-login');
-    if (fields.password === null && !authz.can(caller.role, 'users', 'update')) throw Errors.forbidden('password: only an admin can clear a password');
+    if (fields.password === null && !authz.can(caller, 'users', 'update')) throw Errors.forbidden('password: only an admin can clear a password');
     return { body: toPublicUser(await applyUpdate(req, res, id, fields as UserPatch, currentPassword)) };
   }
 
@@ -175,7 +176,7 @@ export function userEndpoints({ base, users, authz, schemas, applyUpdate }: User
       responses: {
         201: { ...user, description: 'The new user.', headers: { Location: { description: "The new user's URL.", schema: z.string() } } },
       },
-      errors: [Errors.usernameTaken, Errors.emailTaken, Errors.adminNeedsPassword],
+      errors: [Errors.usernameTaken, Errors.emailTaken, Errors.adminNeedsPassword, Errors.escalation],
       handle: async ({ req, body }) => {
         const { user: made } = await users.create(body, originOf(req));
         return { status: 201, headers: { Location: `${base}/users/${made.id}` }, body: toPublicUser(made) };

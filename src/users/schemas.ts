@@ -4,7 +4,8 @@ import { nameProblem, normalizeUsername, usernameProblem } from '../names.js';
 
 export interface SchemaContext {
   passwordMinLength: number;
-  roles: ReadonlySet<string>;
+  /** The roles now: custom roles come and go while running. */
+  roles: () => ReadonlySet<string>;
 }
 
 export function userSchemas(ctx: SchemaContext) {
@@ -35,7 +36,10 @@ export function userSchemas(ctx: SchemaContext) {
     .pipe(z.union([z.literal(''), z.email('must be a valid email address')]))
     .transform((v) => (v === '' ? null : v))
     .nullable();
-  const role = z.string().refine((r) => ctx.roles.has(r), { message: `must be one of ${[...ctx.roles].join(', ')}` });
+  const role = z.string().superRefine((value, issue) => {
+    const roles = ctx.roles();
+    if (!roles.has(value)) issue.addIssue({ code: 'custom', message: `must be one of ${[...roles].sort().join(', ')}` });
+  });
 
   return {
     credentials: z.strictObject({ username, password }),

@@ -63,6 +63,9 @@ export interface UserPatch {
 /** A typed recovery code: a typo (its check fails), no such code, or the user whose code it is. */
 export type RecoveryCodeLookup = { kind: 'typo' } | { kind: 'invalid' } | { kind: 'found'; user: UserRecord };
 
+/** Refuses, inside a change's transaction, giving `role` to a user on behalf of `origin`. */
+export type RoleCheck = (trx: Knex.Transaction, role: string, origin: Origin) => Promise<void>;
+
 /** A change's events, before the actor, the target and the time are added. */
 type Planned = readonly [EventType, EventDetail?][];
 
@@ -72,12 +75,23 @@ type Planned = readonly [EventType, EventDetail?][];
  * Usher itself), records its events in its own transaction and publishes them once committed.
  */
 export class UserService {
+  /** Checks, inside the change's transaction, a role given to a user (see guardRoles). */
+  private roleCheck: RoleCheck | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly keys: ServerKeys,
     private readonly log: Logger,
     readonly events: EventStream,
   ) {}
+
+  /**
+   * Every role given to a user (creation, role change) is checked by `check` in the change's transaction,
+   * under the users lock: the role exists, and the actor holds everything it gives (src/authz/policy-service.ts).
+   */
+  guardRoles(check: RoleCheck): void {
+    this.roleCheck = check;
+  }
 
   get(id: number): Promise<UserRecord | null> {
     return usersRepo.findById(this.db, id);
@@ -109,6 +123,10 @@ export class UserService {
   async create(input: NewUser, origin: Origin = SYSTEM_ORIGIN): Promise<{ user: UserRecord; apiKey: string }> {
     const prepared = await this.prepareNew(input);
     const { result, events } = await this.transaction(async (trx) => {
+      if (this.roleCheck) {
+        await usersRepo.lock(trx);
+        await this.roleCheck(trx, prepared.row.role, origin);
+      }
       const made = await this.insertPrepared(trx, prepared);
       return { result: made, events: await this.recorded(trx, [this.created(origin, made.user)]) };
     });
@@ -479,6 +497,7 @@ export class UserService {
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
       const { changes, after, endSessions, events: planned = [] } = plan(before);
+      if (after.role !== before.role) await this.roleCheck?.(trx, after.role, origin);
       // An external account (proxy, OIDC) signs in through its provider, never with a password.
       if (after.role === ADMIN_ROLE && !after.hasPassword && before.authSource === 'local') throw Errors.adminNeedsPassword();
       await this.checkAdminRemains(trx, before, { role: after.role, active: after.active ?? before.active });

@@ -1,0 +1,53 @@
+/**
+ * Permissions: Casbin's (object, action) pairs, named `object.action` in the API (`users.list`). Routes
+ * declare them as `object:action`; both spellings are accepted on input (the split is at the first `.`
+ * or `:`), the API always answers the dotted one.
+ */
+
+export interface PermissionInfo {
+  /** `object.action` */
+  readonly name: string;
+  readonly description: string;
+}
+
+/** Where a permission comes from: Usher's own API, or the host app's declaration. */
+export type PermissionSource = 'usher' | 'app';
+
+const NAME = /^[a-z][a-z0-9_-]{0,63}[.:][a-z][a-z0-9_.-]{0,63}$/;
+
+/** `users.list` or `users:list` → ['users', 'list']; null when it is not a permission name. */
+export function parsePermission(name: string): [string, string] | null {
+  if (!NAME.test(name)) return null;
+  const at = name.search(/[.:]/);
+  return [name.slice(0, at), name.slice(at + 1)];
+}
+
+export const permissionName = (object: string, action: string) => `${object}.${action}`;
+
+/** Every permission Usher's own routes check, with what it allows. */
+export const USHER_PERMISSIONS: readonly PermissionInfo[] = [
+  { name: 'self.read', description: 'Read your own account.' },
+  { name: 'self.update', description: 'Change your own name, email and password.' },
+  { name: 'self.api-key', description: 'Read and rotate your own API key.' },
+  { name: 'self.sessions', description: 'List and end your own sessions and signed-in apps.' },
+  { name: 'self.recovery-code', description: 'Mint, read and revoke your own recovery code.' },
+  { name: 'users.list', description: 'List every user.' },
+  { name: 'users.create', description: 'Create users.' },
+  { name: 'users.read', description: "Read any user's account and permissions." },
+  { name: 'users.update', description: "Change any user's name, email and password." },
+  { name: 'users.set-role', description: "Change a user's role (to a role holding nothing the actor lacks)." },
+  { name: 'users.set-password-login', description: 'Let an external account sign in with a local password.' },
+  { name: 'users.set-status', description: 'Enable and disable users.' },
+  { name: 'users.set-permissions', description: 'Grant and revoke permissions of one user (only those the actor holds).' },
+  { name: 'users.reset-password', description: "Set any user's password." },
+  { name: 'users.rotate-api-key', description: "Rotate any user's API key." },
+  { name: 'users.delete', description: 'Delete users.' },
+  { name: 'users.end-sessions', description: "End every session of any user." },
+  { name: 'users.revoke-recovery-code', description: "Revoke any user's recovery code." },
+  { name: 'roles.read', description: 'List roles and permissions.' },
+  { name: 'roles.manage', description: 'Create, edit and delete custom roles (with permissions the actor holds).' },
+  { name: 'audit.read', description: 'Read the audit log.' },
+  { name: 'invites.create', description: 'Create and resend invites.' },
+  { name: 'invites.read', description: "Read a user's invites." },
+  { name: 'invites.revoke', description: 'Revoke invites.' },
+];
