@@ -211,7 +211,8 @@ describe.each(DB_KINDS)('seed 004 on %s', (kind) => {
     const { code } = await invite(id);
     const app = await connect(code, { kind: 'app' });
     expect((await c.get(`${AUTH}/me`, { headers: { Authorization: `Bearer ${app.body.token}` } })).status).toBe(200);
-    expect((await user(id)).lastActiveAt).not.toBeNull();
+    // Written off the request path: wait for it to land.
+    await expect.poll(async () => (await user(id)).lastActiveAt).not.toBeNull();
   });
 
   it('"A disabled account can\'t sign in, and its invite codes stop redeeming (without burning a use)"; "Enable restores everything exactly as it was"', async () => {
