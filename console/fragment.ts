@@ -1,0 +1,14 @@
+/**
+ * The invite or recovery code an invite link carries after '#code='. Read and removed from the address bar
+ * when this module is evaluated, first of all, before any request: it never reaches history, a bookmark,
+ * a screenshot of the address bar, or a Referer.
+ */
+function takeCode(): string | null {
+  if (!location.hash) return null;
+  const params = new URLSearchParams(location.hash.slice(1));
+  history.replaceState(history.state, '', location.pathname + location.search);
+  const code = params.get('code');
+  return code && code.trim() !== '' ? code.trim() : null;
+}
+
+export const fragmentCode = takeCode();
