@@ -3,7 +3,7 @@
  * when this module is evaluated, first of all, before any request: it never reaches history, a bookmark,
  * a screenshot of the address bar, or a Referer.
  */
-function takeCode(): string | null {
+export function takeCode(): string | null {
   if (!location.hash) return null;
   const params = new URLSearchParams(location.hash.slice(1));
   history.replaceState(history.state, '', location.pathname + location.search);

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
+import { takeCode } from '../fragment';
 import { Button, Field, Outcome, useAction } from '../ui';
 
 type Targets = { appUrl: string | null; webUrl: string | null };
@@ -64,6 +65,13 @@ export function ConnectPage({ code }: { code: string | null }) {
   useEffect(() => {
     document.title = 'Connect · Usher';
     if (code) void redeem(code);
+    // A link pasted into this tab while the page is open changes only the fragment: no new page load.
+    const onHash = () => {
+      const next = takeCode();
+      if (next) void redeem(next);
+    };
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
   }, []);
 
   return (
