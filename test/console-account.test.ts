@@ -30,6 +30,11 @@ describe('console: My account', () => {
     await withBrowser(async (page) => {
       await signIn(page, server.url);
       await checkPage(page, 'account');
+      // The system's dark mode: the same checks (contrast included) on the dark palette.
+      await page.emulateMedia({ colorScheme: 'dark' });
+      expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(18, 20, 24)');
+      await checkPage(page, 'account-dark');
+      await page.emulateMedia({ colorScheme: 'light' });
       const card = page.getByRole('region', { name: 'API key' });
       await card.getByRole('button', { name: 'Show key' }).click();
       expect(await card.getByLabel('Your API key').inputValue()).toBe(adminKey);
@@ -64,6 +69,8 @@ describe('console: My account', () => {
       // Oldest first; the earlier tests' browsers are still signed in.
       const others = sessions.getByRole('button', { name: 'Sign out Browser', exact: true });
       const before = await others.count();
+      // The phone below names itself after its browser when it connects.
+      const phoneSessions = sessions.getByRole('button', { name: 'Sign out Chrome on Linux', exact: true });
 
       // A second browser (a phone, say) connects with it through the code box.
       const phone = await browser.newContext();
@@ -77,10 +84,11 @@ describe('console: My account', () => {
         // It is listed under Sessions and devices; signing it out ends its session.
         await page.reload();
         await sessions.getByRole('button', { name: 'Sign out this device' }).waitFor();
-        await expect.poll(() => others.count()).toBe(before + 1);
-        await others.last().click();
-        await sessions.getByText('Browser signed out.').waitFor();
-        await expect.poll(() => others.count()).toBe(before);
+        await expect.poll(() => phoneSessions.count()).toBe(1);
+        await phoneSessions.click();
+        await sessions.getByText('Chrome on Linux signed out.').waitFor();
+        await expect.poll(() => phoneSessions.count()).toBe(0);
+        expect(await others.count()).toBe(before);
         expect(await other.evaluate(async () => (await fetch('/api/v1/auth/me')).status)).toBe(401);
       } finally {
         await phone.close();

@@ -97,7 +97,7 @@ describe('console: the connect page', () => {
       for (const [code, errorCode, sentence] of cases) {
         await page.getByLabel('Code', { exact: true }).fill(code);
         await page.getByRole('button', { name: 'Connect' }).click();
-        await expect.poll(() => page.locator('[role=alert][data-code]').getAttribute('data-code'), errorCode).toBe(errorCode);
+        await expect.poll(() => page.locator('[role=alert][data-code]').getAttribute('data-code')).toBe(errorCode);
         expect(await alertText(page)).toBe(sentence);
         // What was typed stays, to correct it.
         expect(await page.getByLabel('Code', { exact: true }).inputValue()).toBe(code);

@@ -63,6 +63,26 @@ describe('console: sign-in by password', () => {
     });
   });
 
+  it('works with the keyboard alone, with a visible focus ring', async () => {
+    await withBrowser(async (page) => {
+      await page.goto(`${server.url}/login`);
+      // The username box has the focus on arrival.
+      await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('autocomplete'))).toBe('username');
+      await page.keyboard.type('carol');
+      await page.keyboard.press('Tab');
+      await page.keyboard.type('carol-password');
+      const ring = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+      expect(ring).toBe('solid');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'My account' }).waitFor();
+      // Tab reaches the skip link first, then the navigation.
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('My account');
+    });
+  });
+
   it('sends a visitor of a console page to sign-in, and back to it afterwards', async () => {
     await withBrowser(async (page) => {
       await page.goto(`${server.url}/account`);

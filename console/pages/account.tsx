@@ -1,15 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
+import { deviceName } from '../device';
 import { Button, Card, Field, Outcome, Secret, useAction } from '../ui';
 
 type Session = { id: string; kind: 'browser' | 'app'; name: string | null; lastSeenAt: string; ip: string | null; userAgent: string | null; current: boolean };
-
-/** "Firefox on Android" from a User-Agent: enough to tell one's devices apart. */
-function device(ua: string): string {
-  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'a browser';
-  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : null;
-  return os ? `${browser} on ${os}` : browser;
-}
 
 const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : 'never');
 
@@ -189,7 +183,7 @@ function Sessions() {
                 <div class="hint">
                   Last used {when(s.lastSeenAt)}
                   {s.ip ? ` from ${s.ip}` : ''}
-                  {s.userAgent ? ` · ${device(s.userAgent)}` : ''}
+                  {s.userAgent ? ` · ${deviceName(s.userAgent)}` : ''}
                 </div>
               </div>
               <Button onClick={() => end(s)} disabled={action.busy} aria-label={s.current ? undefined : `Sign out ${s.name ?? (s.kind === 'app' ? 'App' : 'Browser')}`}>

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
+import { deviceName } from '../device';
 import { takeCode } from '../fragment';
 import { Button, Field, Outcome, useAction } from '../ui';
 
@@ -59,7 +60,7 @@ export function ConnectPage({ code }: { code: string | null }) {
   const action = useAction();
   const redeem = (value: string) =>
     action.run(async () => {
-      const answer = await call(api.POST('/api/v1/auth/connect', { body: { code: value, device: { kind: 'browser' } } }));
+      const answer = await call(api.POST('/api/v1/auth/connect', { body: { code: value, device: { kind: 'browser', name: deviceName(navigator.userAgent) } } }));
       setUser(answer.user);
     });
   useEffect(() => {
