@@ -629,7 +629,7 @@ export interface paths {
         };
         /**
          * What the console's sign-in and connect pages need
-         * @description The connect page's targets (`connect.appUrl`, `connect.webUrl`; null when unset), and, given the `rd` a forward-auth redirect carried, the URL to go back to after signing in when it is safe (the same rules as `/verify`), else null.
+         * @description The connect page's targets (`connect.appUrl`, `connect.webUrl`; null when unset), the shortest password accepted, and, given the `rd` a forward-auth redirect carried, the URL to go back to after signing in when it is safe (the same rules as `/verify`), else null.
          *
          *     Public.
          */
@@ -5588,6 +5588,8 @@ export interface operations {
                         webUrl: string | null;
                         /** @description `rd`, when it is safe to go back to. */
                         returnTo: string | null;
+                        /** @description `passwords.minLength`, for the forms that set a password. */
+                        passwordMinLength: number;
                     };
                 };
             };

@@ -91,3 +91,11 @@ export async function call<T>(request: Promise<{ data?: T; error?: unknown; resp
 }
 
 export const isProblem = (value: unknown): value is Problem => typeof value === 'object' && value !== null && 'sentence' in value && 'code' in value;
+
+export type ConsoleConfig = paths['/api/v1/auth/console-config']['get']['responses'][200]['content']['application/json'];
+let settings: Promise<ConsoleConfig> | undefined;
+/** The public settings without `rd` (connect targets, password length), asked once per page load. */
+export const consoleConfig = (): Promise<ConsoleConfig> => (settings ??= call(api.GET('/api/v1/auth/console-config')).catch((err: unknown) => {
+  settings = undefined;
+  throw err;
+}));

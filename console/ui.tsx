@@ -1,6 +1,6 @@
 import type { ButtonHTMLAttributes, ComponentChildren } from 'preact';
-import { useId, useState } from 'preact/hooks';
-import { isProblem, problemOf, type Problem } from './api';
+import { useEffect, useId, useState } from 'preact/hooks';
+import { consoleConfig, isProblem, problemOf, type Problem } from './api';
 
 /** One action's progress and outcome: `run` shows busy, then the outcome or the problem; what was typed stays. */
 export function useAction() {
@@ -111,4 +111,16 @@ export function Card({ title, children }: { title: string; children: ComponentCh
       {children}
     </section>
   );
+}
+
+/** "At least 12 characters.", from the server's passwords.minLength (nothing until it is known). */
+export function usePasswordHint(): string | undefined {
+  const [min, setMin] = useState<number | null>(null);
+  useEffect(() => {
+    consoleConfig().then(
+      (c) => setMin(c.passwordMinLength),
+      () => setMin(null),
+    );
+  }, []);
+  return min === null ? undefined : `At least ${min} characters.`;
 }

@@ -16,6 +16,8 @@ describe('console: first run', () => {
       await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
       await page.goto(`${server.url}/`);
       await page.getByRole('heading', { name: 'Welcome to Usher' }).waitFor();
+      // passwords.minLength, as the server has it.
+      await page.getByText('At least 8 characters.').waitFor();
       await checkPage(page, 'first-run');
 
       // Too short a password: the server's sentence, and what was typed stays.

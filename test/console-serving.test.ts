@@ -63,10 +63,10 @@ describe('the console, served by the standalone server', () => {
     }
   });
 
-  it('answers the connect targets and a safe rd only', async () => {
+  it('answers no connect targets when none are set, and the default password length', async () => {
     const res = await fetch(`${server.url}/api/v1/auth/console-config`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ appUrl: null, webUrl: null, returnTo: null });
+    expect(await res.json()).toEqual({ appUrl: null, webUrl: null, returnTo: null, passwordMinLength: 8 });
   });
 });
 
@@ -76,6 +76,7 @@ describe('console-config with connect targets and forward auth', () => {
     server = await startServer('sqlite', {
       settings: {
         connect: { appUrl: 'myapp://connect', webUrl: 'https://listen.example.com/' },
+        passwords: { minLength: 12 },
         auth: { forwardAuth: { loginUrl: 'https://auth.example.com/login', redirectDomains: ['example.com'] } },
       },
     });
@@ -93,7 +94,7 @@ describe('console-config with connect targets and forward auth', () => {
   ])('rd %s answers returnTo %s', async (rd, returnTo) => {
     const res = await fetch(`${server.url}/api/v1/auth/console-config?rd=${encodeURIComponent(rd)}`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ appUrl: 'myapp://connect', webUrl: 'https://listen.example.com/', returnTo });
+    expect(await res.json()).toEqual({ appUrl: 'myapp://connect', webUrl: 'https://listen.example.com/', returnTo, passwordMinLength: 12 });
   });
 });
 

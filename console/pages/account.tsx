@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
 import { deviceName } from '../device';
-import { Button, Card, Field, Outcome, Secret, useAction } from '../ui';
+import { Button, Card, Field, Outcome, Secret, useAction, usePasswordHint } from '../ui';
 
 type Session = { id: string; kind: 'browser' | 'app'; name: string | null; lastSeenAt: string; ip: string | null; userAgent: string | null; current: boolean };
 
@@ -40,6 +40,7 @@ function Password({ user }: { user: User }) {
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const action = useAction();
+  const passwordHint = usePasswordHint();
   if (!user.passwordLogin) return null;
   return (
     <Card title="Password">
@@ -55,7 +56,7 @@ function Password({ user }: { user: User }) {
         }}
       >
         {user.hasPassword && <Field label="Current password" type="password" value={current} onValue={setCurrent} autoComplete="current-password" required />}
-        <Field label="New password" type="password" value={next} onValue={setNext} autoComplete="new-password" required hint="At least 8 characters." />
+        <Field label="New password" type="password" value={next} onValue={setNext} autoComplete="new-password" required hint={passwordHint} />
         <Outcome problem={action.problem} done={action.done} />
         <Button type="submit" busy={action.busy} busyLabel="Changing…">
           Change password

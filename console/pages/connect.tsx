@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, call, href, type User } from '../api';
+import { api, call, consoleConfig, href, type User } from '../api';
 import { deviceName } from '../device';
 import { takeCode } from '../fragment';
 import { Button, Field, Outcome, useAction } from '../ui';
@@ -13,7 +13,7 @@ function Connected({ user }: { user: User }) {
   const action = useAction();
   useEffect(() => {
     void action.run(async () => {
-      const config = await call(api.GET('/api/v1/auth/console-config'));
+      const config = await consoleConfig();
       setTargets(config);
       if (config.appUrl) {
         // Loaded only here: the sign-in page stays small.

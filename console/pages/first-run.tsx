@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href } from '../api';
-import { Button, Field, Outcome, Secret, useAction } from '../ui';
+import { Button, Field, Outcome, Secret, useAction, usePasswordHint } from '../ui';
 
 /** While no user exists: make the first admin, then show their API key once. */
 export function FirstRunPage() {
@@ -8,6 +8,7 @@ export function FirstRunPage() {
   const [password, setPassword] = useState('');
   const [apiKey, setApiKey] = useState<string | null>(null);
   const action = useAction();
+  const passwordHint = usePasswordHint();
   useEffect(() => {
     document.title = 'Welcome · Usher';
   }, []);
@@ -45,7 +46,7 @@ export function FirstRunPage() {
       <form class="card" onSubmit={submit} aria-label="Create the first admin">
         <p>No account exists yet. Create the first admin: the account that manages everyone else's.</p>
         <Field label="Username" value={username} onValue={setUsername} autoComplete="username" required autoFocus />
-        <Field label="Password" type="password" value={password} onValue={setPassword} autoComplete="new-password" required hint="At least 8 characters." />
+        <Field label="Password" type="password" value={password} onValue={setPassword} autoComplete="new-password" required hint={passwordHint} />
         <Outcome problem={action.problem} />
         <Button type="submit" class="primary" busy={action.busy} busyLabel="Creating…">
           Create admin

@@ -84,7 +84,7 @@ export function consoleConfigEndpoints(config: UsherConfig): Endpoint[] {
       tag: 'Console',
       summary: "What the console's sign-in and connect pages need",
       description:
-        'The connect page\'s targets (`connect.appUrl`, `connect.webUrl`; null when unset), and, given the `rd` a forward-auth redirect carried, the URL to go back to after signing in when it is safe (the same rules as `/verify`), else null.',
+        'The connect page\'s targets (`connect.appUrl`, `connect.webUrl`; null when unset), the shortest password accepted, and, given the `rd` a forward-auth redirect carried, the URL to go back to after signing in when it is safe (the same rules as `/verify`), else null.',
       access: 'public',
       query: z.object({ rd: z.string().optional().meta({ description: 'The URL forward auth asked to come back to.' }) }),
       responses: {
@@ -95,6 +95,7 @@ export function consoleConfigEndpoints(config: UsherConfig): Endpoint[] {
               appUrl: z.string().nullable(),
               webUrl: z.string().nullable(),
               returnTo: z.string().nullable().meta({ description: '`rd`, when it is safe to go back to.' }),
+              passwordMinLength: z.number().int().meta({ description: '`passwords.minLength`, for the forms that set a password.' }),
             })
             .strict(),
         },
@@ -102,7 +103,7 @@ export function consoleConfigEndpoints(config: UsherConfig): Endpoint[] {
       handle: ({ req, query }) => {
         const loginUrl = new URL(config.forwardAuth.loginUrl ?? config.publicUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}/`);
         const returnTo = query.rd ? safeRedirect(query.rd, config.forwardAuth.redirectDomains, loginUrl) : null;
-        return { body: { appUrl: config.connect.appUrl ?? null, webUrl: config.connect.webUrl ?? null, returnTo } };
+        return { body: { appUrl: config.connect.appUrl ?? null, webUrl: config.connect.webUrl ?? null, returnTo, passwordMinLength: config.passwordMinLength } };
       },
     }),
   ];
