@@ -10,6 +10,9 @@ import { createUsher, type Usher } from '../src/index.js';
 import { CONSOLE_PAGES, consoleDir } from '../src/http/console.js';
 import { API_TYPES, consoleApiTypes } from '../scripts/console-api.js';
 import { startServer, testSettings, type TestServer } from './helpers/app.js';
+import { withBrowser } from './helpers/browser.js';
+import { client } from './helpers/http.js';
+import { setupAdmin } from './helpers/users.js';
 
 const assets = () => readdirSync(join(consoleDir(), 'assets'));
 const gzipped = (file: string) => gzipSync(readFileSync(join(consoleDir(), 'assets', file)), { level: 9 }).length;
@@ -138,6 +141,23 @@ describe('the console in library mode, mounted by a host at /auth', () => {
     }
     // The host's own routes are untouched.
     expect(await (await fetch(`${url}/`)).text()).toBe('the host app');
+  });
+
+  it('keeps its links and redirects under the base path in the browser', async () => {
+    await setupAdmin(client(url), 'admin', 'admin-password');
+    await withBrowser(async (page) => {
+      await page.goto(`${url}/auth/account`);
+      await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+      expect(new URL(page.url()).pathname).toBe('/auth/login');
+      expect(await page.getByRole('link', { name: 'I have a code' }).getAttribute('href')).toBe('/auth/connect');
+      await page.getByLabel('Username', { exact: true }).fill('admin');
+      await page.getByLabel('Password', { exact: true }).fill('admin-password');
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('heading', { name: 'My account' }).waitFor();
+      expect(page.url()).toBe(`${url}/auth/account`);
+      await page.getByRole('button', { name: 'Sign out' }).first().click();
+      await page.waitForURL(`${url}/auth/login`);
+    });
   });
 });
 
