@@ -1,5 +1,6 @@
 import type { ButtonHTMLAttributes, ComponentChildren } from 'preact';
-import { useEffect, useId, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
+import { takeMoved } from './router';
 import { consoleConfig, isProblem, problemOf, type Problem } from './api';
 
 /** One action's progress and outcome: `run` shows busy, then the outcome or the problem; what was typed stays. */
@@ -123,4 +124,20 @@ export function usePasswordHint(): string | undefined {
     );
   }, []);
   return min === null ? undefined : `At least ${min} characters.`;
+}
+
+/**
+ * A page's <h1>. After a move inside the console it takes the focus, as a page load would put a screen
+ * reader at the top; on the first load the focus is left where the browser (or autofocus) puts it.
+ */
+export function PageHeading({ children }: { children: ComponentChildren }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (takeMoved()) ref.current?.focus();
+  }, []);
+  return (
+    <h1 ref={ref} tabIndex={-1}>
+      {children}
+    </h1>
+  );
 }

@@ -75,7 +75,13 @@ describe('console: sign-in by password', () => {
       expect(ring).toBe('solid');
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'My account' }).waitFor();
-      // Tab reaches the skip link first, then the navigation.
+      // The focus moved to the new page's heading; Tab goes on to its first field.
+      await expect.poll(() => page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe(await page.getByLabel('Name').getAttribute('id'));
+      // From the top of the page, Tab reaches the skip link first, then the navigation.
+      await page.reload();
+      await page.getByRole('heading', { name: 'My account' }).waitFor();
       await page.keyboard.press('Tab');
       expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
       await page.keyboard.press('Tab');

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
 import { deviceName } from '../device';
-import { Button, Card, Field, Outcome, Secret, useAction, usePasswordHint } from '../ui';
+import { Button, Card, Field, Outcome, PageHeading, Secret, useAction, usePasswordHint } from '../ui';
 
 type Session = { id: string; kind: 'browser' | 'app'; name: string | null; lastSeenAt: string; ip: string | null; userAgent: string | null; current: boolean };
 
@@ -205,7 +205,7 @@ export function AccountPage({ user, onUser }: { user: User; onUser: (u: User) =>
   }, []);
   return (
     <>
-      <h1>My account</h1>
+      <PageHeading>My account</PageHeading>
       <Profile user={user} onUser={onUser} />
       <Password user={user} />
       <ApiKey />

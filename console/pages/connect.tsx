@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, call, consoleConfig, href, type User } from '../api';
 import { deviceName } from '../device';
 import { takeCode } from '../fragment';
-import { Button, Field, Outcome, useAction } from '../ui';
+import { Button, Field, Outcome, PageHeading, useAction } from '../ui';
 
 type Targets = { appUrl: string | null; webUrl: string | null };
 
@@ -77,7 +77,7 @@ export function ConnectPage({ code }: { code: string | null }) {
 
   return (
     <main class="narrow">
-      <h1>Connect this device</h1>
+      <PageHeading>Connect this device</PageHeading>
       {user ? (
         <Connected user={user} />
       ) : (

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href } from '../api';
-import { Button, Field, Outcome, Secret, useAction, usePasswordHint } from '../ui';
+import { Button, Field, Outcome, PageHeading, Secret, useAction, usePasswordHint } from '../ui';
 
 /** While no user exists: make the first admin, then show their API key once. */
 export function FirstRunPage() {
@@ -24,7 +24,7 @@ export function FirstRunPage() {
   if (apiKey) {
     return (
       <main class="narrow">
-        <h1>Your admin account is ready</h1>
+        <PageHeading>Your admin account is ready</PageHeading>
         <section class="card">
           <p>
             This is <strong>{username}</strong>'s API key. It is shown this once here: copy it now if a script or an app needs it. You can see
@@ -42,7 +42,7 @@ export function FirstRunPage() {
   }
   return (
     <main class="narrow">
-      <h1>Welcome to Usher</h1>
+      <PageHeading>Welcome to Usher</PageHeading>
       <form class="card" onSubmit={submit} aria-label="Create the first admin">
         <p>No account exists yet. Create the first admin: the account that manages everyone else's.</p>
         <Field label="Username" value={username} onValue={setUsername} autoComplete="username" required autoFocus />

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, problemOf, type Problem } from '../api';
 import { navigate } from '../router';
-import { Button, Field, Outcome, useAction } from '../ui';
+import { Button, Field, Outcome, PageHeading, useAction } from '../ui';
 
 type Provider = { id: string; name: string; loginUrl: string };
 
@@ -75,7 +75,7 @@ export function LoginPage() {
 
   return (
     <main class="narrow">
-      <h1>Sign in</h1>
+      <PageHeading>Sign in</PageHeading>
       <form onSubmit={submit} class="card" aria-label="Sign in with a password">
         <Field label="Username" value={username} onValue={setUsername} autoComplete="username" required autoFocus />
         <Field label="Password" type="password" value={password} onValue={setPassword} autoComplete="current-password" required />
