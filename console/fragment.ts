@@ -11,4 +11,11 @@ export function takeCode(): string | null {
   return code && code.trim() !== '' ? code.trim() : null;
 }
 
-export const fragmentCode = takeCode();
+let landing = takeCode();
+
+/** The code the page was opened with, once: coming back to /connect later (history) redeems nothing again. */
+export function takeLandingCode(): string | null {
+  const code = landing;
+  landing = null;
+  return code;
+}

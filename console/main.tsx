@@ -1,5 +1,5 @@
 // First: the code in an invite link's fragment leaves the address bar before anything else runs.
-import { fragmentCode } from './fragment';
+import './fragment';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, type Problem, type User } from './api';
@@ -50,7 +50,7 @@ function App() {
     document.addEventListener('click', onClick);
     return () => document.removeEventListener('click', onClick);
   }, []);
-  if (page === '/connect') return <ConnectPage code={fragmentCode} />;
+  if (page === '/connect') return <ConnectPage />;
   if (page === '/login') return <LoginPage />;
   return <Console path={page} />;
 }

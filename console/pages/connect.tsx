@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, call, consoleConfig, href, type User } from '../api';
 import { deviceName } from '../device';
-import { takeCode } from '../fragment';
+import { takeCode, takeLandingCode } from '../fragment';
 import { Button, Field, Outcome, PageHeading, useAction } from '../ui';
 
 type Targets = { appUrl: string | null; webUrl: string | null };
@@ -54,7 +54,8 @@ function Connected({ user }: { user: User }) {
 }
 
 /** /connect: redeems the link's code (already out of the address bar), or offers a code box. */
-export function ConnectPage({ code }: { code: string | null }) {
+export function ConnectPage() {
+  const [code] = useState(takeLandingCode);
   const [typed, setTyped] = useState('');
   const [user, setUser] = useState<User | null>(null);
   const action = useAction();
