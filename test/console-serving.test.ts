@@ -47,6 +47,22 @@ describe('the console, served by the standalone server', () => {
     }
   });
 
+  it('loads over plain http on a host name that is not loopback (a LAN server), CSP and all', async () => {
+    const csp = (await fetch(`${server.url}/login`)).headers.get('content-security-policy')!;
+    expect(csp).not.toContain('upgrade-insecure-requests');
+    const port = new URL(server.url).port;
+    await withBrowser(
+      async (page) => {
+        const failed: string[] = [];
+        page.on('requestfailed', (r) => failed.push(r.url()));
+        await page.goto(`http://nas.example.test:${port}/login`);
+        await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+        expect(failed).toEqual([]);
+      },
+      { loopbackDomain: 'example.test' },
+    );
+  });
+
   it('serves hashed assets with a year of cache, and 404s for the rest', async () => {
     const html = await (await fetch(`${server.url}/login`)).text();
     const [script] = entryAssets(html).filter((f) => f.endsWith('.js'));
