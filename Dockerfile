@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 
-# ---- build: install everything, compile TypeScript, then drop dev dependencies ----
+# ---- build: install everything, compile TypeScript, build the console, then drop dev dependencies ----
 FROM node:22-bookworm-slim AS build
 # sqlite3 tries a prebuilt binary first and falls back to node-gyp, which needs these.
 RUN apt-get update \
@@ -8,11 +8,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts ./scripts
+# prepare (the console build) skips here: console/ is copied below, so a source change keeps npm ci's layer.
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# tsc -p tsconfig.build.json emits dist/src/server.js (and dist/src/cli.js)
+COPY console ./console
+# tsc -p tsconfig.build.json emits dist/src/server.js (and dist/src/cli.js); Vite the console in dist/console
 RUN npm run build \
+ && npm run build:console \
  && npm prune --omit=dev
 
 # ---- runtime ----

@@ -44,6 +44,12 @@ export default tseslint.config(
     },
   },
   {
+    // The browser console: browser globals; it speaks to Usher only through the typed API client.
+    files: ['console/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['../src/*', '../../src/*'], message: 'The console talks to Usher only through its HTTP API.' }] }] },
+  },
+  {
     // Tests read untyped JSON replies.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

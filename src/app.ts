@@ -6,7 +6,7 @@ import { serverEndpoints } from './server-routes.js';
 import { requestLog } from './http/request-log.js';
 import { securityHeaders } from './http/security-headers.js';
 
-/** The standalone app: security headers, request log, health checks and Usher's routes. No listen. */
+/** The standalone app: security headers, request log, health checks, Usher's routes and the console. No listen. */
 export function buildApp(usher: Usher): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -22,6 +22,8 @@ export function buildApp(usher: Usher): Express {
   // With metrics.listen, /metrics is served there only; else here, behind metrics.token (config requires one).
   usher.endpoints.mount(app, '', serverEndpoints(usher, metrics && usher.config.metrics.listen === undefined ? metrics.respond : undefined), { errors: [] });
   app.use(usher.router);
+  // The console's pages and assets at /; /api/* never reaches it.
+  app.use(usher.console);
   app.use(notFound);
   app.use(errorHandler(usher.log));
   return app;

@@ -50,6 +50,7 @@ import { connectEndpoints } from './authn/connect-routes.js';
 import { CodeSignIn } from './authn/code-sign-in.js';
 import { EndpointTable } from './http/endpoint-table.js';
 import { documentEndpoints } from './http/document-route.js';
+import { consoleConfigEndpoints, consoleRouter } from './http/console.js';
 import { accountUpdate } from './http/account-update.js';
 import { bootstrapAdmin } from './bootstrap.js';
 import { UsherMetrics } from './metrics/metrics.js';
@@ -109,6 +110,8 @@ export interface Usher {
   readonly config: UsherConfig;
   /** Usher's routes under /api/v1/auth, with JSON body parsing and JSON errors. Mount at the app's root. */
   readonly router: Router;
+  /** The browser console (docs/console.md): mount it at any path, `app.use('/auth', usher.console)`; it calls the API at /api/v1/auth. */
+  readonly console: Router;
   /** Sets `req.user` when the request proves who it is; leaves it undefined for anonymous requests. */
   readonly authenticate: RequestHandler;
   /** 401 unless authenticated. */
@@ -329,6 +332,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
+        ...consoleConfigEndpoints(config),
         ...documentEndpoints(endpoints),
       ],
       { errors: API_ERRORS },
@@ -342,6 +346,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     return {
       config,
       router,
+      console: consoleRouter({ apiBase: API_BASE }),
       authenticate,
       requireAuth,
       requireRole,

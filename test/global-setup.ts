@@ -234,10 +234,20 @@ export async function prepareMachine(options: MachineOptions = {}): Promise<stri
   return lines;
 }
 
+/** Builds console/ into dist/console, as `npm run build:console` does. */
+export async function buildConsole(): Promise<void> {
+  const vite = await import('vite');
+  await vite.build({ configFile: join(import.meta.dirname, '..', 'console', 'vite.config.ts') });
+}
+
 /** Vitest's hook: prints what is missing and exits 1, so that no test runs without what it needs. */
 export async function setup(): Promise<void> {
   const lines = await prepareMachine();
-  if (lines.length === 0) return;
+  if (lines.length === 0) {
+    // The console the tests drive is the one in console/ now, never a stale build (under a second with Vite).
+    await buildConsole();
+    return;
+  }
   // Straight to the file descriptor: Vitest's reporter buffers process.stderr, and we exit now.
   writeSync(2, lines.map((line) => `${line}\n`).join(''));
   process.exit(1);

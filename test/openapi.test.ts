@@ -5,6 +5,7 @@ import type { Router } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { Errors, type ErrorFactory } from '../src/errors.js';
+import { CONSOLE_PAGES } from '../src/http/console.js';
 import { startServer, type TestServer } from './helpers/app.js';
 import { client, errorCode } from './helpers/http.js';
 import { Checker, checked } from './helpers/openapi-check.js';
@@ -67,6 +68,17 @@ describe('the OpenAPI document', () => {
     expect(operationsOf(doc).filter((op) => !served.includes(op))).toEqual([]);
     expect(operationsOf(doc)).toContain('GET /metrics');
     expect(operationsOf(doc)).toContain(`GET ${BASE}/oidc/{id}/callback`);
+  });
+
+  it('leaves the console out: its pages are static files on their own router, not endpoints', () => {
+    // The rule above covers every route of usher.router and of the app's own router. The console
+    // (usher.console, src/http/console.ts) is mounted beside them with app.use(): index.html for a fixed
+    // list of pages and hashed assets, no API; its one endpoint, GET /console-config, is declared.
+    const app = buildApp(server.usher);
+    const served = [...routesOf(server.usher.router), ...routesOf(app.router as unknown as Router)];
+    for (const page of CONSOLE_PAGES) expect(served).not.toContain(`GET ${page}`);
+    expect(routesOf(server.usher.console).sort()).toEqual(CONSOLE_PAGES.map((p) => `GET ${p}`).sort());
+    expect(operationsOf(doc)).toContain(`GET ${BASE}/console-config`);
   });
 
   it('catches a route registered by hand, without a declaration', () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
 import helmet from 'helmet';
+import { HELMET_OPTIONS } from '../src/http/security-headers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServer } from './helpers/app.js';
 import { client } from './helpers/http.js';
@@ -92,7 +93,8 @@ describe('security headers', () => {
   it("sends exactly helmet's headers on every answer: health, API, errors, not found", async () => {
     const reference = express();
     reference.disable('x-powered-by');
-    reference.use(helmet());
+    // helmet with Usher's one change (no upgrade-insecure-requests: the console over plain http on a LAN).
+    reference.use(helmet(HELMET_OPTIONS));
     reference.get('/', (_req, res) => {
       res.end();
     });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { parseOidcProviders } from './oidc.js';
 import {
-  absoluteUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
+  absoluteUrl, linkUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
   keyPrefix, listenAddress, logLevel, oneOf, permissionList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type Parser, type ValueOf,
 } from './parsers.js';
 import { trustsEveryAddress } from './trusted-proxies.js';
@@ -84,6 +84,8 @@ const OPTIONS = {
   permissions: { path: 'permissions', parse: permissionList, fallback: Object.freeze([]) as readonly DeclaredPermissionConfig[] },
   forwardAuthLoginUrl: { path: 'auth.forwardAuth.loginUrl', env: 'USHER_FORWARD_AUTH_LOGIN_URL', parse: absoluteUrl, fallback: undefined },
   forwardAuthRedirectDomains: { path: 'auth.forwardAuth.redirectDomains', env: 'USHER_FORWARD_AUTH_REDIRECT_DOMAINS', parse: domainList, fallback: undefined },
+  connectAppUrl: { path: 'connect.appUrl', env: 'USHER_CONNECT_APP_URL', parse: linkUrl, fallback: undefined },
+  connectWebUrl: { path: 'connect.webUrl', env: 'USHER_CONNECT_WEB_URL', parse: absoluteUrl, fallback: undefined },
 } satisfies Record<string, Option<unknown>>;
 
 /** The options as read, derived from the table so the two cannot drift. */
@@ -220,6 +222,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
         Object.freeze([...new Set([v.forwardAuthLoginUrl, v.publicUrl].filter((u) => u !== undefined).map((u) => new URL(u).hostname))]),
     }),
     permissions: v.permissions,
+    connect: Object.freeze({ appUrl: v.connectAppUrl, webUrl: v.connectWebUrl }),
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,
     oidc: Object.freeze({ providers: Object.freeze(oidcProviders), timeoutMs: v.oidcTimeout, startsPerMinute: v.oidcStartsPerMinute }),

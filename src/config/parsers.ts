@@ -181,6 +181,19 @@ export const absoluteUrl: Parser<string | undefined> = (raw) => {
   return bad('must be an absolute http(s) URL without fragment or credentials, such as https://auth.example.com/login', raw);
 };
 
+/** A link a phone or browser opens: any scheme but the ones that run or embed content (an app's `myapp://connect`, or https). */
+export const linkUrl: Parser<string | undefined> = (raw) => {
+  const r = text()(raw);
+  if (!r.ok || r.value === undefined) return r;
+  try {
+    const url = new URL(r.value);
+    if (!['javascript:', 'data:', 'vbscript:', 'file:', 'blob:'].includes(url.protocol) && !url.username && !url.password) return ok(url.href);
+  } catch {
+    // fall through
+  }
+  return bad('must be an absolute URL without credentials, such as https://player.example.com or myapp://connect', raw);
+};
+
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}$/;
 
 /** Host names; ".example.com" and "example.com" both mean example.com and every name under it. */

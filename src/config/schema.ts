@@ -51,6 +51,13 @@ export interface UsherConfig {
   };
   /** The host app's permissions, `object.action` with a description: custom roles and users may hold them (docs/permissions.md). */
   readonly permissions: readonly { readonly name: string; readonly description: string }[];
+  /** Where the console's connect page sends a listener once their device is signed in; each button is hidden when unset. */
+  readonly connect: {
+    /** The host's mobile app (a deep link such as myapp://connect, or an app-store page): "Open in app" and the QR code. */
+    readonly appUrl: string | undefined;
+    /** The host's web player: "Open web player". */
+    readonly webUrl: string | undefined;
+  };
   /** Sessions and login counters in Redis when set; else sessions in the SQL database, counters in memory. */
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key Usher writes, so several deployments can share one Redis. */

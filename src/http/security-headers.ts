@@ -1,6 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
-import helmet from 'helmet';
+import helmet, { type HelmetOptions } from 'helmet';
+
+/**
+ * helmet's defaults but one: `upgrade-insecure-requests` makes a browser fetch the console's own files over
+ * https when the page came over plain http from a host that is not loopback (http://nas.local:8787, a
+ * self-hoster's first run), and the console stays blank. The console loads nothing but its own files; the
+ * rest of the policy (no inline script or style, no eval) is helmet's.
+ */
+export const HELMET_OPTIONS = { contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } } as const satisfies HelmetOptions;
 
 /**
  * helmet's response headers, decided once. With its default options, which hold no per-request functions,
@@ -22,8 +30,8 @@ export function securityHeaders(): RequestHandler {
     },
   };
   let called = false;
-  // Default options only: a per-request policy (a CSP nonce, say) cannot be decided once.
-  helmet()({} as IncomingMessage, recorder as unknown as ServerResponse, (err?: unknown) => {
+  // Static options only: a per-request policy (a CSP nonce, say) cannot be decided once.
+  helmet(HELMET_OPTIONS)({} as IncomingMessage, recorder as unknown as ServerResponse, (err?: unknown) => {
     if (err) throw err instanceof Error ? err : new Error(String(err));
     called = true;
   });
