@@ -1,12 +1,21 @@
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
 import { navigate } from '../router';
 import { Button, Outcome, useAction } from '../ui';
 import { AccountPage } from './account';
+import { UsersPage } from './users';
 
 /** The signed-in console: a header with the navigation and sign-out, and the page. */
 export function Shell({ user, path, onUser }: { user: User; path: string; onUser: (u: User) => void }) {
   const signOut = useAction();
+  // Who may list users is the roles' business (issue 12), not a role name: ask the API, and a 403 hides Users.
+  const [canListUsers, setCanListUsers] = useState<boolean | null>(null);
+  useEffect(() => {
+    api.GET('/api/v1/auth/users', { params: { query: { limit: '1' } } }).then(
+      ({ response }) => setCanListUsers(response.ok),
+      () => setCanListUsers(false),
+    );
+  }, [user.id, user.role]);
   useEffect(() => {
     // Users come in the next slice: for now the console's home is My account.
     if (path === '/') navigate('/account', true);
@@ -27,6 +36,11 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
       <header class="top">
         <span class="brand">Usher</span>
         <nav aria-label="Console">
+          {canListUsers && (
+            <a href={href('/users')} data-nav="/users" aria-current={path === '/users' ? 'page' : undefined}>
+              Users
+            </a>
+          )}
           <a href={href('/account')} data-nav="/account" aria-current={path === '/account' ? 'page' : undefined}>
             My account
           </a>
@@ -38,7 +52,17 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
       </header>
       <Outcome problem={signOut.problem} />
       <main id="main" tabIndex={-1}>
-        {path === '/account' ? <AccountPage user={user} onUser={onUser} /> : <p role="status">Loading…</p>}
+        {path === '/account' ? (
+          <AccountPage user={user} onUser={onUser} />
+        ) : path === '/users' && canListUsers !== null ? (
+          canListUsers ? (
+            <UsersPage />
+          ) : (
+            <Outcome problem={{ code: 'auth.forbidden', sentence: 'Your account is not allowed to list users.' }} />
+          )
+        ) : (
+          <p role="status">Loading…</p>
+        )}
       </main>
     </>
   );

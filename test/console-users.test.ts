@@ -1,0 +1,126 @@
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './helpers/app.js';
+import { withBrowser } from './helpers/browser.js';
+import { checkPage } from './helpers/console.js';
+import { client } from './helpers/http.js';
+import { createUser, setupAdmin } from './helpers/users.js';
+
+const AUTH = '/api/v1/auth';
+
+async function signIn(page: Page, url: string, username = 'admin', password = 'admin-password') {
+  await page.goto(`${url}/login`);
+  await page.getByLabel('Username', { exact: true }).fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { name: 'My account' }).waitFor();
+}
+
+/** The body rows' first cells, as the table shows them. */
+const names = (page: Page) => page.locator('table.users tbody tr td:first-child strong').allTextContents();
+const range = (page: Page) => page.getByRole('navigation', { name: 'Pages' }).getByRole('status').textContent();
+
+describe('console: Users', () => {
+  let server: TestServer;
+  let adminKey: string;
+  let zedId: number;
+  beforeAll(async () => {
+    server = await startServer('sqlite');
+    const c = client(server.url);
+    adminKey = await setupAdmin(c, 'admin', 'admin-password');
+    // 27 accounts in all: the admin, 24 listeners without a password, one with a password, one disabled.
+    for (let i = 1; i <= 24; i++) await createUser(server, c, adminKey, { username: `listener-${String(i).padStart(2, '0')}` });
+    const zed = await createUser(server, c, adminKey, { username: 'zed', name: 'Zed Zimmer', password: 'zed-long-password' });
+    const dora = await createUser(server, c, adminKey, { username: 'dora', password: 'dora-long-password' });
+    expect((await c.post(`${AUTH}/users/${dora.user.id}/status`, { key: adminKey, body: { active: false } })).status).toBe(200);
+    // Zed has used the API: Last active is a time, not "never".
+    expect((await c.get(`${AUTH}/me`, { key: zed.key })).status).toBe(200);
+    zedId = zed.user.id as number;
+  });
+  afterAll(() => server.close());
+
+  it('lists users with their tags, and searches, sorts and pages with the state in the address bar', async () => {
+    // lastActiveAt is written off the request's path: wait until Zed's has landed.
+    await expect.poll(async () => (await client(server.url).get(`${AUTH}/users/${zedId}`, { key: adminKey })).body.lastActiveAt).not.toBeNull();
+    await withBrowser(async (page) => {
+      await signIn(page, server.url);
+      await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Users' }).click();
+      await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+      await expect.poll(() => range(page)).toBe('1–20 of 27');
+      expect((await names(page))[0]).toBe('admin');
+
+      const row = (text: string) => page.locator('table.users tbody tr', { hasText: text });
+      expect(await row('listener-01').locator('.tag').allTextContents()).toEqual(['invite-only']);
+      expect(await row('listener-01').locator('td').nth(1).textContent()).toBe('user');
+      expect(await row('listener-01').locator('td').nth(2).textContent()).toBe('never');
+      expect(await row('dora').locator('.tag').allTextContents()).toEqual(['disabled']);
+      expect(await row('admin').locator('td').nth(1).textContent()).toBe('admin');
+      await checkPage(page, 'users');
+
+      // Name, descending: Zed (shown by name) comes first; the sort is in the URL.
+      await page.getByRole('columnheader', { name: 'Name' }).getByRole('button').click();
+      await expect.poll(() => names(page).then((n) => n[0])).toBe('Zed Zimmer');
+      expect(new URL(page.url()).search).toBe('?order=desc');
+      expect(await page.getByRole('columnheader', { name: 'Name' }).getAttribute('aria-sort')).toBe('descending');
+      expect(await row('Zed Zimmer').locator('td').nth(2).textContent()).not.toBe('never');
+      expect(await row('Zed Zimmer').locator('.hint').textContent()).toBe(' zed');
+
+      // The second page; a reload shows the same one.
+      await page.getByRole('button', { name: 'Next' }).click();
+      await expect.poll(() => range(page)).toBe('21–27 of 27');
+      expect(new URL(page.url()).search).toBe('?order=desc&offset=20');
+      const second = await names(page);
+      expect(second).toHaveLength(7);
+      expect(second.at(-1)).toBe('admin');
+      expect(await page.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+      await page.reload();
+      await expect.poll(() => range(page)).toBe('21–27 of 27');
+      expect(await names(page)).toEqual(second);
+
+      // Back goes to the first page.
+      await page.goBack();
+      await expect.poll(() => range(page)).toBe('1–20 of 27');
+      expect((await names(page))[0]).toBe('Zed Zimmer');
+
+      // Search: from the first page, kept in the URL, and a shared link shows it.
+      await page.getByRole('searchbox', { name: 'Search users' }).fill('listener-1');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await expect.poll(() => range(page)).toBe('1–10 of 10');
+      expect((await names(page))[0]).toBe('listener-19');
+      const shared = page.url();
+      expect(new URL(shared).searchParams.get('q')).toBe('listener-1');
+
+      const other = await page.context().newPage();
+      await other.goto(shared);
+      await expect.poll(() => range(other)).toBe('1–10 of 10');
+      expect(await other.getByRole('searchbox', { name: 'Search users' }).inputValue()).toBe('listener-1');
+      expect(await names(other)).toEqual(await names(page));
+      await other.close();
+
+      await page.getByRole('searchbox', { name: 'Search users' }).fill('nobody-by-this-name');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByText('No user matches “nobody-by-this-name”.').waitFor();
+      expect(await range(page)).toBe('0–0 of 0');
+
+      // Role, ascending: the only admin first.
+      await page.getByRole('searchbox', { name: 'Search users' }).fill('');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByRole('columnheader', { name: 'Role' }).getByRole('button').click();
+      await expect.poll(() => new URL(page.url()).search).toBe('?sort=role');
+      await expect.poll(() => names(page).then((n) => n[0])).toBe('admin');
+      expect(await range(page)).toBe('1–20 of 27');
+      expect(await page.getByRole('columnheader', { name: 'Role' }).getAttribute('aria-sort')).toBe('ascending');
+    });
+  });
+
+  it('hides Users from a caller who may not list users, and says so on the page itself', async () => {
+    await withBrowser(async (page) => {
+      await signIn(page, server.url, 'zed', 'zed-long-password');
+      // The page itself answers once the console knows (from GET /users) that this caller may not list users.
+      await page.goto(`${server.url}/users`);
+      await page.getByText('Your account is not allowed to list users.').waitFor();
+      const nav = page.getByRole('navigation', { name: 'Console' });
+      expect(await nav.getByRole('link').allTextContents()).toEqual(['My account']);
+    });
+  });
+});
