@@ -60,7 +60,17 @@ const SENTENCES: Record<string, string | ((wait: string | null) => string)> = {
   'invite.invalid': 'That code does not work. Check that you copied the whole code, or ask for a new one.',
   'user.wrong_current_password': 'The current password is not right.',
   'setup.already_done': 'The first admin already exists. Sign in instead.',
+  'user.username_taken': 'That username is already taken. Choose another one.',
+  'user.admin_needs_password': 'An admin must have a password: admins sign in to this console. Set a password first.',
+  'user.last_admin': 'This is the last enabled admin: make another account an admin first, or the console would have no one to run it.',
 };
+
+/** A request.invalid message names the field first ("password: must be at least 8 characters"): say it as a sentence. */
+function invalidSentence(message: string | undefined): string | null {
+  const match = /^([a-zA-Z.]+): (.+)$/.exec(message ?? '');
+  if (!match) return null;
+  return `Check the ${match[1]}: it ${match[2].replace(/\.$/, '')}.`;
+}
 
 /** What the person sees for a failed call: always a sentence, never a silent failure. */
 export function problemOf(error: unknown, response: Response | undefined): Problem {
@@ -71,6 +81,8 @@ export function problemOf(error: unknown, response: Response | undefined): Probl
   const known = SENTENCES[code];
   if (typeof known === 'function') return { code, sentence: known(wait) };
   if (known) return { code, sentence: known };
+  const invalid = code === 'request.invalid' ? invalidSentence(body.error?.message) : null;
+  if (invalid) return { code, sentence: invalid };
   if (body.error?.message) return { code, sentence: body.error.message };
   if (!response) return { code, sentence: 'The server could not be reached. Check your connection and try again.' };
   return { code, sentence: `The server answered ${response.status} ${response.statusText}. Try again in a moment.` };

@@ -141,3 +141,36 @@ export function PageHeading({ children }: { children: ComponentChildren }) {
     </h1>
   );
 }
+
+/**
+ * A modal dialog (the native <dialog>, opened with showModal: the page behind is inert, so the focus stays
+ * inside). Escape or `onClose` closes it, and the focus goes back to what had it before it opened.
+ */
+export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const id = useId();
+  // Read while rendering, before anything inside takes the focus.
+  const [opener] = useState(() => document.activeElement as HTMLElement | null);
+  useEffect(() => {
+    const dialog = ref.current!;
+    dialog.showModal();
+    return () => {
+      // Closed first: while it is modal, the page behind is inert and cannot take the focus.
+      dialog.close();
+      opener?.focus();
+    };
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      aria-labelledby={id}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <h2 id={id}>{title}</h2>
+      {children}
+    </dialog>
+  );
+}

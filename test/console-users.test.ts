@@ -123,4 +123,69 @@ describe('console: Users', () => {
       expect(await nav.getByRole('link').allTextContents()).toEqual(['My account']);
     });
   });
+
+  it('creates a user in a dialog that keeps the focus, closes on Escape, and says why the API refused', async () => {
+    const min = (await (await fetch(`${server.url}${AUTH}/console-config`)).json()).passwordMinLength as number;
+    await withBrowser(async (page) => {
+      await signIn(page, server.url);
+      await page.goto(`${server.url}/users`);
+      const open = page.getByRole('button', { name: '+ Create user' });
+      await open.click();
+      const dialog = page.getByRole('dialog', { name: 'Create user' });
+      await dialog.waitFor();
+      const focusedLabel = () => page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.labels?.[0]?.textContent ?? document.activeElement?.textContent);
+      await expect.poll(focusedLabel).toBe('Username');
+      const password = dialog.getByLabel('Password');
+      const hint = page.locator(`#${await password.getAttribute('aria-describedby')}`);
+      await expect.poll(() => hint.textContent()).toBe(
+        `Optional - leave blank for a player-only account that pairs via an invite code. At least ${min} characters.`,
+      );
+      await dialog.getByLabel('Role').selectOption('admin');
+      await expect.poll(() => hint.textContent()).toBe(`Required - admins sign in to this console. At least ${min} characters.`);
+      await checkPage(page, 'users-create');
+
+      // Tab and Shift+Tab never leave the dialog.
+      for (let i = 0; i < 8; i++) {
+        await page.keyboard.press(i % 3 === 2 ? 'Shift+Tab' : 'Tab');
+        expect(await page.evaluate(() => !!document.activeElement?.closest('dialog'))).toBe(true);
+      }
+
+      // Escape closes it, and the focus is back on the button that opened it.
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'detached' });
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('+ Create user');
+
+      // Refusals, each a sentence; what was typed stays.
+      await open.click();
+      await dialog.getByLabel('Username').fill('boss');
+      await dialog.getByLabel('Role').selectOption('admin');
+      await dialog.getByRole('button', { name: 'Create user' }).click();
+      await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('An admin must have a password: admins sign in to this console. Set a password first.');
+      expect(await dialog.getByLabel('Username').inputValue()).toBe('boss');
+      expect(await dialog.getByLabel('Role').inputValue()).toBe('admin');
+
+      await dialog.getByLabel('Role').selectOption('user');
+      await dialog.getByLabel('Username').fill('listener-01');
+      await dialog.getByRole('button', { name: 'Create user' }).click();
+      await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('That username is already taken. Choose another one.');
+
+      await dialog.getByLabel('Username').fill('newbie');
+      await password.fill('short');
+      await dialog.getByRole('button', { name: 'Create user' }).click();
+      await expect.poll(() => dialog.getByRole('alert').textContent()).toBe(`Check the password: it must be at least ${min} characters.`);
+      expect(await password.inputValue()).toBe('short');
+
+      // A listener without a password: created, listed as invite-only.
+      await password.fill('');
+      await dialog.getByRole('button', { name: 'Create user' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await page.getByText('Created newbie.').waitFor();
+      await page.getByRole('searchbox', { name: 'Search users' }).fill('newbie');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await expect.poll(() => names(page)).toEqual(['newbie']);
+      expect(await page.locator('table.users tbody tr .tag').allTextContents()).toEqual(['invite-only']);
+      const made = (await client(server.url).get(`${AUTH}/users?q=newbie`, { key: adminKey })).body;
+      expect(made).toMatchObject([{ username: 'newbie', role: 'user', hasPassword: false }]);
+    });
+  });
 });

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, href, problemOf, type Problem } from '../api';
 import { Button, Outcome, PageHeading } from '../ui';
+import { CreateUserDialog } from './user-create';
 
 type UserRow = { id: number; username: string; name: string | null; role: string; active: boolean; hasPassword: boolean; lastActiveAt: string | null };
 
@@ -53,6 +54,10 @@ export function UsersPage() {
   // The rows with the total and the offset they came with, so the range never runs ahead of the rows.
   const [shown, setShown] = useState<{ rows: UserRow[]; total: number; offset: number; q: string } | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [done, setDone] = useState<string | null>(null);
+  // Bumped to fetch the same page again after a change.
+  const [version, setVersion] = useState(0);
 
   useEffect(() => {
     document.title = 'Users · Usher';
@@ -80,7 +85,7 @@ export function UsersPage() {
     return () => {
       stale = true;
     };
-  }, [state]);
+  }, [state, version]);
 
   function change(next: ListState) {
     if (writeState(next) !== writeState(state)) history.pushState(null, '', href(`/users${writeState(next)}`));
@@ -95,7 +100,22 @@ export function UsersPage() {
   const last = Math.min(offset + PAGE_SIZE, total);
   return (
     <>
-      <PageHeading>Users</PageHeading>
+      <div class="page-head">
+        <PageHeading>Users</PageHeading>
+        <Button class="primary" onClick={() => setCreating(true)}>
+          + Create user
+        </Button>
+      </div>
+      {creating && (
+        <CreateUserDialog
+          onClose={() => setCreating(false)}
+          onCreated={(username) => {
+            setCreating(false);
+            setDone(`Created ${username}.`);
+            setVersion((v) => v + 1);
+          }}
+        />
+      )}
       <form
         role="search"
         class="row search"
@@ -110,7 +130,7 @@ export function UsersPage() {
         <input id="users-q" type="search" value={typed} onInput={(e) => setTyped(e.currentTarget.value)} placeholder="Username, name or email" />
         <button type="submit">Search</button>
       </form>
-      <Outcome problem={problem} />
+      <Outcome problem={problem} done={done} />
       {shown === null ? (
         !problem && <p role="status">Loading…</p>
       ) : (
