@@ -75,7 +75,7 @@ export function Button(props: { busy?: boolean; busyLabel?: string; children: Co
 }
 
 /** A value shown once (an API key, a recovery code), with a copy button. */
-export function Secret({ label, value }: { label: string; value: string }) {
+export function Secret({ label, value, copyLabel = 'Copy' }: { label: string; value: string; copyLabel?: string }) {
   const id = useId();
   const [copied, setCopied] = useState<string | null>(null);
   async function copy() {
@@ -94,7 +94,7 @@ export function Secret({ label, value }: { label: string; value: string }) {
       <div class="row">
         <input id={id} value={value} readOnly spellcheck={false} class="mono" onFocus={(e) => e.currentTarget.select()} />
         <button type="button" onClick={copy}>
-          Copy
+          {copyLabel}
         </button>
       </div>
       <p role="status" class="hint">
@@ -146,7 +146,7 @@ export function PageHeading({ children }: { children: ComponentChildren }) {
  * A modal dialog (the native <dialog>, opened with showModal: the page behind is inert, so the focus stays
  * inside). Escape or `onClose` closes it, and the focus goes back to what had it before it opened.
  */
-export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
+export function Dialog({ title, onClose, children, class: className }: { title: string; onClose: () => void; children: ComponentChildren; class?: string }) {
   const ref = useRef<HTMLDialogElement>(null);
   const id = useId();
   // Read while rendering, before anything inside takes the focus.
@@ -163,6 +163,7 @@ export function Dialog({ title, onClose, children }: { title: string; onClose: (
   return (
     <dialog
       ref={ref}
+      class={className}
       aria-labelledby={id}
       onCancel={(e) => {
         e.preventDefault();

@@ -188,4 +188,104 @@ describe('console: Users', () => {
       expect(made).toMatchObject([{ username: 'newbie', role: 'user', hasPassword: false }]);
     });
   });
+
+  it("manages a user from the drawer: invites (link opened by a second browser, resend, revoke), role, status, password and the safety rails", async () => {
+    const c = client(server.url);
+    await createUser(server, c, adminKey, { username: 'ann' });
+    await withBrowser(async (page, _context, browser) => {
+      await signIn(page, server.url);
+      await page.goto(`${server.url}/users?q=ann`);
+      await page.getByRole('button', { name: 'ann', exact: true }).click();
+      const drawer = page.getByRole('dialog', { name: 'ann' });
+      const invites = drawer.getByRole('region', { name: 'Invites' });
+      await invites.getByText('No active invite.').waitFor();
+      expect(await invites.getByLabel('Uses').inputValue()).toBe('5');
+      expect(await invites.getByLabel('Expires').inputValue()).toBe('1');
+      await invites.getByRole('button', { name: 'Create invite' }).click();
+      await invites.getByText(/^Invite created\./).waitFor();
+      const link = await invites.getByLabel('Invite link').inputValue();
+      const code = await invites.getByLabel('Auth code').inputValue();
+      expect(link).toBe(`${server.url}/connect#code=${code}`);
+      await invites.getByRole('button', { name: 'Copy link' }).waitFor();
+      await invites.getByRole('button', { name: 'Copy code' }).waitFor();
+      await invites.getByText(/^Active · 5 uses left · expires /).waitFor();
+      await checkPage(page, 'users-drawer');
+
+      // The listener opens the link on their phone.
+      const open = async (url: string) => {
+        const phone = await browser.newContext();
+        const other = await phone.newPage();
+        await other.goto(url);
+        return { phone, other };
+      };
+      const first = await open(link);
+      await first.other.getByRole('heading', { name: "You're connected" }).waitFor();
+      await first.phone.close();
+
+      // Resend: a new link; the old one no longer works, and says so.
+      await invites.getByRole('button', { name: 'Resend' }).click();
+      await invites.getByText(/^A new link and code replace the old ones/).waitFor();
+      const resent = await invites.getByLabel('Invite link').inputValue();
+      expect(resent).not.toBe(link);
+      await invites.getByText(/^Active · 4 uses left/).waitFor();
+      const stale = await open(link);
+      await expect.poll(() => stale.other.getByRole('alert').filter({ hasText: /\S/ }).first().textContent()).toBe(
+        'That code does not work. Check that you copied the whole code, or ask for a new one.',
+      );
+      await stale.phone.close();
+
+      // Revoke: no active invite, and it is in the history.
+      await invites.getByRole('button', { name: 'Revoke' }).click();
+      await invites.getByText('No active invite.').waitFor();
+      await invites.getByText(/^revoked · created /).waitFor();
+      const revoked = await c.post(`${AUTH}/connect`, { body: { code: new URL(resent).hash.split('=')[1] } });
+      expect([revoked.status, revoked.body.error.code]).toEqual([410, 'invite.revoked']);
+
+      // Promoting a listener without a password is refused next to the control; the select goes back.
+      const account = drawer.getByRole('region', { name: 'Account' });
+      const role = account.getByLabel('Role');
+      await role.selectOption('admin');
+      await expect.poll(() => account.getByRole('alert').filter({ hasText: /\S/ }).first().textContent()).toBe(
+        'An admin must have a password: admins sign in to this console. Set a password first.',
+      );
+      expect(await role.inputValue()).toBe('user');
+
+      // With a password, promote, demote; disable and enable.
+      await account.getByLabel('Password', { exact: true }).fill('ann-long-password');
+      await account.getByRole('button', { name: 'Set password' }).click();
+      await account.getByText('Password saved.').waitFor();
+      await account.getByText('Password: set').waitFor();
+      await role.selectOption('admin');
+      await account.getByText('Role changed to admin.').waitFor();
+      expect(await account.getByRole('button', { name: 'Clear password' }).count()).toBe(0);
+      await role.selectOption('user');
+      await account.getByText('Role changed to user.').waitFor();
+      await account.getByRole('button', { name: 'Disable' }).click();
+      await account.getByText('Status: disabled').waitFor();
+      await account.getByRole('button', { name: 'Enable' }).click();
+      await account.getByText('Status: enabled').waitFor();
+
+      // Clearing the password makes the account invite-only again.
+      await account.getByRole('button', { name: 'Clear password' }).click();
+      await account.getByText('Password cleared: the account is invite-only again.').waitFor();
+      await account.getByText('Password: none (invite-only)').waitFor();
+      expect((await c.get(`${AUTH}/users?q=ann`, { key: adminKey })).body[0]).toMatchObject({ role: 'user', active: true, hasPassword: false });
+
+      // Escape closes the drawer; the row reflects it.
+      await page.keyboard.press('Escape');
+      await drawer.waitFor({ state: 'detached' });
+
+      // The last admin: demoting or disabling it is refused, with the reason beside the control.
+      await page.goto(`${server.url}/users?q=admin`);
+      await page.getByRole('button', { name: 'admin', exact: true }).click();
+      const self = page.getByRole('dialog', { name: 'admin' }).getByRole('region', { name: 'Account' });
+      const lastAdmin = 'This is the last enabled admin: make another account an admin first, or the console would have no one to run it.';
+      await self.getByLabel('Role').selectOption('user');
+      await expect.poll(() => self.getByRole('alert').filter({ hasText: /\S/ }).first().textContent()).toBe(lastAdmin);
+      expect(await self.getByLabel('Role').inputValue()).toBe('admin');
+      await self.getByRole('button', { name: 'Disable' }).click();
+      await expect.poll(() => self.getByRole('alert').filter({ hasText: /\S/ }).allTextContents()).toEqual([lastAdmin, lastAdmin]);
+      await self.getByText('Status: enabled').waitFor();
+    });
+  });
 });

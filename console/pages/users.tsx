@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, href, problemOf, type Problem } from '../api';
 import { Button, Outcome, PageHeading } from '../ui';
 import { CreateUserDialog } from './user-create';
+import { UserDrawer } from './user-drawer';
 
 type UserRow = { id: number; username: string; name: string | null; role: string; active: boolean; hasPassword: boolean; lastActiveAt: string | null };
 
@@ -55,6 +56,7 @@ export function UsersPage() {
   const [shown, setShown] = useState<{ rows: UserRow[]; total: number; offset: number; q: string } | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [creating, setCreating] = useState(false);
+  const [opened, setOpened] = useState<number | null>(null);
   const [done, setDone] = useState<string | null>(null);
   // Bumped to fetch the same page again after a change.
   const [version, setVersion] = useState(0);
@@ -130,6 +132,15 @@ export function UsersPage() {
         <input id="users-q" type="search" value={typed} onInput={(e) => setTyped(e.currentTarget.value)} placeholder="Username, name or email" />
         <button type="submit">Search</button>
       </form>
+      {opened !== null && (
+        <UserDrawer
+          id={opened}
+          onClose={() => {
+            setOpened(null);
+            setVersion((v) => v + 1);
+          }}
+        />
+      )}
       <Outcome problem={problem} done={done} />
       {shown === null ? (
         !problem && <p role="status">Loading…</p>
@@ -146,9 +157,11 @@ export function UsersPage() {
             </thead>
             <tbody>
               {shown.rows.map((u) => (
-                <tr key={u.id}>
+                <tr key={u.id} class="clickable" onClick={() => setOpened(u.id)}>
                   <td>
-                    <strong>{u.name ?? u.username}</strong>
+                    <button type="button" class="link" onClick={(e) => (e.stopPropagation(), setOpened(u.id))}>
+                      <strong>{u.name ?? u.username}</strong>
+                    </button>
                     {u.name && <span class="hint"> {u.username}</span>}
                     {!u.hasPassword && <span class="tag">invite-only</span>}
                     {!u.active && <span class="tag warn">disabled</span>}

@@ -1,0 +1,252 @@
+import { useEffect, useId, useState } from 'preact/hooks';
+import { api, call, type User } from '../api';
+import type { components } from '../api-types';
+import { Button, Card, Dialog, Field, Outcome, Secret, useAction } from '../ui';
+
+type Invite = components['schemas']['Invite'];
+const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : 'never');
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/** A select with a "custom" choice that shows a number box; answers the number, null for unlimited/never. */
+function Choice(props: { label: string; options: [string, string][]; value: string; onValue: (v: string) => void; custom: string; onCustom: (v: string) => void; unit: string }) {
+  const id = useId();
+  return (
+    <div class="field">
+      <label for={id}>{props.label}</label>
+      <select id={id} value={props.value} onChange={(e) => props.onValue(e.currentTarget.value)}>
+        {props.options.map(([v, text]) => (
+          <option key={v} value={v}>
+            {text}
+          </option>
+        ))}
+      </select>
+      {props.value === 'custom' && (
+        <div class="field">
+          <label for={`${id}-n`}>{`Custom ${props.unit}`}</label>
+          <input id={`${id}-n`} type="number" min={1} value={props.custom} onInput={(e) => props.onCustom(e.currentTarget.value)} />
+        </div>
+      )}
+    </div>
+  );
+}
+
+const pick = (value: string, custom: string): number | null => (value === 'never' || value === 'unlimited' ? null : Number(value === 'custom' ? custom : value));
+
+function inviteSummary(i: Invite): string {
+  const uses = i.usesLeft === null ? 'unlimited uses' : `${plural(i.usesLeft, 'use')} left`;
+  const expiry = i.expiresAt ? `expires ${when(i.expiresAt)}` : 'never expires';
+  return `${i.state === 'pending' ? 'Active' : i.state.replace('_', ' ')} · ${uses} · ${expiry}`;
+}
+
+function Invites({ userId }: { userId: number }) {
+  const [invites, setInvites] = useState<{ active: Invite | null; history: Invite[] } | null>(null);
+  const [made, setMade] = useState<{ code: string; link: string } | null>(null);
+  const [uses, setUses] = useState('5');
+  const [customUses, setCustomUses] = useState('10');
+  const [expires, setExpires] = useState('1');
+  const [customDays, setCustomDays] = useState('14');
+  const action = useAction();
+  const path = { path: { id: String(userId) } };
+  const load = async () => setInvites(await call(api.GET('/api/v1/auth/users/{id}/invites', { params: path })));
+  useEffect(() => {
+    void action.run(load);
+  }, [userId]);
+  const active = invites?.active;
+  const create = () =>
+    action.run(async () => {
+      const answer = await call(api.POST('/api/v1/auth/users/{id}/invites', { params: path, body: { uses: pick(uses, customUses), expiresInDays: pick(expires, customDays) } }));
+      setMade({ code: answer.code, link: answer.link });
+      await load();
+      return 'Invite created. Send the link or the code: they are shown this once.';
+    });
+  const resend = (i: Invite) =>
+    action.run(async () => {
+      const answer = await call(api.POST('/api/v1/auth/users/{id}/invites/{inviteId}/resend', { params: { path: { id: String(userId), inviteId: String(i.id) } } }));
+      setMade({ code: answer.code, link: answer.link });
+      await load();
+      return 'A new link and code replace the old ones, which stop working now.';
+    });
+  const revoke = (i: Invite) =>
+    action.run(async () => {
+      await call(api.DELETE('/api/v1/auth/users/{id}/invites/{inviteId}', { params: { path: { id: String(userId), inviteId: String(i.id) } } }));
+      setMade(null);
+      await load();
+      return 'Invite revoked.';
+    });
+  return (
+    <Card title="Invites">
+      {invites === null ? (
+        <p role="status">Loading…</p>
+      ) : active ? (
+        <div class="actions invite">
+          <span>{inviteSummary(active)}</span>
+          <Button onClick={() => resend(active)} disabled={action.busy}>
+            Resend
+          </Button>
+          <Button class="danger" onClick={() => revoke(active)} disabled={action.busy}>
+            Revoke
+          </Button>
+        </div>
+      ) : (
+        <p>No active invite.</p>
+      )}
+      {made && (
+        <>
+          <Secret label="Invite link" value={made.link} copyLabel="Copy link" />
+          <Secret label="Auth code" value={made.code} copyLabel="Copy code" />
+        </>
+      )}
+      <Outcome problem={action.problem} done={action.done} />
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void create();
+        }}
+      >
+        <div class="pair">
+          <Choice label="Uses" value={uses} onValue={setUses} custom={customUses} onCustom={setCustomUses} unit="uses" options={[['1', '1 use'], ['5', '5 uses'], ['unlimited', 'Unlimited'], ['custom', 'Custom…']]} />
+          <Choice label="Expires" value={expires} onValue={setExpires} custom={customDays} onCustom={setCustomDays} unit="days" options={[['1', '1 day'], ['7', '7 days'], ['30', '30 days'], ['never', 'Never'], ['custom', 'Custom…']]} />
+        </div>
+        <Button type="submit" busy={action.busy} busyLabel="Working…">
+          {active ? 'New invite' : 'Create invite'}
+        </Button>
+      </form>
+      {invites && invites.history.length > 0 && (
+        <>
+          <h3>History</h3>
+          <ul class="list">
+            {invites.history.map((i) => (
+                <li key={i.id}>
+                  <span>
+                    {i.state.replace('_', ' ')} · created {when(i.createdAt)} · {plural(i.redemptions.count, 'device')} signed in
+                  </span>
+                </li>
+              ))}
+          </ul>
+        </>
+      )}
+    </Card>
+  );
+}
+
+function Account({ user, onUser }: { user: User; onUser: (u: User) => void }) {
+  const roleAction = useAction();
+  const statusAction = useAction();
+  const passwordAction = useAction();
+  const codeAction = useAction();
+  const [password, setPassword] = useState('');
+  const roleId = useId();
+  const [roles, setRoles] = useState(['user', 'admin']);
+  useEffect(() => {
+    api.GET('/api/v1/auth/roles').then(
+      ({ data, response }) => response.ok && data && setRoles(data.map((r) => r.name)),
+      () => undefined,
+    );
+  }, []);
+  const path = { path: { id: String(user.id) } };
+  const setRole = async (select: HTMLSelectElement) => {
+    const role = select.value;
+    let saved = false;
+    await roleAction.run(async () => {
+      onUser(await call(api.PATCH('/api/v1/auth/users/{id}', { params: path, body: { role } })));
+      saved = true;
+      return `Role changed to ${role}.`;
+    });
+    // Refused: the select goes back to the saved role, with the reason beside it.
+    if (!saved) select.value = user.role;
+  };
+  const setActive = (active: boolean) =>
+    statusAction.run(async () => {
+      onUser(await call(api.POST('/api/v1/auth/users/{id}/status', { params: path, body: { active } })));
+      return active ? 'Enabled.' : 'Disabled: their devices are signed out.';
+    });
+  const savePassword = (value: string | null) =>
+    passwordAction.run(async () => {
+      onUser(await call(api.PATCH('/api/v1/auth/users/{id}', { params: path, body: { password: value } })));
+      setPassword('');
+      return value === null ? 'Password cleared: the account is invite-only again.' : 'Password saved.';
+    });
+  const revokeCode = () =>
+    codeAction.run(async () => {
+      await call(api.DELETE('/api/v1/auth/users/{id}/recovery-code', { params: path }));
+      onUser({ ...user, recoveryCode: 'none' });
+      return 'Recovery code revoked.';
+    });
+  return (
+    <Card title="Account">
+      <div class="field">
+        <label for={roleId}>Role</label>
+        <select id={roleId} value={user.role} aria-describedby={`${roleId}-outcome`} onChange={(e) => void setRole(e.currentTarget)}>
+          {(roles.includes(user.role) ? roles : [...roles, user.role]).map((r) => (
+            <option key={r} value={r}>
+              {r}
+            </option>
+          ))}
+        </select>
+        <div id={`${roleId}-outcome`}>
+          <Outcome problem={roleAction.problem} done={roleAction.done} />
+        </div>
+      </div>
+      <div class="actions">
+        <span>Status: {user.active ? 'enabled' : 'disabled'}</span>
+        <Button onClick={() => setActive(!user.active)} busy={statusAction.busy}>
+          {user.active ? 'Disable' : 'Enable'}
+        </Button>
+      </div>
+      <Outcome problem={statusAction.problem} done={statusAction.done} />
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void savePassword(password);
+        }}
+      >
+        <p>Password: {user.hasPassword ? 'set' : 'none (invite-only)'}</p>
+        <Field label={user.hasPassword ? 'New password' : 'Password'} type="password" value={password} onValue={setPassword} autoComplete="new-password" />
+        <div class="actions">
+          <Button type="submit" busy={passwordAction.busy} disabled={!password}>
+            {user.hasPassword ? 'Change password' : 'Set password'}
+          </Button>
+          {user.hasPassword && user.role !== 'admin' && (
+            <Button class="danger" onClick={() => savePassword(null)} disabled={passwordAction.busy}>
+              Clear password
+            </Button>
+          )}
+        </div>
+        <Outcome problem={passwordAction.problem} done={passwordAction.done} />
+      </form>
+      <div class="actions">
+        <span>Recovery code: {user.recoveryCode}</span>
+        {user.recoveryCode === 'set' && (
+          <Button class="danger" onClick={revokeCode} busy={codeAction.busy}>
+            Revoke
+          </Button>
+        )}
+      </div>
+      <Outcome problem={codeAction.problem} done={codeAction.done} />
+      <p>Last active: {when(user.lastActiveAt)}</p>
+    </Card>
+  );
+}
+
+/** A user's drawer: Account and Invites. Changes show in the list when it closes. */
+export function UserDrawer({ id, onClose }: { id: number; onClose: () => void }) {
+  const [user, setUser] = useState<User | null>(null);
+  const load = useAction();
+  useEffect(() => {
+    void load.run(async () => setUser(await call(api.GET('/api/v1/auth/users/{id}', { params: { path: { id: String(id) } } }))));
+  }, [id]);
+  return (
+    <Dialog title={user ? (user.name ?? user.username) : 'User'} onClose={onClose} class="drawer">
+      <Button class="close" onClick={onClose} aria-label="Close">
+        ×
+      </Button>
+      <Outcome problem={load.problem} />
+      {user && (
+        <>
+          <Account user={user} onUser={setUser} />
+          <Invites userId={user.id} />
+        </>
+      )}
+    </Dialog>
+  );
+}
