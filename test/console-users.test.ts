@@ -288,4 +288,39 @@ describe('console: Users', () => {
       await self.getByText('Status: enabled').waitFor();
     });
   });
+
+  it('ends all of a user\'s sessions, deletes a user after saying what goes, and offers no delete on your own account', async () => {
+    const c = client(server.url);
+    const { user: cara } = await createUser(server, c, adminKey, { username: 'cara' });
+    const made = await c.post(`${AUTH}/users/${cara.id}/invites`, { key: adminKey, body: {} });
+    const app = await c.post(`${AUTH}/connect`, { body: { code: made.body.code, device: { name: 'Pixel 8', kind: 'app' } } });
+    const bearer = { Authorization: `Bearer ${app.body.token}` };
+    expect((await c.get(`${AUTH}/me`, { headers: bearer })).status).toBe(200);
+    await withBrowser(async (page) => {
+      await signIn(page, server.url);
+      await page.goto(`${server.url}/users?q=cara`);
+      await page.getByRole('button', { name: 'cara', exact: true }).click();
+      const drawer = page.getByRole('dialog', { name: 'cara' });
+      await drawer.getByRole('region', { name: 'Sessions' }).getByRole('button', { name: 'End all sessions' }).click();
+      await drawer.getByText('Every browser and app cara was signed in on is signed out.').waitFor();
+      expect((await c.get(`${AUTH}/me`, { headers: bearer })).status).toBe(401);
+
+      const danger = drawer.getByRole('region', { name: 'Danger zone' });
+      await danger.getByRole('button', { name: 'Delete user…' }).click();
+      await danger.getByText(/^Delete cara\? The account is removed with its password, API key and recovery code/).waitFor();
+      await danger.getByRole('button', { name: 'Keep the account' }).click();
+      await danger.getByRole('button', { name: 'Delete user…' }).click();
+      await danger.getByRole('button', { name: 'Yes, delete cara' }).click();
+      await drawer.waitFor({ state: 'detached' });
+      await page.getByText('Deleted cara.').waitFor();
+      await page.getByText('No user matches “cara”.').waitFor();
+      expect((await c.get(`${AUTH}/users/${cara.id}`, { key: adminKey })).status).toBe(404);
+
+      await page.goto(`${server.url}/users?q=admin`);
+      await page.getByRole('button', { name: 'admin', exact: true }).click();
+      const own = page.getByRole('dialog', { name: 'admin' }).getByRole('region', { name: 'Danger zone' });
+      await own.getByText(/^This is your own account: it cannot be deleted from here\./).waitFor();
+      expect(await own.getByRole('button').count()).toBe(0);
+    });
+  });
 });

@@ -56,7 +56,7 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
           <AccountPage user={user} onUser={onUser} />
         ) : path === '/users' && canListUsers !== null ? (
           canListUsers ? (
-            <UsersPage />
+            <UsersPage meId={user.id} />
           ) : (
             <Outcome problem={{ code: 'auth.forbidden', sentence: 'Your account is not allowed to list users.' }} />
           )

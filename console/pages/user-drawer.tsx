@@ -228,8 +228,62 @@ function Account({ user, onUser }: { user: User; onUser: (u: User) => void }) {
   );
 }
 
-/** A user's drawer: Account and Invites. Changes show in the list when it closes. */
-export function UserDrawer({ id, onClose }: { id: number; onClose: () => void }) {
+/** The API lists only your own sessions; for someone else's there is one lever: end them all. */
+function Sessions({ user }: { user: User }) {
+  const action = useAction();
+  const end = () =>
+    action.run(async () => {
+      await call(api.DELETE('/api/v1/auth/users/{id}/sessions', { params: { path: { id: String(user.id) } } }));
+      return `Every browser and app ${user.username} was signed in on is signed out.`;
+    });
+  return (
+    <Card title="Sessions">
+      <p>Sign this account out everywhere: its browsers and apps must sign in or connect again.</p>
+      <Button onClick={end} busy={action.busy} busyLabel="Signing out…">
+        End all sessions
+      </Button>
+      <Outcome problem={action.problem} done={action.done} />
+    </Card>
+  );
+}
+
+function DangerZone({ user, self, onDeleted }: { user: User; self: boolean; onDeleted: () => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const action = useAction();
+  const remove = () =>
+    action.run(async () => {
+      await call(api.DELETE('/api/v1/auth/users/{id}', { params: { path: { id: String(user.id) } } }));
+      onDeleted();
+    });
+  return (
+    <Card title="Danger zone">
+      {self ? (
+        <p>This is your own account: it cannot be deleted from here. To stop it signing in, use Disable under Account (another admin can enable it again).</p>
+      ) : confirming ? (
+        <>
+          <p>
+            Delete {user.username}? The account is removed with its password, API key and recovery code, its invites stop working, and every device it signed in on is signed
+            out. This cannot be undone; Disable under Account keeps everything instead.
+          </p>
+          <div class="actions">
+            <Button class="danger" onClick={remove} busy={action.busy} busyLabel="Deleting…">
+              Yes, delete {user.username}
+            </Button>
+            <Button onClick={() => setConfirming(false)}>Keep the account</Button>
+          </div>
+        </>
+      ) : (
+        <Button class="danger" onClick={() => setConfirming(true)}>
+          Delete user…
+        </Button>
+      )}
+      <Outcome problem={action.problem} />
+    </Card>
+  );
+}
+
+/** A user's drawer: Account, Invites, Sessions, Danger zone. Changes show in the list when it closes. */
+export function UserDrawer({ id, meId, onClose, onDeleted }: { id: number; meId: number; onClose: () => void; onDeleted: (username: string) => void }) {
   const [user, setUser] = useState<User | null>(null);
   const load = useAction();
   useEffect(() => {
@@ -245,6 +299,8 @@ export function UserDrawer({ id, onClose }: { id: number; onClose: () => void })
         <>
           <Account user={user} onUser={setUser} />
           <Invites userId={user.id} />
+          <Sessions user={user} />
+          <DangerZone user={user} self={user.id === meId} onDeleted={() => onDeleted(user.username)} />
         </>
       )}
     </Dialog>

@@ -49,7 +49,7 @@ function SortHeader({ label, field, state, onSort }: { label: string; field: Lis
 }
 
 /** Users: search, sort by a column, page through; needs `users:list` (the navigation hides it from others). */
-export function UsersPage() {
+export function UsersPage({ meId }: { meId: number }) {
   const [state, setState] = useState<ListState>(() => readState(location.search));
   const [typed, setTyped] = useState(state.q);
   // The rows with the total and the offset they came with, so the range never runs ahead of the rows.
@@ -135,6 +135,12 @@ export function UsersPage() {
       {opened !== null && (
         <UserDrawer
           id={opened}
+          meId={meId}
+          onDeleted={(username) => {
+            setOpened(null);
+            setDone(`Deleted ${username}.`);
+            setVersion((v) => v + 1);
+          }}
           onClose={() => {
             setOpened(null);
             setVersion((v) => v + 1);
