@@ -1,5 +1,6 @@
 import { AppError } from '../errors.js';
-import { ANONYMOUS, SYSTEM, eventOf, type Origin } from '../events/stream.js';
+import type { Knex } from 'knex';
+import { ANONYMOUS, SYSTEM, eventOf, type Origin, type UsherEvent } from '../events/stream.js';
 import { OncePerWindow } from '../events/once.js';
 import type { InviteService } from '../invites/service.js';
 import type { DeviceTokens } from '../sessions/devices.js';
@@ -70,23 +71,20 @@ export class CodeSignIn {
   private async redeemChecked(code: string, device: Device, ip: string | undefined): Promise<Redeemed> {
     // A redemption is nobody's act but the code's: the system acts, as for a login.
     const origin: Origin = { actor: SYSTEM, ip: ip ?? null };
-    const app = device.kind === 'app';
+    // Inside the redemption's transaction: an app's token, so a use is spent only if the device is signed in.
+    const signIn = async (trx: Knex.Transaction, owner: UserRecord): Promise<{ result: string | undefined; events: UsherEvent[] }> => {
+      if (device.kind !== 'app') return { result: undefined, events: [] };
+      const issued = await this.devices.issueIn(trx, owner.id, device, origin);
+      return { result: issued.token, events: [issued.event] };
+    };
     try {
-      const { user, result } = await this.invites.redeem(code, device, origin, async (trx, owner) => {
-        if (!app) return { result: undefined, events: [] };
-        const issued = await this.devices.issueIn(trx, owner.id, device, origin);
-        return { result: issued.token, events: [issued.event] };
-      });
+      const { user, result } = await this.invites.redeem(code, device, origin, signIn);
       return { user, via: 'invite', token: result };
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'invite.invalid') throw err;
     }
     // No invite has this code: it may be a user's recovery code.
-    const { user, result } = await this.users.redeemRecoveryCode(code, origin, { device: device.name, kind: device.kind }, async (trx, owner) => {
-      if (!app) return { result: undefined, events: [] };
-      const issued = await this.devices.issueIn(trx, owner.id, device, origin);
-      return { result: issued.token, events: [issued.event] };
-    });
+    const { user, result } = await this.users.redeemRecoveryCode(code, origin, { device: device.name, kind: device.kind }, signIn);
     return { user, via: 'recovery_code', token: result };
   }
 
