@@ -499,6 +499,9 @@ describe('metrics of OpenID providers', () => {
     expect(requests(text, 'main', 'jwks', 'ok')).toBe(1);
     expect(requests(text, 'main', 'other', 'ok')).toBeUndefined();
     expect(sample(text, 'usher_auth_total', { method: 'oidc:main', result: 'success' })).toBe(2);
+    // The refused code is a failed login, by its reason.
+    expect(sample(text, 'usher_auth_total', { method: 'oidc:main', result: 'failure' })).toBe(1);
+    expect(sample(text, 'usher_login_failures_total', { reason: 'provider_refused' })).toBe(1);
     expect(sample(text, 'usher_sessions_active')).toBe(2);
 
     // The logout token is checked against the provider's keys, fetched for it by jose.

@@ -7,6 +7,7 @@ import { client, errorCode, sidOf, type Jar } from './helpers/http.js';
 import { IdpJar, signInAtIdp, signOutAtIdp, startIdp, type TestIdp } from './helpers/oidc-provider.js';
 import { freePort } from './helpers/process.js';
 import { setupAdmin } from './helpers/users.js';
+import { auditEntries } from './helpers/audit.js';
 
 const AUTH = '/api/v1/auth';
 const SECRET = 'client-secret-for-tests-0123456789';
@@ -178,6 +179,8 @@ describe('OIDC login', () => {
     expect(done.status).toBe(403);
     const found = await client(usherUrl).get(`${AUTH}/users?q=outsider`, { key: adminKey });
     expect(found.headers.get('x-total-count')).toBe('0');
+    const failed = await auditEntries(server, client(usherUrl), adminKey, 'login.failed');
+    expect(failed[0]).toMatchObject({ actor: { kind: 'anonymous' }, targetUserId: null, detail: { method: 'oidc:strict', reason: 'not_allowed' } });
     expect((await login('strict', 'alice')).done.status).toBe(302);
   });
 
@@ -230,6 +233,8 @@ describe('OIDC login', () => {
     const { done } = await login('main', 'hank');
     expect(done.status).toBe(401);
     expect(errorCode(done)).toBe('auth.invalid_credentials');
+    const failed = await auditEntries(server, client(usherUrl), adminKey, 'login.failed', hank.id);
+    expect(failed).toMatchObject([{ actor: { kind: 'anonymous' }, targetUserId: hank.id, detail: { method: 'oidc:main', reason: 'disabled' } }]);
   });
 
   describe('callback checks', () => {
@@ -265,6 +270,8 @@ describe('OIDC login', () => {
       expect(res.status).toBe(401);
       expect(errorCode(res)).toBe('oidc.login_failed');
       expect((await client(usherUrl, jar).get(`${AUTH}/me`)).status).toBe(401);
+      const failed = await auditEntries(server, client(usherUrl), adminKey, 'login.failed');
+      expect(failed[0]).toMatchObject({ targetUserId: null, detail: { method: 'oidc:main', reason: 'provider_refused' } });
     });
 
     it.each(['//evil.example/x', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', '/%0d%0aSet-Cookie:x', '\\\\evil', '/.//evil.example/x', '/a/..//evil.example', '/%2e//evil.example', '/%2e%2e//evil.example'])(

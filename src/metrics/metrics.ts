@@ -29,7 +29,8 @@ export interface MetricsLabels {
 /** How a request fared in the authentication chain, or a login attempt. */
 export type AuthResult = 'success' | 'failure' | 'refused' | 'error' | 'anonymous';
 
-const LOGIN_FAILURE_REASONS = ['unknown', 'password', 'disabled', 'password_login_off'];
+/** Password logins' reasons, then OpenID callbacks' (src/authn/oidc/login.ts). */
+const LOGIN_FAILURE_REASONS = ['unknown', 'password', 'disabled', 'password_login_off', 'provider_refused', 'provider_unavailable', 'not_allowed', 'not_provisioned'];
 /** Up to oidc.timeout's longest (120 s); a provider answers in tens to hundreds of milliseconds. */
 const OIDC_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
 /** Most events' listeners are done at once; ending sessions waits for the session store. */

@@ -53,6 +53,18 @@ function providerFailure(err: unknown, log: Logger, provider: string): AppError 
   return network ? Errors.oidcProviderUnavailable() : Errors.oidcLoginFailed();
 }
 
+/** Why a callback's sign-in failed, from the error it ended with; undefined for failures of Usher's own (a 5xx). */
+function failureReason(err: unknown): { userId: null; reason: string } | undefined {
+  if (!(err instanceof AppError)) return undefined;
+  const reason: Record<string, string> = {
+    'oidc.login_failed': 'provider_refused',
+    'oidc.provider_unavailable': 'provider_unavailable',
+    'auth.forbidden': 'not_allowed',
+    'auth.not_provisioned': 'not_provisioned',
+  };
+  return reason[err.code] ? { userId: null, reason: reason[err.code]! } : undefined;
+}
+
 export interface OidcLoginDeps {
   clients: ReadonlyMap<string, OidcClient>;
   sessions: SessionManager;
@@ -123,7 +135,7 @@ export class OidcLogin {
    */
   async finish(req: Request, res: Response, providerId: string, callback: OidcCallback): Promise<string> {
     const oidc = this.provider(providerId);
-    const { sessions, users, provisioner } = this.deps;
+    const { sessions, users } = this.deps;
     await sessions.ensure(req, res);
     const state = typeof callback.state === 'string' ? callback.state : '';
     const pending = req.session.oidcPending?.[state];
@@ -131,6 +143,30 @@ export class OidcLogin {
     // One use only: a replayed callback finds nothing.
     delete req.session.oidcPending![state];
     await sessions.save(req);
+    // From here on the callback is a real attempt at signing in: a refusal is a failed login, audited and counted.
+    let refused: { userId: number | null; reason: string } | undefined;
+    try {
+      return await this.signIn(req, res, oidc, pending, state, callback, (r) => (refused = r));
+    } catch (err) {
+      const reason = refused ?? failureReason(err);
+      if (reason) {
+        const anonymous = { actor: { kind: 'anonymous' as const }, ip: req.ip ?? null };
+        await users.events.publish([eventOf(anonymous, 'login.failed', reason.userId, { method: `oidc:${oidc.settings.id}`, reason: reason.reason })]);
+      }
+      throw err;
+    }
+  }
+
+  private async signIn(
+    req: Request,
+    res: Response,
+    oidc: OidcClient,
+    pending: OidcPending,
+    state: string,
+    callback: OidcCallback,
+    refuse: (r: { userId: number | null; reason: string }) => void,
+  ): Promise<string> {
+    const { sessions, users, provisioner } = this.deps;
     if (typeof callback.error === 'string') throw Errors.oidcLoginFailed(`The provider refused the sign-in: ${callback.error}.`);
 
     const { claims, idToken } = await this.claims(oidc, pending, state, callback.search);
@@ -144,7 +180,10 @@ export class OidcLogin {
       allowedGroups: s.allowedGroups,
     });
     // Refused like a disabled local user's login.
-    if (!user.active) throw Errors.invalidCredentials('This account is disabled.');
+    if (!user.active) {
+      refuse({ userId: user.id, reason: 'disabled' });
+      throw Errors.invalidCredentials('This account is disabled.');
+    }
     const sub = String(claims.sub);
     const tags = [subTag(oidc.provider, sub), ...(typeof claims.sid === 'string' ? [sidTag(oidc.provider, claims.sid)] : [])];
     await sessions.start(req, res, user, { oidc: { provider: s.id, idToken }, tags });
