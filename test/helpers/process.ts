@@ -26,21 +26,26 @@ export interface Ran {
 
 /** Runs a TypeScript entry point of the project to completion, with a clean environment plus `env`. */
 export function runTs(script: string, args: string[], env: Record<string, string>, input?: string, timeoutMs = 30_000): Promise<Ran> {
+  return runCommand(TSX, [join(ROOT, script), ...args], timeoutMs, env, input);
+}
+
+/** Runs a command to completion from the project root, with a clean environment plus `env`. */
+export function runCommand(command: string, args: readonly string[], timeoutMs: number, env: Record<string, string> = {}, input = ''): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(TSX, [join(ROOT, script), ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } });
+    const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += String(d)));
     child.stderr.on('data', (d) => (stderr += String(d)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${script} timed out; stderr: ${stderr}`));
+      reject(new Error(`${command} ${args.join(' ')} timed out; stderr: ${stderr}`));
     }, timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    child.stdin.end(input ?? '');
+    child.stdin.end(input);
   });
 }
 
@@ -51,10 +56,10 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts `src/server.ts` as `npm start` would and waits until /healthz answers. */
-export async function startServerProcess(env: Record<string, string>, cwd = ROOT): Promise<Running> {
+/** Starts `src/server.ts` as `npm start` would (or `command`, such as the compiled server) and waits for its "usher listening" line. */
+export async function startServerProcess(env: Record<string, string>, cwd = ROOT, command: readonly string[] = [TSX, join(ROOT, 'src/server.ts')]): Promise<Running> {
   const port = await freePort();
-  const child = spawn(TSX, [join(ROOT, 'src/server.ts')], {
+  const child = spawn(command[0]!, command.slice(1), {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', USHER_PORT: String(port), USHER_HOST: '127.0.0.1', ...env },
   });
@@ -62,20 +67,26 @@ export async function startServerProcess(env: Record<string, string>, cwd = ROOT
   child.stdout!.on('data', (d) => (out += String(d)));
   child.stderr!.on('data', (d) => (out += String(d)));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${out}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      throw new Error(`server did not start: ${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      reject(new Error(`server did not start: ${out}`));
+    }, 30_000);
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      child.stdout!.off('data', heard);
+      child.off('exit', exited);
+      if (err) reject(err);
+      else resolve();
+    };
+    // The server logs one JSON line once it listens.
+    const heard = () => {
+      if (out.split('\n').some((line) => line.includes('"msg":"usher listening"'))) done();
+    };
+    const exited = (code: number | null) => done(new Error(`server exited ${code}: ${out}`));
+    child.stdout!.on('data', heard);
+    child.once('exit', exited);
+  });
   return {
     child,
     url,
