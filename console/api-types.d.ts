@@ -556,6 +556,96 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/me/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your scoped API keys
+         * @description Capability `self:api-keys`.
+         */
+        get: operations["getMeApiKeys"];
+        put?: never;
+        /**
+         * Make a scoped API key
+         * @description Answered this once. Every permission must be declared and held by you now (within the scope of the key making the request, if it is one). At most 100 keys per user.
+         *
+         *     Capability `self:api-keys`.
+         */
+        post: operations["postMeApiKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/me/api-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one of your scoped API keys
+         * @description It is refused from the next request on.
+         *
+         *     Capability `self:api-keys`.
+         */
+        delete: operations["deleteMeApiKeysByKeyId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/users/{id}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's scoped API keys
+         * @description Capability `users:api-keys`.
+         */
+        get: operations["getUsersByIdApiKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/users/{id}/api-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a user's scoped API key
+         * @description It is refused from the next request on.
+         *
+         *     Capability `users:api-keys`.
+         */
+        delete: operations["deleteUsersByIdApiKeysByKeyId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/status": {
         parameters: {
             query?: never;
@@ -853,7 +943,7 @@ export interface components {
             /** Format: date-time */
             at: string;
             /** @enum {string} */
-            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed";
+            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "api_key.created" | "api_key.revoked" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed";
             actor: components["schemas"]["Actor"];
             targetUserId: number | null;
             ip: string | null;
@@ -914,7 +1004,7 @@ export interface components {
             effective: string[];
         };
         /** @description Every error code Usher answers, with its HTTP status (x-status) and usual message. */
-        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "setup.already_done" | "api_key.unreadable" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
+        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "setup.already_done" | "api_key.unreadable" | "api_key.not_found" | "api_key.name_taken" | "api_key.limit" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
     };
     responses: never;
     parameters: never;
@@ -5276,6 +5366,705 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getMeApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys, oldest first (never the keys themselves). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: number;
+                        name: string;
+                        /** @description The first characters of the key (`usa_…`), to recognise it; not a secret. */
+                        prefix: string;
+                        /** @description The scope: the key may do what both it and its owner hold. */
+                        permissions: string[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description Recorded at most once a minute; null: never used. */
+                        lastUsedAt: string | null;
+                        /** @description null: never expires. */
+                        expiresAt: string | null;
+                    }[];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postMeApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Unique among your keys: what the key is for ("Music player"). */
+                    name: string;
+                    /** @description Declared permissions you hold (`self.read`, `library.read`); your scoped key can only make keys within its own scope. */
+                    permissions: string[];
+                    /** @description 1 to 3650; absent or null: never expires. */
+                    expiresInDays?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The new key, shown this once. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: number;
+                        name: string;
+                        /** @description The first characters of the key (`usa_…`), to recognise it; not a secret. */
+                        prefix: string;
+                        /** @description The scope: the key may do what both it and its owner hold. */
+                        permissions: string[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description Recorded at most once a minute; null: never used. */
+                        lastUsedAt: string | null;
+                        /** @description null: never expires. */
+                        expiresAt: string | null;
+                        /** @description The key (`usa_…`), shown this once: only its digest is kept. */
+                        key: string;
+                    };
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description api_key.limit, api_key.name_taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "api_key.limit" | "api_key.name_taken";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteMeApiKeysByKeyId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The scoped key id. */
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description api_key.not_found, user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "api_key.not_found" | "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getUsersByIdApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys, oldest first (never the keys themselves). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: number;
+                        name: string;
+                        /** @description The first characters of the key (`usa_…`), to recognise it; not a secret. */
+                        prefix: string;
+                        /** @description The scope: the key may do what both it and its owner hold. */
+                        permissions: string[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description Recorded at most once a minute; null: never used. */
+                        lastUsedAt: string | null;
+                        /** @description null: never expires. */
+                        expiresAt: string | null;
+                    }[];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteUsersByIdApiKeysByKeyId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+                /** @description The scoped key id. */
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description api_key.not_found, user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "api_key.not_found" | "user.not_found";
                             message: string;
                         };
                     };

@@ -13,7 +13,9 @@ import { policyEndpoints } from './authz/routes.js';
 import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
-import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackDeviceUse, trackLastActive } from './authn/hooks.js';
+import { csrfForCookies, rejectDisabled, rejectMixedCredentials, trackDeviceUse, trackLastActive, trackScopedKeyUse } from './authn/hooks.js';
+import { ScopedKeyService } from './api-keys/service.js';
+import { scopedKeyEndpoints } from './api-keys/routes.js';
 import { DeviceTokenMethod } from './authn/methods/device-token.js';
 import { SessionMethod } from './authn/methods/session.js';
 import { PROXY_PROVIDER, ProxyMethod } from './authn/methods/proxy.js';
@@ -123,6 +125,8 @@ export interface Usher {
   readonly users: UserService;
   /** Invites: codes that sign a user's devices in (docs/invites.md). */
   readonly invites: InviteService;
+  /** Scoped API keys (app passwords; docs/api.md#scoped-api-keys). */
+  readonly apiKeys: ScopedKeyService;
   readonly sessions: SessionManager;
   /** Apps' sessions (`Authorization: Bearer usd_...`): `issue()` signs a device in. */
   readonly devices: DeviceTokens;
@@ -242,7 +246,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       : undefined;
     metrics?.listenTo(events);
 
-    const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs);
+    const scopedKeys = new ScopedKeyService(db, keys, authz, events);
+    const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs, scopedKeys);
     // Forward auth's requests, as Express routes them (marked by the route itself below), or as it would
     // route them (for a host app's `authenticate`, which runs before any routing).
     const forwardAuthRequests = new WeakSet<Request>();
@@ -259,7 +264,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     ];
     const chain = authenticateWith(
       methods,
-      [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log), trackDeviceUse(deviceTokens)],
+      [rejectMixedCredentials, rejectDisabled, csrfForCookies(config.publicUrl), trackLastActive(users, log), trackDeviceUse(deviceTokens), trackScopedKeyUse(scopedKeys, log)],
     );
     // Sessions are loaded only for requests that carry the cookie; then the methods are tried.
     // A request that also carries an API key or a device token does not need the session: when the store is
@@ -329,6 +334,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
         ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),
+        ...scopedKeyEndpoints(scopedKeys),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
@@ -353,6 +359,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       requirePermission: (object, action) => requirePermission(authz, object, action),
       users,
       invites,
+      apiKeys: scopedKeys,
       sessions,
       devices: deviceTokens,
       authz,

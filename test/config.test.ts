@@ -31,6 +31,10 @@ describe('configuration', () => {
     [{ USHER_SECRET: 'short' }, 'config: USHER_SECRET: must be at least 32 characters (generate one with: openssl rand -base64 48)'],
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'root' }, 'config: USHER_BOOTSTRAP_ADMIN_USERNAME: bootstrap needs both the admin username and password'],
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'root', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'long-enough', USHER_BOOTSTRAP_ADMIN_API_KEY: 'too-short' }, 'config: USHER_BOOTSTRAP_ADMIN_API_KEY: must be at least 32 characters (an API key)'],
+    [
+      { USHER_BOOTSTRAP_ADMIN_USERNAME: 'root', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'long-enough', USHER_BOOTSTRAP_ADMIN_API_KEY: `usa_${'a'.repeat(40)}` },
+      'config: USHER_BOOTSTRAP_ADMIN_API_KEY: must not start with usd_ or usa_, the prefixes of device tokens and scoped keys (use usk_)',
+    ],
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'root', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'short' }, 'config: USHER_BOOTSTRAP_ADMIN_PASSWORD: must be at least 8 characters'],
     [{ USHER_BOOTSTRAP_ADMIN_USERNAME: 'ro\u200bot', USHER_BOOTSTRAP_ADMIN_PASSWORD: 'long-enough' }, 'config: USHER_BOOTSTRAP_ADMIN_USERNAME: must not contain control or invisible characters, got "ro\u200bot"'],
   ])('names the key and the problem for %o', (env, line) => {

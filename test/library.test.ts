@@ -126,4 +126,32 @@ describe('library mode: Usher mounted in a host app', () => {
     expect((await c.patch(`/api/v1/auth/users/${issuer.user.id}`, { key, body: { role: 'issuers' } })).status).toBe(200);
     expect((await c.post('/api/certs', { key: issuer.key })).status).toBe(201);
   });
+
+  it('guards host routes for a scoped key by its permissions, never by its owner’s role', async () => {
+    const admin = await usher.users.findByUsername('admin');
+    const key = usher.users.readApiKey(admin!)!;
+    const make = async (owner: string, name: string, permissions: string[]) => {
+      const res = await c.post('/api/v1/auth/me/api-keys', { key: owner, body: { name, permissions } });
+      expect(res.status, res.text).toBe(201);
+      return res.body.key as string;
+    };
+    const certs = await make(key, 'pki-bot', ['cert.create']);
+    expect((await c.post('/api/certs', { key: certs })).status).toBe(201);
+    expect((await c.get('/api/admin/users-count', { key: certs })).status).toBe(403);
+    // The owner is an admin, but a role check cannot be narrowed by a scope: refused.
+    expect((await c.get('/api/admin/stats', { key: certs })).status).toBe(403);
+    expect((await c.get('/api/admin/stats', { key })).status).toBe(200);
+    const counter = await make(key, 'counter', ['users.list']);
+    expect((await c.get('/api/admin/users-count', { key: counter })).status).toBe(200);
+    expect((await c.post('/api/certs', { key: counter })).status).toBe(403);
+
+    // A direct grant revoked: the key loses it on the next request.
+    const fakeServer = { usher, url: '', dataDir: '', close: async () => {} };
+    const clerk = await createUser(fakeServer, c, key, { username: 'clerk' });
+    expect((await c.patch(`/api/v1/auth/users/${clerk.user.id}/permissions`, { key, body: { grant: ['cert.create'] } })).status).toBe(200);
+    const clerkCerts = await make(clerk.key, 'clerk-bot', ['cert.create']);
+    expect((await c.post('/api/certs', { key: clerkCerts })).status).toBe(201);
+    expect((await c.patch(`/api/v1/auth/users/${clerk.user.id}/permissions`, { key, body: { revoke: ['cert.create'] } })).status).toBe(200);
+    expect((await c.post('/api/certs', { key: clerkCerts })).status).toBe(403);
+  });
 });

@@ -37,6 +37,9 @@ describe('the Casbin policy in policies/', () => {
     ['user', 'invites', 'read', false],
     ['user', 'invites', 'revoke', false],
     ['user', 'self', 'recovery-code', true],
+    ['user', 'self', 'api-keys', true],
+    ['admin', 'users', 'api-keys', true],
+    ['user', 'users', 'api-keys', false],
     ['admin', 'self', 'recovery-code', true],
     ['admin', 'users', 'revoke-recovery-code', true],
     ['user', 'users', 'revoke-recovery-code', false],
@@ -74,6 +77,17 @@ describe('the Casbin policy in policies/', () => {
     expect(authz.can({ id: 3, role: 'stranger' }, 'self', 'read')).toBe(false);
   });
 
+  it('checks a user acting through a scoped key by the intersection of the scope and what they hold', async () => {
+    const authz = await Authorizer.load();
+    const scope = new Set(['self.read', 'users.list']);
+    expect(authz.can({ id: 1, role: 'admin', scope }, 'users', 'list')).toBe(true);
+    expect(authz.can({ id: 1, role: 'admin', scope }, 'users', 'delete')).toBe(false);
+    expect(authz.can({ id: 2, role: 'user', scope }, 'self', 'read')).toBe(true);
+    expect(authz.can({ id: 2, role: 'user', scope }, 'users', 'list')).toBe(false);
+    expect(authz.can({ id: 2, role: 'user', scope }, 'self', 'update')).toBe(false);
+    expect(authz.can({ id: 2, role: 'user', scope: new Set() }, 'self', 'read')).toBe(false);
+  });
+
   it("lists Usher's own permissions, every route capability among them", async () => {
     const authz = await Authorizer.load();
     const names = authz.permissions.map((p) => p.name);
@@ -100,8 +114,8 @@ describe('the Casbin policy in policies/', () => {
           if (expected) allows++;
         }
       }
-      // user's five, viewer's one, support's two, lead's three plus user's five.
-      expect(allows).toBe(5 + 1 + 2 + 8);
+      // user's six, viewer's one, support's two, lead's three plus user's six.
+      expect(allows).toBe(6 + 1 + 2 + 9);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -62,7 +62,7 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
     const res = await c.get(ROLES, { key: admin });
     expect(res.status).toBe(200);
     const byName = Object.fromEntries(res.body.map((r: { name: string }) => [r.name, r]));
-    expect(byName.user).toMatchObject({ builtIn: true, inherits: [], permissions: ['self.api-key', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update'] });
+    expect(byName.user).toMatchObject({ builtIn: true, inherits: [], permissions: ['self.api-key', 'self.api-keys', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update'] });
     expect(byName.admin).toMatchObject({ builtIn: true, inherits: ['user'] });
     expect(byName.admin.effective).toEqual(expect.arrayContaining(['cert.create', 'cert.revoke', 'roles.manage', 'users.set-permissions', 'self.read']));
     expect(server.usher.authz.can('admin', 'cert', 'create')).toBe(true);
@@ -77,7 +77,7 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
       builtIn: false,
       inherits: ['user'],
       permissions: ['users.list', 'users.read'],
-      effective: ['self.api-key', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update', 'users.list', 'users.read'],
+      effective: ['self.api-key', 'self.api-keys', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update', 'users.list', 'users.read'],
     });
     expect((await c.get(`${ROLES}/editor`, { key: admin })).body).toEqual(role);
     const other = await user();
@@ -162,9 +162,9 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
     expect(granted.status, granted.text).toBe(200);
     expect(granted.body).toEqual({
       role: 'user',
-      inherited: ['self.api-key', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update'],
+      inherited: ['self.api-key', 'self.api-keys', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update'],
       direct: ['cert.create', 'users.list'],
-      effective: ['cert.create', 'self.api-key', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update', 'users.list'],
+      effective: ['cert.create', 'self.api-key', 'self.api-keys', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update', 'users.list'],
     });
     expect((await c.get(USERS, { key })).status).toBe(200);
     expect(server.usher.authz.can(u, 'cert', 'create')).toBe(true);

@@ -49,7 +49,8 @@ const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (val
 export function authenticateWith(methods: AuthMethod[], hooks: PostAuthHook[]): RequestHandler {
   const accept = (identity: Identity, req: Request) => {
     // Never hand the host app the password hash or key material.
-    req.user = Object.assign(withoutSecrets(identity.user), { authMethod: identity.method });
+    const user = Object.assign(withoutSecrets(identity.user), { authMethod: identity.method });
+    req.user = identity.scope === undefined ? user : Object.assign(user, { scope: identity.scope });
   };
 
   /** Runs hooks from index i; returns a promise only if some hook is asynchronous. */

@@ -5,6 +5,8 @@ import type { UserService } from '../users/service.js';
 import { sessionOf } from '../sessions/manager.js';
 import type { DeviceTokens } from '../sessions/devices.js';
 import { deviceOf } from './methods/device-token.js';
+import { scopedKeyOf } from './methods/api-key.js';
+import type { ScopedKeyService } from '../api-keys/service.js';
 import type { PostAuthHook } from './types.js';
 
 /** A disabled account is refused, whatever proved it. */
@@ -34,6 +36,20 @@ export function trackDeviceUse(tokens: Pick<DeviceTokens, 'touch'>): PostAuthHoo
   return (_identity, req) => {
     const device = deviceOf(req);
     if (device) tokens.touch(device, req.ip);
+  };
+}
+
+/** Records a scoped key's lastUsedAt, at most once a minute per key, never on the critical path nor failing the request. */
+export function trackScopedKeyUse(keys: Pick<ScopedKeyService, 'touch'>, log: Logger): PostAuthHook {
+  const written = new Map<number, number>();
+  return (_identity, req) => {
+    const key = scopedKeyOf(req);
+    if (!key) return;
+    const now = Date.now();
+    if (now - Math.max(written.get(key.id) ?? 0, key.lastUsedAt ?? 0) < LAST_ACTIVE_EVERY_MS) return;
+    if (written.size >= 10_000) written.clear();
+    written.set(key.id, now);
+    keys.touch(key.id, now).catch((err: unknown) => log.warn({ err, keyId: key.id }, 'could not record a scoped key’s lastUsedAt'));
   };
 }
 

@@ -6,6 +6,8 @@ export interface Identity {
   user: UserRecord;
   /** The method that proved it: 'api-key', 'session', 'proxy', `oidc:${id}`. */
   method: string;
+  /** A scoped API key's permissions: the request may do only what both they and the user hold. */
+  scope?: ReadonlySet<string>;
 }
 
 /** One way of proving who a request is (see STYLE.md). */
@@ -23,8 +25,11 @@ export interface AuthMethod {
 /** Runs, in order, once an identity is known; throws to refuse it. */
 export type PostAuthHook = (identity: Identity, req: Request) => Promise<void> | void;
 
-/** What `req.user` holds on an authenticated request: the user without any secret, and how they proved it. */
-export type AuthUser = User & { readonly authMethod: string };
+/**
+ * What `req.user` holds on an authenticated request: the user without any secret, and how they proved it.
+ * `scope` is set when a scoped API key proved it: `authz.can(req.user, ...)` then also needs it to allow.
+ */
+export type AuthUser = User & { readonly authMethod: string; readonly scope?: ReadonlySet<string> };
 
 declare module 'express-serve-static-core' {
   interface Request {

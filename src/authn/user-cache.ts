@@ -1,20 +1,24 @@
 import type { EventStream } from '../events/stream.js';
 import type { UserRecord } from '../users/model.js';
 
+/** What a cache holds: a user, or something of one user's (a scoped key with its owner). */
+type Entry = UserRecord | { readonly user: UserRecord };
+const ownerOf = (value: Entry): number => ('user' in value ? value.user.id : value.id);
+
 /**
  * Recently authenticated users by credential (API key, user id), for `ttlMs`.
  * A user's entries go whenever that user changes through this process; a lookup that started before a change is
  * never cached; concurrent lookups of one key share one query. A hit answers synchronously.
  */
-export class UserCache<K> {
-  private readonly cache = new Map<K, { user: UserRecord; expires: number }>();
-  private readonly pending = new Map<K, Promise<UserRecord | null>>();
+export class UserCache<K, V extends Entry = UserRecord> {
+  private readonly cache = new Map<K, { value: V; expires: number }>();
+  private readonly pending = new Map<K, Promise<V | null>>();
   private generation = 0;
 
   constructor(
     events: EventStream,
     private readonly ttlMs: number,
-    private readonly load: (key: K) => Promise<UserRecord | null>,
+    private readonly load: (key: K) => Promise<V | null>,
     /**
      * 'user': a change drops only that user's entries (credential lookups). 'any': every change empties
      * the cache, for answers that depend on other users too (a role sync held back by the last-admin rail).
@@ -28,13 +32,13 @@ export class UserCache<K> {
       this.generation++;
       this.pending.clear();
       if (invalidate === 'any') this.cache.clear();
-      else for (const [key, entry] of this.cache) if (entry.user.id === targetUserId) this.cache.delete(key);
+      else for (const [key, entry] of this.cache) if (ownerOf(entry.value) === targetUserId) this.cache.delete(key);
     });
   }
 
-  get(key: K): UserRecord | Promise<UserRecord | null> {
+  get(key: K): V | Promise<V | null> {
     const hit = this.cache.get(key);
-    if (hit && hit.expires > Date.now()) return hit.user;
+    if (hit && hit.expires > Date.now()) return hit.value;
     const shared = this.pending.get(key);
     if (shared) return shared;
     const generation = this.generation;
@@ -42,13 +46,13 @@ export class UserCache<K> {
       if (this.pending.get(key) === lookup) this.pending.delete(key);
     };
     const lookup = this.load(key).then(
-      (user) => {
+      (value) => {
         forget();
-        if (user && this.ttlMs > 0 && generation === this.generation) {
+        if (value && this.ttlMs > 0 && generation === this.generation) {
           if (this.cache.size >= 10_000) this.cache.clear();
-          this.cache.set(key, { user, expires: Date.now() + this.ttlMs });
+          this.cache.set(key, { value, expires: Date.now() + this.ttlMs });
         }
-        return user;
+        return value;
       },
       (err: unknown) => {
         forget();

@@ -130,7 +130,8 @@ export function verifyEndpoints(
           res
             .set({
               'Remote-User': headerValue(user.username),
-              'Remote-Groups': authz.impliedRoles(user.role).join(','),
+              // A scoped key's rights are its permissions, not its owner's roles: none to pass on.
+              'Remote-Groups': user.scope ? '' : authz.impliedRoles(user.role).join(','),
               'Remote-Email': headerValue(user.email),
               'Remote-Name': headerValue(user.name),
             })

@@ -22,8 +22,11 @@ export function defaultPolicyDir(): string {
 /** The role that holds every permission, Usher's and the host app's; its permissions are not editable. */
 export const SUPER_ROLE = ADMIN_ROLE;
 
-/** Who is asked about: a role alone, or a user (their role and their direct permissions). */
-export type Subject = string | { readonly id: number; readonly role: string };
+/**
+ * Who is asked about: a role alone, or a user (their role and their direct permissions). A user acting
+ * through a scoped API key carries its `scope`: they may then do only what both the scope and they hold.
+ */
+export type Subject = string | { readonly id: number; readonly role: string; readonly scope?: ReadonlySet<string> };
 
 /** A permission of the catalogue: Usher's own or one the host app declared. */
 export interface DeclaredPermission extends PermissionInfo {
@@ -147,10 +150,11 @@ export class Authorizer {
     return this.state.implied.get(role) ?? [role];
   }
 
-  /** May this role, or this user (through their role or a direct grant), do `action` on `object`? */
+  /** May this role, or this user (through their role or a direct grant, within their key's scope), do `action` on `object`? */
   can(who: Subject, object: string, action: string): boolean {
     const name = permissionName(object, action);
     if (typeof who === 'string') return this.state.byRole.get(who)?.has(name) ?? false;
+    if (who.scope !== undefined && !who.scope.has(name)) return false;
     return (this.state.byRole.get(who.role)?.has(name) ?? false) || (this.state.direct.get(who.id)?.has(name) ?? false);
   }
 

@@ -14,10 +14,14 @@ export const requireAuth: RequestHandler = (req, _res, next) => {
   next(req.user ? undefined : Errors.unauthenticated());
 };
 
-/** 401 when anonymous, 403 unless the caller's role holds one of `roles` (directly). */
+/**
+ * 401 when anonymous, 403 unless the caller's role holds one of `roles` (directly). A scoped API key never
+ * passes: its rights are its permissions, which a role check cannot narrow (guard with requirePermission).
+ */
 export function requireRole(...roles: string[]): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
     if (!req.user) return next(Errors.unauthenticated());
+    if (req.user.scope) return next(Errors.forbidden('A scoped API key cannot pass a role check.'));
     next(roles.includes(req.user.role) ? undefined : Errors.forbidden());
   };
 }

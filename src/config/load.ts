@@ -169,8 +169,8 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
   if (v.adminApiKey !== undefined && v.adminUsername === undefined && !failed.has('adminUsername')) {
     problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: needs USHER_BOOTSTRAP_ADMIN_USERNAME and USHER_BOOTSTRAP_ADMIN_PASSWORD');
   }
-  if (v.adminApiKey?.startsWith('usd_')) {
-    problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: must not start with usd_, the prefix of device tokens (use usk_)');
+  if (v.adminApiKey?.startsWith('usd_') || v.adminApiKey?.startsWith('usa_')) {
+    problems.push('config: USHER_BOOTSTRAP_ADMIN_API_KEY: must not start with usd_ or usa_, the prefixes of device tokens and scoped keys (use usk_)');
   }
   if (v.adminPassword !== undefined && v.adminPassword.length < v.passwordMinLength) {
     problems.push(`config: USHER_BOOTSTRAP_ADMIN_PASSWORD: must be at least ${v.passwordMinLength} characters`);

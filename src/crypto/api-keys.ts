@@ -5,11 +5,17 @@ import type { ServerKeys } from './secret.js';
 export const API_KEY_PREFIX = 'usk_';
 
 /**
+ * The prefix of scoped keys (app passwords): a request's key is looked up in the one table its prefix
+ * names, never in the other. Distinct from `usk_` (the per-user key) and `usd_` (device tokens).
+ */
+export const SCOPED_KEY_PREFIX = 'usa_';
+
+/**
  * Something shaped like an Usher key or device token inside a text (a URL, a log line): the prefix (`usk_`,
- * `usd_`) and 32 or more key characters. Covers generated keys and tokens (43 base64url characters) and the
+ * `usd_`, `usa_`) and 32 or more key characters. Covers generated keys and tokens (43 base64url characters) and the
  * bootstrap format (64 hex).
  */
-export const KEY_IN_TEXT = /us[kd]_[A-Za-z0-9_-]{32,}/i;
+export const KEY_IN_TEXT = /us[kda]_[A-Za-z0-9_-]{32,}/i;
 
 /** Whether a URL or a part of one holds a key, as sent or percent-decoded (a stray % is left as it is). */
 export function holdsApiKey(text: string): boolean {
@@ -28,6 +34,12 @@ export function holdsApiKey(text: string): boolean {
 /** A new key: the prefix and 32 random bytes, base64url. */
 export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** A new scoped key and what lists show of it: the prefix and its first 6 random characters (36 of 256 bits). */
+export function generateScopedKey(): { key: string; shown: string } {
+  const key = SCOPED_KEY_PREFIX + randomBytes(32).toString('base64url');
+  return { key, shown: key.slice(0, SCOPED_KEY_PREFIX.length + 6) };
 }
 
 /** The lookup digest: a keyed HMAC, fast enough for every request, useless without the server secret. */

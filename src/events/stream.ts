@@ -26,6 +26,8 @@ export type EventType =
   | 'user.password_cleared'
   | 'user.password_login_changed'
   | 'apikey.rotated'
+  | 'api_key.created'
+  | 'api_key.revoked'
   | 'invite.created'
   | 'invite.resent'
   | 'invite.revoked'
@@ -56,6 +58,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'user.password_cleared',
   'user.password_login_changed',
   'apikey.rotated',
+  'api_key.created',
+  'api_key.revoked',
   'invite.created',
   'invite.resent',
   'invite.revoked',
