@@ -94,6 +94,34 @@ describe.each(DB_KINDS)('device tokens on %s', (kind) => {
       expect(updated!.actor).toEqual({ kind: 'user', userId: me.id, method: 'device' });
     });
 
+    it('never reads or mints a credential that would outlive the device, even for an admin', async () => {
+      const me = await person();
+      const { token } = await connect(me.id);
+      const app = client(server.url);
+      const bearer = { authorization: `Bearer ${token}` };
+      const refused = [
+        await app.get(`${AUTH}/me/api-key`, { headers: bearer }),
+        await app.post(`${AUTH}/me/api-key`, { headers: bearer }),
+        await app.post(`${AUTH}/me/recovery-code`, { headers: bearer }),
+        await app.get(`${AUTH}/me/recovery-code`, { headers: bearer }),
+        await app.post(`${AUTH}/me/api-keys`, { headers: bearer, body: { name: 'from the phone', permissions: ['self.read'] } }),
+      ];
+      for (const res of refused) expect([res.status, errorCode(res)], res.text).toEqual([403, 'auth.forbidden']);
+      // The same account with its own key may.
+      expect((await c.get(`${AUTH}/me/api-key`, { key: me.key })).status).toBe(200);
+      // An admin's device does not make invites, reset passwords or rotate keys of others either.
+      const admin = await connect(1, 'Admin phone');
+      const asAdminApp = { authorization: `Bearer ${admin.token}` };
+      for (const res of [
+        await app.post(`${AUTH}/users/${me.id}/invites`, { headers: asAdminApp, body: {} }),
+        await app.post(`${AUTH}/users/${me.id}/reset-password`, { headers: asAdminApp, body: { password: 'another-password-1' } }),
+        await app.post(`${AUTH}/users/${me.id}/api-key`, { headers: asAdminApp }),
+      ])
+        expect([res.status, errorCode(res)], res.text).toEqual([403, 'auth.forbidden']);
+      // What is not a credential stays the user's to do: the admin's app still lists users.
+      expect((await app.get(`${AUTH}/users`, { headers: asAdminApp })).status).toBe(200);
+    });
+
     it('answers 401 auth.invalid_device_token for an unknown, altered or oversized token, on public routes too', async () => {
       const me = await person();
       const { token } = await connect(me.id);

@@ -50,7 +50,9 @@ export function authenticateWith(methods: AuthMethod[], hooks: PostAuthHook[]): 
   const accept = (identity: Identity, req: Request) => {
     // Never hand the host app the password hash or key material.
     const user = Object.assign(withoutSecrets(identity.user), { authMethod: identity.method });
-    req.user = identity.scope === undefined ? user : Object.assign(user, { scope: identity.scope });
+    if (identity.scope !== undefined) Object.assign(user, { scope: identity.scope });
+    if (identity.withhold !== undefined) Object.assign(user, { withhold: identity.withhold });
+    req.user = user;
   };
 
   /** Runs hooks from index i; returns a promise only if some hook is asynchronous. */

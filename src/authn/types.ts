@@ -8,6 +8,8 @@ export interface Identity {
   method: string;
   /** A scoped API key's permissions: the request may do only what both they and the user hold. */
   scope?: ReadonlySet<string>;
+  /** Permissions the credential never carries, whatever the user holds (a device token's: see DEVICE_WITHHELD). */
+  withhold?: ReadonlySet<string>;
 }
 
 /** One way of proving who a request is (see STYLE.md). */
@@ -29,7 +31,7 @@ export type PostAuthHook = (identity: Identity, req: Request) => Promise<void> |
  * What `req.user` holds on an authenticated request: the user without any secret, and how they proved it.
  * `scope` is set when a scoped API key proved it: `authz.can(req.user, ...)` then also needs it to allow.
  */
-export type AuthUser = User & { readonly authMethod: string; readonly scope?: ReadonlySet<string> };
+export type AuthUser = User & { readonly authMethod: string; readonly scope?: ReadonlySet<string>; readonly withhold?: ReadonlySet<string> };
 
 declare module 'express-serve-static-core' {
   interface Request {

@@ -26,7 +26,7 @@ export const SUPER_ROLE = ADMIN_ROLE;
  * Who is asked about: a role alone, or a user (their role and their direct permissions). A user acting
  * through a scoped API key carries its `scope`: they may then do only what both the scope and they hold.
  */
-export type Subject = string | { readonly id: number; readonly role: string; readonly scope?: ReadonlySet<string> };
+export type Subject = string | { readonly id: number; readonly role: string; readonly scope?: ReadonlySet<string>; readonly withhold?: ReadonlySet<string> };
 
 /** A permission of the catalogue: Usher's own or one the host app declared. */
 export interface DeclaredPermission extends PermissionInfo {
@@ -155,6 +155,7 @@ export class Authorizer {
     const name = permissionName(object, action);
     if (typeof who === 'string') return this.state.byRole.get(who)?.has(name) ?? false;
     if (who.scope !== undefined && !who.scope.has(name)) return false;
+    if (who.withhold?.has(name)) return false;
     return (this.state.byRole.get(who.role)?.has(name) ?? false) || (this.state.direct.get(who.id)?.has(name) ?? false);
   }
 

@@ -24,6 +24,22 @@ export function parsePermission(name: string): [string, string] | null {
 
 export const permissionName = (object: string, action: string) => `${object}.${action}`;
 
+/**
+ * What a device token (an app signed in through an invite or a recovery code) never does, whatever its user
+ * holds: read or mint a credential that would outlive the device. Taken from a lost phone, the token then
+ * dies with the device's session (end it, or the user's epoch moves on) and leaves nothing behind. Setting
+ * the account's password stays possible: the seed's players do it from their settings.
+ */
+export const DEVICE_WITHHELD: ReadonlySet<string> = new Set([
+  'self.api-key',
+  'self.api-keys',
+  'self.recovery-code',
+  'users.rotate-api-key',
+  'users.api-keys',
+  'users.reset-password',
+  'invites.create',
+]);
+
 /** Every permission Usher's own routes check, with what it allows. */
 export const USHER_PERMISSIONS: readonly PermissionInfo[] = [
   { name: 'self.read', description: 'Read your own account.' },

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { DEVICE_TOKEN_PREFIX } from '../../crypto/device-tokens.js';
 import { Errors } from '../../errors.js';
+import { DEVICE_WITHHELD } from '../../authz/permissions.js';
 import type { DeviceRecord, DeviceTokens } from '../../sessions/devices.js';
 import type { UserRecord } from '../../users/model.js';
 import type { UserService } from '../../users/service.js';
@@ -63,6 +64,6 @@ export class DeviceTokenMethod implements AuthMethod {
     // cached user is a moment behind the device its own password change kept).
     if (!user || device.epoch < user.sessionEpoch) throw Errors.invalidDeviceToken();
     devices.set(req, device);
-    return { user, method: this.name };
+    return { user, method: this.name, withhold: DEVICE_WITHHELD };
   }
 }
