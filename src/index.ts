@@ -11,6 +11,7 @@ import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
 import { pollPolicy } from './authz/policy-sync.js';
+import { explainEndpoints } from './authz/explain-routes.js';
 import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
@@ -333,6 +334,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
+        ...explainEndpoints({ authz, users }),
         ...consoleConfigEndpoints(config),
         ...documentEndpoints(endpoints),
       ],
