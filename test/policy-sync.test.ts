@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Authorizer } from '../src/authz/enforcer.js';
 import { pollPolicy } from '../src/authz/policy-sync.js';
 import { openDatabase } from '../src/db/connect.js';
@@ -160,6 +160,33 @@ describe.each(DB_KINDS)('the policy across two instances on %s', (kind) => {
       expect(warnings[0]!.msg).toMatch(/could not read the policy version/);
       expect(authz.policy).toBe(before);
       expect(authz.can('admin', 'users', 'list')).toBe(true);
+    });
+
+    it('polls every interval, never two at once, and not after stop()', async () => {
+      const authz = a.usher.authz;
+      const sync = authz.sync;
+      let polls = 0;
+      let release!: () => void;
+      vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+      try {
+        // The first poll hangs until released: the ticks meanwhile start none.
+        authz.sync = () => {
+          polls++;
+          return polls === 1 ? new Promise<boolean>((resolve) => (release = () => resolve(false))) : Promise.resolve(false);
+        };
+        const poll = pollPolicy(authz, 100, pino({ level: 'silent' }));
+        await vi.advanceTimersByTimeAsync(350);
+        expect(polls).toBe(1);
+        release();
+        await vi.advanceTimersByTimeAsync(200);
+        expect(polls).toBe(3);
+        await poll.stop();
+        await vi.advanceTimersByTimeAsync(1_000);
+        expect(polls).toBe(3);
+      } finally {
+        authz.sync = sync;
+        vi.useRealTimers();
+      }
     });
   });
 });
