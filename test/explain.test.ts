@@ -120,6 +120,10 @@ describe.each(DB_KINDS)('GET /authz/explain on %s', (kind) => {
       expect.objectContaining({ kind: 'group-rule', role: 'admin', group: 'usher-admins', provider: 'proxy', result: 'none' }),
     ]);
     expect(body.decision).toBe('Denied: neither the role user, the roles it inherits, nor a direct grant holds users.read.');
+    // An account of the proxy: both rules apply to it at its next sign-in.
+    const { user: proxied } = await server.usher.users.create({ username: 'proxied', authSource: 'proxy' });
+    const rules = (await ask(proxied.id, 'users.read')).steps.filter((s) => s.kind === 'group-rule');
+    expect(rules.map((s) => s.detail.endsWith('this account signs in there, so its groups then decide its role.'))).toEqual([true, true]);
     // A permission no group rule's role holds besides admin's: only admin's rule is listed.
     expect((await ask(await person(), 'users.delete')).steps.filter((s) => s.kind === 'group-rule').map((s) => s.role)).toEqual(['admin']);
   });
