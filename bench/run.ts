@@ -15,7 +15,7 @@
  * Environment:
  *   BENCH_DURATION   seconds per measurement (default 10)
  *   USHER_BENCH_PG=1 also measure Usher on PostgreSQL (postgres://postgres@127.0.0.1:5432/test, throwaway schema)
- *   BENCH_ONLY=library  only the two floors and the library-mode permission row
+ *   BENCH_ONLY=library  only the two floors, Usher's API-key row and the library-mode permission row
  *
  * Exit 1 when a server fails to start or answers anything but 2xx; exit 0 otherwise, target met or not.
  */
@@ -113,7 +113,7 @@ async function main(): Promise<number> {
     },
     library,
   ];
-  const targets = only === 'library' ? all.filter((t) => t.mode.startsWith('bare') || t === library) : all;
+  const targets = only === 'library' ? all.filter((t) => t.mode.startsWith('bare') || t.mode === 'usher' || t === library) : all;
   if (withPg && only === undefined) {
     pgSchema = `bench_${randomBytes(6).toString('hex')}`;
     targets.push({
@@ -169,7 +169,7 @@ function report(targets: Target[], best: Map<string, Figures>, duration: number)
 
 // Bound the whole run: start-up, every warm-up and measurement with slack, and cleanup.
 runBench(main, (duration) => {
-  // Targets: bare, bare-dressed, usher, usher-proxy, usher-library (and usher-pg); or bare, bare-dressed, usher-library.
-  const runs = ROUNDS * (process.env.BENCH_ONLY === 'library' ? 3 : process.env.USHER_BENCH_PG === '1' ? 6 : 5);
+  // Targets: bare, bare-dressed, usher, usher-proxy, usher-library (and usher-pg); or bare, bare-dressed, usher, usher-library.
+  const runs = ROUNDS * (process.env.BENCH_ONLY === 'library' ? 4 : process.env.USHER_BENCH_PG === '1' ? 6 : 5);
   return START_TIMEOUT_MS * 2 + runs * (WARMUP_SECONDS + duration + 20) * 1000 + 30_000;
 });
