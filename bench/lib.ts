@@ -49,6 +49,8 @@ export interface Target {
   env: Record<string, string>;
   /** What each request of the load carries: an API key, proxy identity headers or a session cookie. */
   headers: Record<string, string>;
+  /** The route loaded (default PATH, GET /me). */
+  path?: string;
   /** The username GET /me must answer (Usher targets). */
   username?: string;
   child?: ChildProcess;
@@ -177,7 +179,11 @@ function startServer(target: Target, env: NodeJS.ProcessEnv): Promise<string> {
     const timer = setTimeout(() => done(new BenchFailure(`${target.name}: did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
     const onMessage = (raw: unknown) => {
       const message = raw as ServerMessage;
-      if (message?.type === 'ready') done(null, `http://127.0.0.1:${message.port}`);
+      if (message?.type === 'ready') {
+        // A credential the server made itself (a user it seeded) joins the target's headers.
+        Object.assign(target.headers, message.headers ?? {});
+        done(null, `http://127.0.0.1:${message.port}`);
+      }
       else if (message?.type === 'failed') done(new BenchFailure(`${target.name}: failed to start: ${message.message}`));
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
@@ -316,7 +322,7 @@ export async function checkMe(target: Target, bare: unknown, credential: string,
 function load(target: Target, seconds: number): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: `${target.url}${PATH}`, method: 'GET', headers: target.headers, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds },
+      { url: `${target.url}${target.path ?? PATH}`, method: 'GET', headers: target.headers, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds },
       (err: unknown, result: autocannon.Result) => {
         clearTimeout(timer);
         if (err) reject(err instanceof Error ? err : new BenchFailure(String(err)));

@@ -10,6 +10,10 @@
  *                 members of `bench-admins` admins: authenticated by Remote-User/Remote-Groups headers.
  *   usher-redis   The standalone app on SQLite with sessions and login counters in Redis (BENCH_REDIS_URL,
  *                 BENCH_REDIS_PREFIX).
+ *   usher-library A host app embedding Usher (library mode) on SQLite with 10,000 users and 100 custom roles:
+ *                 GET /api/certs guarded by the app's `cert.create` (usher.requirePermission), with helmet
+ *                 and a JSON request log as bare-dressed has. The API key of a user whose custom role
+ *                 inherits `cert.create` is sent to the parent with the port.
  *
  * Settings come from the environment: BENCH_DATA_DIR, BENCH_ADMIN_USERNAME, BENCH_ADMIN_PASSWORD, BENCH_API_KEY
  * (the bootstrap admin), and per mode the ones above. The port is reported to the parent over IPC as
@@ -25,11 +29,16 @@ import { buildApp } from '../src/app.js';
 import { createUsher, type Usher } from '../src/index.js';
 
 // Only types may be imported from this file: importing a value would start a server in the importer.
-export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg' | 'usher-proxy' | 'usher-redis';
-const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'usher', 'usher-pg', 'usher-proxy', 'usher-redis'];
+export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg' | 'usher-proxy' | 'usher-redis' | 'usher-library';
+const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'usher', 'usher-pg', 'usher-proxy', 'usher-redis', 'usher-library'];
+
+/** The guarded route of usher-library. */
+const GUARDED_PATH = '/api/certs';
+const LIBRARY_USERS = 10_000;
+const LIBRARY_ROLES = 100;
 
 /** What a server tells its parent over IPC. */
-export type ServerMessage = { type: 'ready'; port: number } | { type: 'failed'; message: string };
+export type ServerMessage = { type: 'ready'; port: number; headers?: Record<string, string> } | { type: 'failed'; message: string };
 
 /** What GET /me answers for the bootstrap admin, in the shape toPublicUser() gives. */
 const BARE_USER = Object.freeze({
@@ -59,7 +68,60 @@ function send(message: ServerMessage): void {
   if (process.send) process.send(message);
 }
 
-async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher }> {
+/**
+ * 100 custom roles (chains of ten, each inheriting the one before; every seventh holds `cert.create`) and
+ * 10,000 users spread over them, written straight into the tables and compiled once (making them through
+ * the API compiles the policy at each role: minutes). Answers the key of a user whose role inherits
+ * `cert.create` without holding it itself.
+ */
+async function seedPolicy(usher: Usher): Promise<string> {
+  const now = Date.now();
+  const db = usher.db;
+  const usherPermissions = usher.authz.permissions.map((p) => p.name).filter((p) => !p.startsWith('self.') && p !== 'cert.create');
+  const pair = (p: string) => ({ object: p.slice(0, p.indexOf('.')), action: p.slice(p.indexOf('.') + 1) });
+  await db.transaction(async (trx) => {
+    for (let i = 0; i < LIBRARY_ROLES; i++) {
+      const role = `role-${i}`;
+      await trx('roles').insert({ name: role, description: '', built_in: false, created_at: now, updated_at: now });
+      await trx('role_inherits').insert({ role, inherits: i % 10 === 0 ? 'user' : `role-${i - 1}` });
+      const own = [...usherPermissions.filter((_, j) => (i + j) % 3 === 0), ...(i % 7 === 0 ? ['cert.create'] : [])];
+      if (own.length > 0) await trx('role_permissions').insert(own.map((p) => ({ role, ...pair(p) })));
+    }
+    const rows = Array.from({ length: LIBRARY_USERS }, (_, i) => ({ username: `u${i}`, username_key: `u${i}`, role: `role-${i % LIBRARY_ROLES}`, created_at: now, updated_at: now }));
+    for (let i = 0; i < rows.length; i += 500) await trx('users').insert(rows.slice(i, i + 500));
+    await trx('locks').where({ name: 'policy' }).increment('version', 1);
+  });
+  await usher.authz.refresh();
+  // role-15 inherits role-14 (holds cert.create as 14 % 7 === 0) and does not hold it itself.
+  const { apiKey } = await usher.users.create({ username: 'bench-certs', role: 'role-15' });
+  if (!usher.authz.can({ id: -1, role: 'role-15' }, 'cert', 'create') || usher.authz.policy.roles.get('role-15')!.permissions.includes('cert.create')) {
+    throw new Error('usher-library: role-15 should hold cert.create through role-14 alone');
+  }
+  return apiKey;
+}
+
+async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher; headers?: Record<string, string> }> {
+  if (mode === 'usher-library') {
+    const usher = await createUsher({
+      config: {
+        dataDir: required('BENCH_DATA_DIR'),
+        log: { level: 'info' },
+        bootstrap: { adminUsername: required('BENCH_ADMIN_USERNAME'), adminPassword: required('BENCH_ADMIN_PASSWORD'), adminApiKey: required('BENCH_API_KEY') },
+        permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }],
+      },
+    });
+    const apiKey = await seedPolicy(usher);
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(helmet(), requestLog(createLogger('info')));
+    // The host's route ahead of Usher's router: mounted first, each host request walks the router's layers
+    // (every endpoint), about 10% of this route's requests/s on a 2-CPU machine, which is not the check's.
+    app.get(GUARDED_PATH, usher.authenticate, usher.requirePermission('cert', 'create'), (_req, res) => {
+      res.json(BARE_USER);
+    });
+    app.use(usher.router);
+    return { app, usher, headers: { 'x-api-key': apiKey } };
+  }
   if (mode === 'bare' || mode === 'bare-dressed') {
     const app = express();
     app.disable('x-powered-by');
@@ -117,7 +179,7 @@ async function main(): Promise<void> {
       send({ type: 'failed', message: `cannot listen: ${err.message}` });
       process.exit(1);
     }
-    send({ type: 'ready', port: (server.address() as AddressInfo).port });
+    send({ type: 'ready', port: (server.address() as AddressInfo).port, ...(built.headers ? { headers: built.headers } : {}) });
   });
   state.server = server;
 }

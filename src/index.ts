@@ -10,6 +10,8 @@ import { Authorizer } from './authz/enforcer.js';
 import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
+import { pollPolicy } from './authz/policy-sync.js';
+import { explainEndpoints } from './authz/explain-routes.js';
 import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
@@ -338,6 +340,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
+        ...explainEndpoints({ authz, users }),
         ...consoleConfigEndpoints(config),
         ...documentEndpoints(endpoints),
       ],
@@ -348,6 +351,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
 
     const serveMetrics = metrics && metricsHandler(metrics.registry, config.metrics.token);
     if (serveMetrics && config.metrics.listen) metricsServer = await listenForMetrics(serveMetrics, config.metrics.listen, log);
+    // Changes made through other instances on this database: started last, so nothing after it can fail.
+    const policyPoll = pollPolicy(authz, config.cluster.pollIntervalMs, log);
 
     return {
       config,
@@ -378,6 +383,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         await db.raw('select 1');
       },
       async close() {
+        await policyPoll.stop();
         if (metricsServer) await closeServer(metricsServer);
         devices?.close();
         await audit?.close();

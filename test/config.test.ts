@@ -64,6 +64,17 @@ describe('configuration', () => {
   });
 
   it.each([
+    [{}, {}, 1_000],
+    [{ USHER_CLUSTER_POLL_INTERVAL: '250ms' }, {}, 250],
+    [{}, { cluster: { pollInterval: '5s' } }, 5_000],
+    [{}, { cluster: { pollInterval: '100ms' } }, 100],
+  ])('reads cluster.pollInterval, in milliseconds too (%o %o)', (env, file, ms) => {
+    expect(resolveConfig({ env, file }).cluster.pollIntervalMs).toBe(ms);
+  });
+
+  it.each([
+    [{ USHER_CLUSTER_POLL_INTERVAL: '99ms' }, 'config: USHER_CLUSTER_POLL_INTERVAL: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 100ms to 1h, got "99ms"'],
+    [{ USHER_CLUSTER_POLL_INTERVAL: '0' }, 'config: USHER_CLUSTER_POLL_INTERVAL: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 100ms to 1h, got "0"'],
     [{ USHER_API_KEY_CACHE_TTL: '2h' }, 'config: USHER_API_KEY_CACHE_TTL: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 0s to 1h, got "2h"'],
     [{ USHER_OIDC_TIMEOUT: '3m' }, 'config: USHER_OIDC_TIMEOUT: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 1s to 2m, got "3m"'],
     [{ USHER_SESSION_MAX_AGE: '30s' }, 'config: USHER_SESSION_MAX_AGE: must be a duration such as 90s, 15m, 12h or 30d (a bare number is seconds), from 1m to 3650d, got "30s"'],

@@ -81,13 +81,15 @@ const BUILT_IN_DESCRIPTIONS: Record<string, string> = {
  * roles (written into the database at each start). Casbin compiles the rules once per change into what
  * each role holds; checks on the request path are then set lookups, with no promise. A change made
  * through this instance is compiled before its request answers (`refresh()`); another instance sees it at
- * its next start.
+ * its next `sync()` (policy-sync.ts polls it every `cluster.pollInterval`).
  */
 export class Authorizer {
   private state: CompiledPolicy;
   /** The policy version `state` was read at: an older compilation never replaces a newer one. */
-  private version = -1;
+  private installedVersion = -1;
   private refreshing: Promise<void> = Promise.resolve();
+  /** Who waits for a version to be installed (`installed()`). */
+  private waiters: { version: number; resolve: () => void }[] = [];
   /** External groups → role, from g2 (policy.csv and configuration); re-ranked on each change. */
   readonly groupRoles: GroupRoles;
 
@@ -124,7 +126,7 @@ export class Authorizer {
     const version = await policyRepo.version(db);
     const state = await compilePolicy(model, await policyRepo.readAll(db), declared, groupRules);
     const authz = new Authorizer(state, model, declared, groupRules, db);
-    authz.version = version;
+    authz.installedVersion = version;
     return authz;
   }
 
@@ -143,6 +145,11 @@ export class Authorizer {
 
   get policy(): CompiledPolicy {
     return this.state;
+  }
+
+  /** The policy version installed (the `locks` row named 'policy'); -1 for the files alone. */
+  get version(): number {
+    return this.installedVersion;
   }
 
   /** The role and every role it inherits (admin → admin, user); just the role when the policy does not know it. */
@@ -170,7 +177,7 @@ export class Authorizer {
    */
   async policyAt(trx: Knex.Transaction): Promise<CompiledPolicy> {
     const state = this.state;
-    const version = this.version;
+    const version = this.installedVersion;
     return (await policyRepo.version(trx)) === version ? state : this.compile(trx);
   }
 
@@ -195,14 +202,46 @@ export class Authorizer {
   }
 
   /**
-   * Swaps in a policy compiled inside a committed change's transaction, under the lock at `version`: the
-   * change's own compilation serves, with no second one. Older than what is installed: ignored.
+   * Installs the database's policy when its version moved past the installed one (a change made through
+   * another instance); answers whether it did. The poll of policy-sync.ts calls it, and so may a
+   * notification from the other instances. Runs after any refresh under way; never blocks a check.
    */
-  install(policy: CompiledPolicy, version: number): void {
-    if (version < this.version) return;
-    this.version = version;
+  sync(): Promise<boolean> {
+    const db = this.db;
+    if (!db) return Promise.resolve(false);
+    const next = this.refreshing.then(async () => {
+      const version = await policyRepo.version(db);
+      if (version <= this.installedVersion) return false;
+      // Read at `version` or later: a later commit only makes it newer than its label, and the next sync
+      // compiles again.
+      return this.install(await this.compile(db), version);
+    });
+    this.refreshing = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  /** Resolves once a policy of `version` or newer is installed. */
+  installed(version: number): Promise<void> {
+    if (this.installedVersion >= version) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ version, resolve }));
+  }
+
+  /**
+   * Swaps in a policy compiled inside a committed change's transaction, under the lock at `version`: the
+   * change's own compilation serves, with no second one. Older than what is installed: ignored (answers false).
+   */
+  install(policy: CompiledPolicy, version: number): boolean {
+    if (version < this.installedVersion) return false;
+    this.installedVersion = version;
     this.state = policy;
     this.groupRoles.rerank(policy.rank);
+    const due = this.waiters.filter((w) => w.version <= version);
+    this.waiters = this.waiters.filter((w) => w.version > version);
+    for (const w of due) w.resolve();
+    return true;
   }
 }
 

@@ -64,6 +64,7 @@ export const USHER_PERMISSIONS: readonly PermissionInfo[] = [
   { name: 'users.revoke-recovery-code', description: "Revoke any user's recovery code." },
   { name: 'roles.read', description: 'List roles and permissions.' },
   { name: 'roles.manage', description: 'Create, edit and delete custom roles (with permissions the actor holds).' },
+  { name: 'authz.explain', description: "Explain why any user holds a permission or not: their roles, grants and the IdP group rules (GET /authz/explain)." },
   { name: 'audit.read', description: 'Read the audit log.' },
   { name: 'invites.create', description: 'Create and resend invites.' },
   { name: 'invites.read', description: "Read a user's invites." },

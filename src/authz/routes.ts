@@ -54,10 +54,9 @@ export interface PolicyRouteDeps {
   authz: Authorizer;
 }
 
-/** Custom roles, the permission catalogue, and users' direct permissions (docs/permissions.md). */
-export function policyEndpoints({ base, policy, authz }: PolicyRouteDeps): Endpoint[] {
-  /** `users.list` or `users:list`, answered dotted; one of the catalogue. */
-  const permission = z
+/** `users.list` or `users:list`, answered dotted; one of the catalogue (else a 400 naming it). */
+export function declaredPermission(authz: Authorizer) {
+  return z
     .string()
     .transform((value, ctx) => {
       const pair = parsePermission(value);
@@ -73,6 +72,11 @@ export function policyEndpoints({ base, policy, authz }: PolicyRouteDeps): Endpo
       return name;
     })
     .meta({ description: 'A permission name: `users.list` (or `users:list`).' });
+}
+
+/** Custom roles, the permission catalogue, and users' direct permissions (docs/permissions.md). */
+export function policyEndpoints({ base, policy, authz }: PolicyRouteDeps): Endpoint[] {
+  const permission = declaredPermission(authz);
   const permissions = z.array(permission).max(1000);
   const roleList = z.array(roleName).max(100);
   const description = z.string().trim().max(500, 'must be at most 500 characters');

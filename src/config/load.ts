@@ -70,6 +70,7 @@ const OPTIONS = {
   metricsListen: { path: 'metrics.listen', env: 'USHER_METRICS_LISTEN', parse: listenAddress, fallback: undefined },
   metricsToken: { path: 'metrics.token', env: 'USHER_METRICS_TOKEN', parse: secretText(32, 1024, 'generate one with: openssl rand -base64 48'), fallback: undefined },
   auditRetention: { path: 'audit.retention', env: 'USHER_AUDIT_RETENTION', parse: duration(86_400_000, 3650 * 86_400_000), fallback: 90 * 86_400_000 },
+  clusterPollInterval: { path: 'cluster.pollInterval', env: 'USHER_CLUSTER_POLL_INTERVAL', parse: duration(100, 3_600_000), fallback: 1_000 },
   apiKeyCacheTtl: { path: 'auth.apiKeyCacheTtl', env: 'USHER_API_KEY_CACHE_TTL', parse: duration(0, 3_600_000), fallback: 5_000 },
   proxyEnabled: { path: 'auth.proxy.enabled', env: 'USHER_PROXY_AUTH', parse: boolean, fallback: false },
   proxyPreset: { path: 'auth.proxy.preset', env: 'USHER_PROXY_PRESET', parse: oneOf(Object.keys(PROXY_PRESETS) as ProxyPreset[]), fallback: undefined },
@@ -213,6 +214,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     passwordMinLength: v.passwordMinLength,
     apiKeyCacheTtlMs: v.apiKeyCacheTtl,
     auditRetentionMs: v.auditRetention,
+    cluster: Object.freeze({ pollIntervalMs: v.clusterPollInterval }),
     metrics: Object.freeze({ enabled: v.metricsEnabled, listen: v.metricsListen, token: v.metricsToken }),
     proxy: proxySettings(v),
     forwardAuth: Object.freeze({

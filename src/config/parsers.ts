@@ -98,18 +98,18 @@ export const publicUrl: Parser<string | undefined> = (raw) => {
   return bad('must be an http(s) URL without query, fragment or credentials, such as https://auth.example.com', raw);
 };
 
-const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** A duration in the largest unit that writes it exactly: 120000 -> "2m", 7 days -> "7d". */
 function spoken(ms: number): string {
-  const unit = ms === 0 ? 's' : ((['d', 'h', 'm'] as const).find((u) => ms % UNIT_MS[u]! === 0) ?? 's');
+  const unit = ms === 0 ? 's' : ((['d', 'h', 'm', 's'] as const).find((u) => ms % UNIT_MS[u]! === 0) ?? 'ms');
   return `${ms / UNIT_MS[unit]!}${unit}`;
 }
 
-/** A duration: seconds as a number, or a number with a unit s, m, h or d ("30d"). Answers milliseconds. */
+/** A duration: seconds as a number, or a number with a unit ms, s, m, h or d ("30d", "250ms"). Answers milliseconds. */
 export function duration(minMs: number, maxMs: number): Parser<number> {
   return (raw) => {
-    const match = /^(\d{1,9})\s*([smhd]?)$/.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
+    const match = /^(\d{1,9})\s*(ms|[smhd]?)$/.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
     if (match) {
       const ms = Number(match[1]) * UNIT_MS[match[2] || 's']!;
       if (ms >= minMs && ms <= maxMs) return ok(ms);

@@ -31,6 +31,8 @@ export interface UsherConfig {
   readonly passwordMinLength: number;
   /** How long an authenticated API key stays cached in memory, in ms (writes through this process invalidate at once). */
   readonly apiKeyCacheTtlMs: number;
+  /** Several instances on one database: how often each reads the policy's version to pick up the others' changes. */
+  readonly cluster: { readonly pollIntervalMs: number };
   /** Audit entries older than this are pruned (hourly). */
   readonly auditRetentionMs: number;
   /** GET /metrics (Prometheus), off by default; never public by accident: a separate address or a bearer token. */

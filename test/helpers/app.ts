@@ -80,3 +80,40 @@ export async function startBehindLoopbackProxy(kind: DbKind, redisPrefix?: strin
     },
   });
 }
+
+/**
+ * Several instances of the standalone app on ONE fresh database (one PostgreSQL schema, or one SQLite file
+ * in one data dir, with one secret), as a cluster behind a load balancer runs. Closing the last one drops
+ * the database.
+ */
+export async function startInstances(
+  kind: DbKind,
+  count: number,
+  opts: { settings?: Record<string, unknown>; hooks?: Omit<UsherOptions, 'config'> } = {},
+): Promise<TestServer[]> {
+  const { settings, dataDir, cleanup } = testSettings(kind, opts.settings);
+  let open = count;
+  const servers: TestServer[] = [];
+  // One after another: the first creates the tables and the secret the others then read.
+  for (let i = 0; i < count; i++) {
+    const usher = await createUsher({ config: settings, logger: pino({ level: 'silent' }), ...opts.hooks });
+    const server: Server = await new Promise((resolve) => {
+      const s = buildApp(usher).listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    checkAgainstDocument(url, openApiDocument(usher.endpoints.mounted, DOCUMENT_INFO));
+    servers.push({
+      url,
+      usher,
+      dataDir,
+      async close() {
+        stopChecking(url);
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await usher.close();
+        if (--open === 0) await cleanup();
+      },
+    });
+  }
+  return servers;
+}

@@ -1,0 +1,48 @@
+import type { Logger } from 'pino';
+import type { Authorizer } from './enforcer.js';
+
+/** A running poll; `stop()` ends it and waits for a sync under way. */
+export interface PolicyPoll {
+  stop(): Promise<void>;
+}
+
+/**
+ * Polls the policy's version row every `intervalMs` and installs the database's policy when another
+ * instance changed it (`authz.sync()`). The request path never waits for it: checks read the installed
+ * policy until the new one is swapped in. A poll still running when the next is due is not doubled. An
+ * unreachable database is logged once per outage (and its end once), never thrown: the instance keeps
+ * deciding with the policy it has. A notification from other instances (Redis pub/sub) can call the same
+ * `authz.sync()` between polls.
+ */
+export function pollPolicy(authz: Authorizer, intervalMs: number, log: Logger): PolicyPoll {
+  let running: Promise<void> | undefined;
+  let failing = false;
+  const tick = () => {
+    if (running) return;
+    running = authz
+      .sync()
+      .then(
+        (installed) => {
+          if (failing) log.info('policy poll: the database answers again');
+          failing = false;
+          if (installed) log.debug({ version: authz.version, digest: authz.digest }, 'policy poll: installed a change made through another instance');
+        },
+        (err: unknown) => {
+          if (!failing) log.warn({ err }, 'policy poll: could not read the policy version; deciding with the installed policy until the database answers');
+          failing = true;
+        },
+      )
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(tick, intervalMs);
+  // The poll alone never keeps the process alive.
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
