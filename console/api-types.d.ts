@@ -816,6 +816,28 @@ export interface paths {
         patch: operations["patchUsersByIdPermissions"];
         trace?: never;
     };
+    "/api/v1/auth/authz/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Why a user holds a permission, or not
+         * @description Step by step: the account, admin's super role, the user's role, each role it inherits, a direct grant, the IdP group rules that would give a role holding it at sign-in.
+         *
+         *     Capability `authz:explain`.
+         */
+        get: operations["getAuthzExplain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/console-config": {
         parameters: {
             query?: never;
@@ -1002,6 +1024,35 @@ export interface components {
             direct: string[];
             /** @description Both. */
             effective: string[];
+        };
+        Explanation: {
+            /** @description The policy's decision, as the request path takes it. */
+            allowed: boolean;
+            /** @description In the order they are evaluated. */
+            steps: components["schemas"]["ExplainStep"][];
+            /** @description The decision in one sentence, naming the step that decided. */
+            decision: string;
+        };
+        ExplainStep: {
+            /**
+             * @description What the step looked at; more kinds may be added (organisation binding, resource grant, scoped key): treat an unknown kind as information.
+             * @enum {string}
+             */
+            kind: "account" | "super-role" | "role" | "inherited-role" | "direct" | "group-rule";
+            /**
+             * @description `allow`: gives the permission now; `deny`: refuses whatever the others give; `none`: neither.
+             * @enum {string}
+             */
+            result: "allow" | "deny" | "none";
+            /** @description One sentence for a person. */
+            detail: string;
+            role?: string;
+            /** @description `inherited-role`: the role it is inherited through. */
+            via?: string;
+            /** @description `group-rule`: the external group. */
+            group?: string;
+            /** @description `group-rule`: `proxy`, `oidc:<id>` or `*`. */
+            provider?: string;
         };
         /** @description Every error code Usher answers, with its HTTP status (x-status) and usual message. */
         ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "setup.already_done" | "api_key.unreadable" | "api_key.not_found" | "api_key.name_taken" | "api_key.limit" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
@@ -7469,6 +7520,136 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getAuthzExplain: {
+        parameters: {
+            query: {
+                /** @description The user id. */
+                user: string;
+                /** @description A permission name: `users.list` (or `users:list`). */
+                permission: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The explanation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Explanation"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
                             message: string;
                         };
                     };
