@@ -38,7 +38,8 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
   it('shows Users, Roles and Audit to an admin, marks the current page, and hides what a caller may not see', async () => {
     await withBrowser(async (page) => {
       await signIn(page, server.url);
-      expect(await nav(page).getByRole('link').allTextContents()).toEqual(['Users', 'Roles', 'Audit', 'My account']);
+      // The links appear once the API has said what this caller may see.
+      await expect.poll(() => nav(page).getByRole('link').allTextContents()).toEqual(['Users', 'Roles', 'Audit', 'My account']);
       expect(await nav(page).getByRole('link', { name: 'My account' }).getAttribute('aria-current')).toBe('page');
       // By keyboard: Tab to Roles and press Enter.
       await nav(page).getByRole('link', { name: 'Audit' }).focus();
@@ -53,6 +54,7 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
     });
     await withBrowser(async (page) => {
       await signIn(page, server.url, 'ria', 'ria-long-password');
+      await nav(page).getByRole('link', { name: 'Roles' }).waitFor();
       expect(await nav(page).getByRole('link').allTextContents()).toEqual(['Roles', 'My account']);
       await page.goto(`${server.url}/audit`);
       await page.getByText('Your account is not allowed to read the audit log.').waitFor();
@@ -146,7 +148,7 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
       await checkPage(page, 'roles-delete');
       await item('editor').getByRole('button', { name: 'Move them to role-keeper and delete' }).click();
       await page.getByText('Deleted editor; its holders now have role-keeper.').waitFor();
-      expect(await item('editor').count()).toBe(0);
+      await expect.poll(() => item('editor').count()).toBe(0);
       expect((await c.get(`${AUTH}/users/${holder.id}`, { key: adminKey })).body.role).toBe('role-keeper');
 
       // A role another inherits: the API's reason, as a sentence.
@@ -170,7 +172,11 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
       await page.goto(`${server.url}/users?q=pat`);
       await page.getByRole('button', { name: 'pat', exact: true }).click();
       const block = page.getByRole('dialog', { name: 'pat' }).getByRole('region', { name: 'Permissions' });
+      // Folded away: the drawer's other blocks stay in reach.
       const selfRead = block.getByRole('checkbox', { name: 'self.read' });
+      await block.getByText('Direct: none.').waitFor();
+      expect(await selfRead.isVisible()).toBe(false);
+      await block.getByText('Grant or revoke permissions').click();
       await selfRead.waitFor();
       expect(await selfRead.isChecked()).toBe(true);
       expect(await selfRead.isDisabled()).toBe(true);
@@ -181,6 +187,7 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
       await save.click();
       await block.getByText('Saved: granted audit.read, cert.create.').waitFor();
       expect((await c.get(`${AUTH}/users/${pat.id}/permissions`, { key: adminKey })).body.direct).toEqual(['audit.read', 'cert.create']);
+      await block.scrollIntoViewIfNeeded();
       await checkPage(page, 'users-drawer-permissions');
       await block.getByRole('checkbox', { name: 'audit.read' }).uncheck();
       await save.click();
@@ -207,6 +214,7 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
       await expect.poll(() => rows.count()).toBe(2);
       expect(await rows.nth(0).textContent()).toMatch(/^Firefox on LinuxBrowser session · last used .+ from 127\.0\.0\.1End$/);
       expect(await rows.nth(1).textContent()).toMatch(/^Living-room TVApp \(device token\) · last used .+End$/);
+      await block.scrollIntoViewIfNeeded();
       await checkPage(page, 'users-drawer-sessions');
 
       await rows.nth(1).getByRole('button', { name: /^End Living-room TV/ }).click();

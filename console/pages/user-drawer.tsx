@@ -332,18 +332,21 @@ function Permissions({ user }: { user: User }) {
             From the role {held.role}: {held.inherited.length} permissions (ticked and fixed below). Tick more to grant them to {user.username} alone; untick a direct one to revoke it.
           </p>
           <p class="hint">Direct: {held.direct.length ? held.direct.join(', ') : 'none'}.</p>
-          <PermissionChecklist
-            all={all}
-            checked={direct}
-            locked={new Set(held.inherited)}
-            describedBy={outcomeId}
-            onToggle={(name, on) => {
-              const next = new Set(direct);
-              if (on) next.add(name);
-              else next.delete(name);
-              setDirect(next);
-            }}
-          />
+          <details class="perm-edit">
+            <summary>Grant or revoke permissions</summary>
+            <PermissionChecklist
+              all={all}
+              checked={direct}
+              locked={new Set(held.inherited)}
+              describedBy={outcomeId}
+              onToggle={(name, on) => {
+                const next = new Set(direct);
+                if (on) next.add(name);
+                else next.delete(name);
+                setDirect(next);
+              }}
+            />
+          </details>
           <div class="actions">
             <Button type="submit" class="primary" busy={save.busy} busyLabel="Saving…" disabled={grant.length + revoke.length === 0}>
               Save permissions
