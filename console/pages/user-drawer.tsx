@@ -346,12 +346,12 @@ function Permissions({ user }: { user: User }) {
                 setDirect(next);
               }}
             />
+            <div class="actions">
+              <Button type="submit" class="primary" busy={save.busy} busyLabel="Saving…" disabled={grant.length + revoke.length === 0}>
+                Save permissions
+              </Button>
+            </div>
           </details>
-          <div class="actions">
-            <Button type="submit" class="primary" busy={save.busy} busyLabel="Saving…" disabled={grant.length + revoke.length === 0}>
-              Save permissions
-            </Button>
-          </div>
           <div id={outcomeId}>
             <Outcome problem={save.problem} done={save.done} />
           </div>
