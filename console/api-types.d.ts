@@ -844,6 +844,8 @@ export interface components {
             /** @description The address of the last use (of sign-in, for a device not used since). */
             ip: string | null;
             userAgent: string | null;
+            /** @description How it signed in: `password`, `oidc:<provider id>`, or `code` (an invite or recovery code, through `POST /connect`: every app signs in this way). */
+            method: string;
             /** @description The session this request came with. */
             current: boolean;
         };

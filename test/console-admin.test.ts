@@ -212,8 +212,8 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
       const block = page.getByRole('dialog', { name: 'sam' }).getByRole('region', { name: 'Sessions' });
       const rows = block.locator('ul.list > li');
       await expect.poll(() => rows.count()).toBe(2);
-      expect(await rows.nth(0).textContent()).toMatch(/^Firefox on LinuxBrowser session · last used .+ from 127\.0\.0\.1End$/);
-      expect(await rows.nth(1).textContent()).toMatch(/^Living-room TVApp \(device token\) · last used .+End$/);
+      expect(await rows.nth(0).textContent()).toMatch(/^Firefox on LinuxBrowser, signed in with a password · last used .+ from 127\.0\.0\.1End$/);
+      expect(await rows.nth(1).textContent()).toMatch(/^Living-room TVApp, signed in with an invite or recovery code · last used .+End$/);
       await block.scrollIntoViewIfNeeded();
       await checkPage(page, 'users-drawer-sessions');
 

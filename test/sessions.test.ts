@@ -357,7 +357,7 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
       expect(list.body).toHaveLength(2);
       // The admin's request is neither of them.
       expect(list.body.map((s: { current: boolean }) => s.current)).toEqual([false, false]);
-      expect(list.body.map((s: { kind: string }) => s.kind)).toEqual(['browser', 'browser']);
+      expect(list.body.map((s: { kind: string; method: string }) => [s.kind, s.method])).toEqual([['browser', 'password'], ['browser', 'password']]);
       expect(JSON.stringify(list.body)).not.toContain(sidOf(me.jar.cookie));
       const phoneSession = list.body.find((s: { userAgent: string }) => s.userAgent === 'PhoneApp/2.0');
       expect(phoneSession).toBeDefined();

@@ -233,6 +233,8 @@ function Account({ user, onUser }: { user: User; onUser: (u: User) => void }) {
 type Session = components['schemas']['Session'];
 type UserPermissions = components['schemas']['UserPermissions'];
 
+const METHODS: Record<string, string> = { password: 'signed in with a password', code: 'signed in with an invite or recovery code' };
+
 /** The user's browsers and apps, each with End, and End all. */
 function Sessions({ user }: { user: User }) {
   const [sessions, setSessions] = useState<Session[] | null>(null);
@@ -269,7 +271,7 @@ function Sessions({ user }: { user: User }) {
                 <strong>{label(s)}</strong>
                 {s.current && <span class="tag">your request</span>}
                 <div class="hint">
-                  {s.kind === 'app' ? 'App (device token)' : 'Browser session'} · last used {when(s.lastSeenAt)}
+                  {s.kind === 'app' ? 'App' : 'Browser'}, {METHODS[s.method] ?? (s.method.startsWith('oidc:') ? `signed in through ${s.method.slice(5)}` : `signed in by ${s.method}`)} · last used {when(s.lastSeenAt)}
                   {s.ip ? ` from ${s.ip}` : ''}
                 </div>
               </div>

@@ -20,6 +20,7 @@ const sessionSchema = z
     lastSeenAt: z.iso.datetime().meta({ description: 'Last use, to the minute.' }),
     ip: z.string().nullable().meta({ description: 'The address of the last use (of sign-in, for a device not used since).' }),
     userAgent: z.string().nullable(),
+    method: z.string().meta({ description: 'How it signed in: `password`, `oidc:<provider id>`, or `code` (an invite or recovery code, through `POST /connect`: every app signs in this way).' }),
     current: z.boolean().meta({ description: 'The session this request came with.' }),
   })
   .strict()
@@ -35,6 +36,7 @@ function deviceView(d: DeviceRecord, current: string | undefined): SessionView {
     lastSeenAt: new Date(d.lastUsedAt).toISOString(),
     ip: d.ip,
     userAgent: d.userAgent,
+    method: 'code',
     current: d.id === current,
   };
 }
