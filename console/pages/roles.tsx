@@ -150,6 +150,8 @@ function DeleteRole({ role, roles, onDeleted }: { role: Role; roles: Role[]; onD
         setHeld(`${count} user${count === '1' ? ' holds' : 's hold'} this role. Choose the role to move ${count === '1' ? 'them' : 'them all'} to, then delete it.`);
         return;
       }
+      // Inherited by another role, or named by configuration: the API's reason, as a sentence.
+      if (message?.code === 'role.in_use' && message.message) throw { code: 'role.in_use', sentence: `It cannot be deleted now: ${message.message.replace(/\.$/, '')}.` };
       throw problemOf(error, response);
     });
   if (!confirming)
