@@ -393,7 +393,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * A user's sessions
+         * @description Browser sessions and signed-in apps (device tokens) of any user, oldest first, as `GET /me/sessions` lists yours. The same permission as ending them: who may end a user's sessions may see which there are. `current` is true only for the one this request came with.
+         *
+         *     Capability `users:end-sessions`.
+         */
+        get: operations["getUsersByIdSessions"];
         put?: never;
         post?: never;
         /**
@@ -403,6 +409,28 @@ export interface paths {
          *     Capability `users:end-sessions`.
          */
         delete: operations["deleteUsersByIdSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/users/{id}/sessions/{sessionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of a user's sessions
+         * @description A browser session, or an app signed in with a device token (its token stops working at once), of any user.
+         *
+         *     Capability `users:end-sessions`.
+         */
+        delete: operations["deleteUsersByIdSessionsBySessionId"];
         options?: never;
         head?: never;
         patch?: never;
@@ -928,6 +956,8 @@ export interface components {
             /** @description The address of the last use (of sign-in, for a device not used since). */
             ip: string | null;
             userAgent: string | null;
+            /** @description How it signed in: `password`, `oidc:<provider id>`, or `code` (an invite or recovery code, through `POST /connect`: every app signs in this way). */
+            method: string;
             /** @description The session this request came with. */
             current: boolean;
         };
@@ -4094,6 +4124,134 @@ export interface operations {
             };
         };
     };
+    getUsersByIdSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     deleteUsersByIdSessions: {
         parameters: {
             query?: never;
@@ -4168,6 +4326,134 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteUsersByIdSessionsBySessionId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+                /** @description A session id from `GET /users/{id}/sessions`. */
+                sessionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.not_found, user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.not_found" | "user.not_found";
                             message: string;
                         };
                     };

@@ -62,6 +62,9 @@ const SENTENCES: Record<string, string | ((wait: string | null) => string)> = {
   'setup.already_done': 'The first admin already exists. Sign in instead.',
   'user.username_taken': 'That username is already taken. Choose another one.',
   'user.admin_needs_password': 'An admin must have a password: admins sign in to this console. Set a password first.',
+  'role.exists': 'A role of that name exists already. Choose another name.',
+  'role.built_in': 'Built-in roles (user, admin) come from policies/policy.csv: they cannot be changed, renamed or deleted here.',
+  'role.not_found': 'That role does not exist any more. Reload the page to see the roles as they are.',
   'user.last_admin': 'This is the last enabled admin: make another account an admin first, or the console would have no one to run it.',
 };
 

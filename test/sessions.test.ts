@@ -5,6 +5,7 @@ import { storeGet } from '../src/sessions/backend.js';
 import { startBehindLoopbackProxy, type TestServer } from './helpers/app.js';
 import type { DbKind } from './helpers/db.js';
 import { client, errorCode, sidOf, type Client, type Jar } from './helpers/http.js';
+import { auditEntries } from './helpers/audit.js';
 import { REDIS_URL, deletePrefix, freshPrefix } from './helpers/redis.js';
 import { createUser, setupAdmin } from './helpers/users.js';
 
@@ -345,6 +346,41 @@ describe.each(BACKENDS)('sessions with $name', ({ db, redis }) => {
       const someoneElse = await signedIn();
       expect((await someoneElse.browser.del(`${AUTH}/me/sessions/${current.id}`)).status).toBe(404);
       expect((await me.browser.get(`${AUTH}/me`)).status).toBe(200);
+    });
+
+    it("lists a user's sessions for an admin, and ends one of them by id", async () => {
+      const me = await signedIn();
+      const phone = client(server.url, {});
+      await phone.post(`${AUTH}/login`, { body: { username: me.username, password: 'session-password' }, headers: { 'user-agent': 'PhoneApp/2.0' } });
+      const list = await c.get(`${AUTH}/users/${me.user.id}/sessions`, { key: adminKey });
+      expect(list.status).toBe(200);
+      expect(list.body).toHaveLength(2);
+      // The admin's request is neither of them.
+      expect(list.body.map((s: { current: boolean }) => s.current)).toEqual([false, false]);
+      expect(list.body.map((s: { kind: string; method: string }) => [s.kind, s.method])).toEqual([['browser', 'password'], ['browser', 'password']]);
+      expect(JSON.stringify(list.body)).not.toContain(sidOf(me.jar.cookie));
+      const phoneSession = list.body.find((s: { userAgent: string }) => s.userAgent === 'PhoneApp/2.0');
+      expect(phoneSession).toBeDefined();
+
+      // A user may not list or end someone else's sessions.
+      const other = await signedIn();
+      expect((await other.browser.get(`${AUTH}/users/${me.user.id}/sessions`)).status).toBe(403);
+      expect((await other.browser.del(`${AUTH}/users/${me.user.id}/sessions/${phoneSession.id}`)).status).toBe(403);
+      // The id must be this user's: under another user it is not found.
+      expect(errorCode(await c.del(`${AUTH}/users/${other.user.id}/sessions/${phoneSession.id}`, { key: adminKey }))).toBe('session.not_found');
+
+      expect((await c.del(`${AUTH}/users/${me.user.id}/sessions/${phoneSession.id}`, { key: adminKey })).status).toBe(204);
+      expect((await phone.get(`${AUTH}/me`)).status).toBe(401);
+      expect((await me.browser.get(`${AUTH}/me`)).status).toBe(200);
+      const after = await c.get(`${AUTH}/users/${me.user.id}/sessions`, { key: adminKey });
+      expect(after.body).toHaveLength(1);
+      expect(after.body[0].id).not.toBe(phoneSession.id);
+      expect(errorCode(await c.del(`${AUTH}/users/${me.user.id}/sessions/${phoneSession.id}`, { key: adminKey }))).toBe('session.not_found');
+      expect(errorCode(await c.del(`${AUTH}/users/${me.user.id}/sessions/not-a-session`, { key: adminKey }))).toBe('session.not_found');
+      expect(errorCode(await c.get(`${AUTH}/users/999999/sessions`, { key: adminKey }))).toBe('user.not_found');
+      const ended = await auditEntries(server, c, adminKey, 'session.ended', me.user.id);
+      expect(ended[0].detail).toMatchObject({ reason: 'ended_by_admin' });
+      expect(ended[0].actor.kind).toBe('user');
     });
 
     it('enforces the idle timeout and the absolute lifetime on the server', async () => {

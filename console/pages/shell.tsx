@@ -4,17 +4,31 @@ import { navigate } from '../router';
 import { Button, Outcome, useAction } from '../ui';
 import { AccountPage } from './account';
 import { UsersPage } from './users';
+import { RolesPage } from './roles';
+import { AuditPage } from './audit';
+
+/** The navigation, in order; `need` names what the API must allow (null: everyone). */
+const PAGES = [
+  { path: '/users', label: 'Users', need: 'users' },
+  { path: '/roles', label: 'Roles', need: 'roles' },
+  { path: '/audit', label: 'Audit', need: 'audit' },
+  { path: '/account', label: 'My account', need: null },
+] as const;
+
+const Refused = ({ what }: { what: string }) => <Outcome problem={{ code: 'auth.forbidden', sentence: `Your account is not allowed to ${what}.` }} />;
 
 /** The signed-in console: a header with the navigation and sign-out, and the page. */
 export function Shell({ user, path, onUser }: { user: User; path: string; onUser: (u: User) => void }) {
   const signOut = useAction();
-  // Who may list users is the roles' business (issue 12), not a role name: ask the API, and a 403 hides Users.
-  const [canListUsers, setCanListUsers] = useState<boolean | null>(null);
+  // Who may see a page is the roles' business (issue 12), not a role name: ask the API, and a 403 hides the page.
+  const [may, setMay] = useState<{ users: boolean; roles: boolean; audit: boolean } | null>(null);
   useEffect(() => {
-    api.GET('/api/v1/auth/users', { params: { query: { limit: '1' } } }).then(
-      ({ response }) => setCanListUsers(response.ok),
-      () => setCanListUsers(false),
-    );
+    const ok = (request: Promise<{ response: Response }>) => request.then(({ response }) => response.ok, () => false);
+    Promise.all([
+      ok(api.GET('/api/v1/auth/users', { params: { query: { limit: '1' } } })),
+      ok(api.GET('/api/v1/auth/roles')),
+      ok(api.GET('/api/v1/auth/audit', { params: { query: { limit: '1' } } })),
+    ]).then(([users, roles, audit]) => setMay({ users, roles, audit }));
   }, [user.id, user.role]);
   useEffect(() => {
     // Users come in the next slice: for now the console's home is My account.
@@ -36,14 +50,11 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
       <header class="top">
         <span class="brand">Usher</span>
         <nav aria-label="Console">
-          {canListUsers && (
-            <a href={href('/users')} data-nav="/users" aria-current={path === '/users' ? 'page' : undefined}>
-              Users
+          {PAGES.filter((p) => p.need === null || may?.[p.need]).map((p) => (
+            <a key={p.path} href={href(p.path)} data-nav={p.path} aria-current={path === p.path ? 'page' : undefined}>
+              {p.label}
             </a>
-          )}
-          <a href={href('/account')} data-nav="/account" aria-current={path === '/account' ? 'page' : undefined}>
-            My account
-          </a>
+          ))}
         </nav>
         <span class="who">{user.name ?? user.username}</span>
         <Button onClick={out} busy={signOut.busy} busyLabel="Signing out…">
@@ -54,12 +65,14 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
       <main id="main" tabIndex={-1}>
         {path === '/account' ? (
           <AccountPage user={user} onUser={onUser} />
-        ) : path === '/users' && canListUsers !== null ? (
-          canListUsers ? (
-            <UsersPage meId={user.id} />
-          ) : (
-            <Outcome problem={{ code: 'auth.forbidden', sentence: 'Your account is not allowed to list users.' }} />
-          )
+        ) : may === null ? (
+          <p role="status">Loading…</p>
+        ) : path === '/users' ? (
+          may.users ? <UsersPage meId={user.id} /> : <Refused what="list users" />
+        ) : path === '/roles' ? (
+          may.roles ? <RolesPage /> : <Refused what="see the roles" />
+        ) : path === '/audit' ? (
+          may.audit ? <AuditPage /> : <Refused what="read the audit log" />
         ) : (
           <p role="status">Loading…</p>
         )}

@@ -1,7 +1,9 @@
 import { useEffect, useId, useState } from 'preact/hooks';
 import { api, call, type User } from '../api';
 import type { components } from '../api-types';
+import { deviceName } from '../device';
 import { Button, Card, Dialog, Field, Outcome, Secret, useAction } from '../ui';
+import { PermissionChecklist, type Permission } from './roles';
 
 type Invite = components['schemas']['Invite'];
 const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : 'never');
@@ -228,21 +230,135 @@ function Account({ user, onUser }: { user: User; onUser: (u: User) => void }) {
   );
 }
 
-/** The API lists only your own sessions; for someone else's there is one lever: end them all. */
+type Session = components['schemas']['Session'];
+type UserPermissions = components['schemas']['UserPermissions'];
+
+const METHODS: Record<string, string> = { password: 'signed in with a password', code: 'signed in with an invite or recovery code' };
+
+/** The user's browsers and apps, each with End, and End all. */
 function Sessions({ user }: { user: User }) {
+  const [sessions, setSessions] = useState<Session[] | null>(null);
   const action = useAction();
-  const end = () =>
+  const path = { path: { id: String(user.id) } };
+  const load = async () => setSessions(await call(api.GET('/api/v1/auth/users/{id}/sessions', { params: path })));
+  useEffect(() => {
+    void action.run(load);
+  }, [user.id]);
+  const label = (s: Session) => s.name ?? (s.userAgent ? deviceName(s.userAgent) : s.kind === 'app' ? 'App' : 'Browser');
+  const endOne = (s: Session) =>
     action.run(async () => {
-      await call(api.DELETE('/api/v1/auth/users/{id}/sessions', { params: { path: { id: String(user.id) } } }));
+      await call(api.DELETE('/api/v1/auth/users/{id}/sessions/{sessionId}', { params: { path: { id: String(user.id), sessionId: s.id } } }));
+      await load();
+      return `${label(s)} is signed out.`;
+    });
+  const endAll = () =>
+    action.run(async () => {
+      await call(api.DELETE('/api/v1/auth/users/{id}/sessions', { params: path }));
+      await load();
       return `Every browser and app ${user.username} was signed in on is signed out.`;
     });
   return (
     <Card title="Sessions">
-      <p>Sign this account out everywhere: its browsers and apps must sign in or connect again.</p>
-      <Button onClick={end} busy={action.busy} busyLabel="Signing out…">
-        End all sessions
-      </Button>
+      {sessions === null ? (
+        !action.problem && <p role="status">Loading…</p>
+      ) : sessions.length === 0 ? (
+        <p>Not signed in anywhere.</p>
+      ) : (
+        <ul class="list">
+          {sessions.map((s) => (
+            <li key={s.id}>
+              <div>
+                <strong>{label(s)}</strong>
+                {s.current && <span class="tag">your request</span>}
+                <div class="hint">
+                  {s.kind === 'app' ? 'App' : 'Browser'}, {METHODS[s.method] ?? (s.method.startsWith('oidc:') ? `signed in through ${s.method.slice(5)}` : `signed in by ${s.method}`)} · last used {when(s.lastSeenAt)}
+                  {s.ip ? ` from ${s.ip}` : ''}
+                </div>
+              </div>
+              <Button onClick={() => endOne(s)} disabled={action.busy} aria-label={`End ${label(s)}, last used ${when(s.lastSeenAt)}`}>
+                End
+              </Button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <div class="actions">
+        <Button onClick={endAll} busy={action.busy} busyLabel="Signing out…" disabled={sessions?.length === 0}>
+          End all sessions
+        </Button>
+      </div>
       <Outcome problem={action.problem} done={action.done} />
+    </Card>
+  );
+}
+
+/** What the user may do: their role's permissions (fixed here) and those granted to them alone. */
+function Permissions({ user }: { user: User }) {
+  const [held, setHeld] = useState<UserPermissions | null>(null);
+  const [all, setAll] = useState<Permission[] | null>(null);
+  const [direct, setDirect] = useState(new Set<string>());
+  const load = useAction();
+  const save = useAction();
+  const outcomeId = useId();
+  const path = { path: { id: String(user.id) } };
+  useEffect(() => {
+    void load.run(async () => {
+      const [mine, list] = await Promise.all([call(api.GET('/api/v1/auth/users/{id}/permissions', { params: path })), call(api.GET('/api/v1/auth/permissions'))]);
+      setHeld(mine);
+      setDirect(new Set(mine.direct));
+      setAll(list);
+    });
+  }, [user.id, user.role]);
+  const grant = held ? [...direct].filter((p) => !held.direct.includes(p)) : [];
+  const revoke = held ? held.direct.filter((p) => !direct.has(p)) : [];
+  const submit = () =>
+    save.run(async () => {
+      const answer = await call(api.PATCH('/api/v1/auth/users/{id}/permissions', { params: path, body: { grant, revoke } }));
+      setHeld(answer);
+      setDirect(new Set(answer.direct));
+      const parts = [grant.length ? `granted ${grant.join(', ')}` : '', revoke.length ? `revoked ${revoke.join(', ')}` : ''].filter(Boolean);
+      return `Saved: ${parts.join('; ')}.`;
+    });
+  return (
+    <Card title="Permissions">
+      {held === null || all === null ? (
+        load.problem ? <Outcome problem={load.problem} /> : <p role="status">Loading…</p>
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void submit();
+          }}
+        >
+          <p>
+            From the role {held.role}: {held.inherited.length} permissions (ticked and fixed below). Tick more to grant them to {user.username} alone; untick a direct one to revoke it.
+          </p>
+          <p class="hint">Direct: {held.direct.length ? held.direct.join(', ') : 'none'}.</p>
+          <details class="perm-edit">
+            <summary>Grant or revoke permissions</summary>
+            <PermissionChecklist
+              all={all}
+              checked={direct}
+              locked={new Set(held.inherited)}
+              describedBy={outcomeId}
+              onToggle={(name, on) => {
+                const next = new Set(direct);
+                if (on) next.add(name);
+                else next.delete(name);
+                setDirect(next);
+              }}
+            />
+            <div class="actions">
+              <Button type="submit" class="primary" busy={save.busy} busyLabel="Saving…" disabled={grant.length + revoke.length === 0}>
+                Save permissions
+              </Button>
+            </div>
+          </details>
+          <div id={outcomeId}>
+            <Outcome problem={save.problem} done={save.done} />
+          </div>
+        </form>
+      )}
     </Card>
   );
 }
@@ -282,7 +398,7 @@ function DangerZone({ user, self, onDeleted }: { user: User; self: boolean; onDe
   );
 }
 
-/** A user's drawer: Account, Invites, Sessions, Danger zone. Changes show in the list when it closes. */
+/** A user's drawer: Account, Permissions, Invites, Sessions, Danger zone. Changes show in the list when it closes. */
 export function UserDrawer({ id, meId, onClose, onDeleted }: { id: number; meId: number; onClose: () => void; onDeleted: (username: string) => void }) {
   const [user, setUser] = useState<User | null>(null);
   const load = useAction();
@@ -298,6 +414,7 @@ export function UserDrawer({ id, meId, onClose, onDeleted }: { id: number; meId:
       {user && (
         <>
           <Account user={user} onUser={setUser} />
+          <Permissions user={user} />
           <Invites userId={user.id} />
           <Sessions user={user} />
           <DangerZone user={user} self={user.id === meId} onDeleted={() => onDeleted(user.username)} />

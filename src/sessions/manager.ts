@@ -67,6 +67,8 @@ export interface SessionView {
   lastSeenAt: string;
   ip: string | null;
   userAgent: string | null;
+  /** How it signed in: `password`, `oidc:<provider>`, or `code` (an invite or recovery code, through /connect). */
+  method: string;
   current: boolean;
 }
 
@@ -284,6 +286,8 @@ export class SessionManager {
         lastSeenAt: new Date(data.lastSeenAt).toISOString(),
         ip: data.ip ?? null,
         userAgent: data.userAgent ?? null,
+        // The three ways a session starts (see start's callers): only /connect names the device.
+        method: data.oidc ? `oidc:${data.oidc.provider}` : data.deviceName !== undefined ? 'code' : 'password',
         current: sid === currentSid,
       });
     }

@@ -20,6 +20,7 @@ const sessionSchema = z
     lastSeenAt: z.iso.datetime().meta({ description: 'Last use, to the minute.' }),
     ip: z.string().nullable().meta({ description: 'The address of the last use (of sign-in, for a device not used since).' }),
     userAgent: z.string().nullable(),
+    method: z.string().meta({ description: 'How it signed in: `password`, `oidc:<provider id>`, or `code` (an invite or recovery code, through `POST /connect`: every app signs in this way).' }),
     current: z.boolean().meta({ description: 'The session this request came with.' }),
   })
   .strict()
@@ -35,11 +36,12 @@ function deviceView(d: DeviceRecord, current: string | undefined): SessionView {
     lastSeenAt: new Date(d.lastUsedAt).toISOString(),
     ip: d.ip,
     userAgent: d.userAgent,
+    method: 'code',
     current: d.id === current,
   };
 }
 
-/** GET /me/sessions, DELETE /me/sessions/{sessionId}, DELETE /users/{id}/sessions: browser sessions and device tokens alike. */
+/** GET /me/sessions, DELETE /me/sessions/{sessionId}, GET and DELETE /users/{id}/sessions, DELETE /users/{id}/sessions/{sessionId}: browser sessions and device tokens alike. */
 export function sessionEndpoints(users: UserService, sessions: SessionManager, devices: DeviceTokens): Endpoint[] {
   return [
     endpoint({
@@ -75,6 +77,46 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
         }
         await sessions.end(caller.id, params.sessionId);
         await users.events.publish([eventOf(originOf(req), 'session.ended', caller.id, { reason: 'revoked' })]);
+        return { status: 204 };
+      },
+    }),
+    endpoint({
+      method: 'get',
+      path: '/users/{id}/sessions',
+      tag: TAG,
+      summary: "A user's sessions",
+      description:
+        "Browser sessions and signed-in apps (device tokens) of any user, oldest first, as `GET /me/sessions` lists yours. The same permission as ending them: who may end a user's sessions may see which there are. `current` is true only for the one this request came with.",
+      access: 'users:end-sessions',
+      params: userIdParams,
+      responses: { 200: { description: "The user's live sessions.", body: z.array(sessionSchema) } },
+      errors: [Errors.userNotFound],
+      handle: async ({ req, params }) => {
+        await users.require(params.id);
+        const browsers = await sessions.list(params.id, sessionOf(req)?.userId === params.id ? req.sessionID : undefined);
+        const apps = (await devices.list(params.id)).map((d) => deviceView(d, deviceOf(req)?.id));
+        return { body: [...browsers, ...apps].sort((a, b) => a.createdAt.localeCompare(b.createdAt)) };
+      },
+    }),
+    endpoint({
+      method: 'delete',
+      path: '/users/{id}/sessions/{sessionId}',
+      tag: TAG,
+      summary: "End one of a user's sessions",
+      description: 'A browser session, or an app signed in with a device token (its token stops working at once), of any user.',
+      access: 'users:end-sessions',
+      params: userIdParams.extend({ sessionId: z.string().meta({ description: 'A session id from `GET /users/{id}/sessions`.' }) }),
+      responses: { 204: { description: 'Ended.' } },
+      errors: [Errors.userNotFound, Errors.sessionNotFound],
+      handle: async ({ req, params }) => {
+        await users.require(params.id);
+        if (!/^[A-Za-z0-9_-]{22}$/.test(params.sessionId)) throw Errors.sessionNotFound();
+        if (await devices.end(params.id, params.sessionId)) {
+          await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin', kind: 'device', id: params.sessionId })]);
+          return { status: 204 };
+        }
+        await sessions.end(params.id, params.sessionId);
+        await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin' })]);
         return { status: 204 };
       },
     }),
