@@ -12,5 +12,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests are I/O bound; two cores, a few files at once.
     maxWorkers: 3,
+    // expect.poll waits for what a page shows after a request: on a loaded machine that takes more than the
+    // default second, and polling ends as soon as it holds.
+    expect: { poll: { timeout: 10_000 } },
   },
 });
