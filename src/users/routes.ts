@@ -9,8 +9,14 @@ import { listQuerySchema } from './list-query.js';
 import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
 import { SELF_FIELDS, publicUserSchema, userIdParams, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
+import type { Grant } from '../grants/model.js';
+import { grantSchema } from '../grants/schemas.js';
 
 const TAG = 'Users';
+/** One user's detail: the list rows' fields and their grants. */
+const userDetailSchema = publicUserSchema
+  .extend({ grants: z.array(grantSchema).meta({ description: "The user's access grants to the host app's resources (GET /users/{id}/grants)." }) })
+  .meta({ id: 'UserDetail' });
 const user = { description: 'The user.', body: publicUserSchema };
 const apiKeyBody = z.object({ apiKey: z.string().meta({ description: 'The API key (`ush_…`).' }) }).strict();
 const updateErrors = [
@@ -33,12 +39,14 @@ export interface UserRouteDeps {
   users: UserService;
   authz: Authorizer;
   schemas: UserSchemas;
+  /** A user's access grants, answered with GET /users/{id}. */
+  grantsOf: (userId: number) => Promise<readonly Grant[]>;
   /** Makes a checked update: where a password change meets the login limits and the caller's session. */
   applyUpdate: (req: Request, res: Response, id: number, patch: UserPatch, currentPassword: string | undefined) => Promise<UserRecord>;
 }
 
 /** The users API: the caller's own account, and everyone's for those who hold the capabilities. */
-export function userEndpoints({ base, users, authz, schemas, applyUpdate }: UserRouteDeps): Endpoint[] {
+export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpdate }: UserRouteDeps): Endpoint[] {
   const can = (caller: User, object: string, action: string) => {
     if (!authz.can(caller, object, action)) throw Errors.forbidden();
   };
@@ -190,11 +198,11 @@ export function userEndpoints({ base, users, authz, schemas, applyUpdate }: User
       access: 'signed-in',
       capabilities: '`users:read`, or `self:read` for your own account',
       params: userIdParams,
-      responses: { 200: user },
+      responses: { 200: { description: 'The user, with their access grants.', body: userDetailSchema } },
       errors: [Errors.forbidden, Errors.userNotFound],
       handle: async ({ params, caller }) => {
         can(caller, caller.id === params.id ? 'self' : 'users', 'read');
-        return { body: toPublicUser(await users.require(params.id)) };
+        return { body: { ...toPublicUser(await users.require(params.id)), grants: [...(await grantsOf(params.id))] } };
       },
     }),
     userUpdate('put'),
