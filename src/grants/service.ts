@@ -92,7 +92,7 @@ export class GrantService {
   validate(input: GrantInput): Required<GrantInput> {
     const type = this.types.get(input.type);
     if (!type) throw invalidField('type', this.types.size === 0 ? 'no resource type is declared (config resources:)' : `must be one of ${[...this.types.keys()].join(', ')}`);
-    const actions = input.actions ?? [type.actions.includes('read') ? 'read' : type.actions[0]!];
+    const actions = input.actions ?? [defaultAction(type)];
     const unknown = actions.filter((a) => !type.actions.includes(a));
     if (unknown.length > 0) throw invalidField('actions', `${unknown.join(', ')} is not an action of ${type.type} (${type.actions.join(', ')})`);
     return { type: type.type, id: input.id, actions: [...new Set(actions)].sort() };
@@ -138,14 +138,14 @@ export class GrantService {
   }
 
   /**
-   * Gives a new account the grants configuration marks `defaultForNewUsers`, inside its creating
+   * Gives a new account the grants configuration marks `defaultForNewUsers` (the type's default action), inside its creating
    * transaction; answers their events, recorded there. The caller reloads once committed (`created`).
    */
   async giveDefaults(trx: Knex.Transaction, user: UserRecord, origin: Origin): Promise<UsherEvent[]> {
     const events: UsherEvent[] = [];
     for (const type of this.types.values()) {
       for (const id of type.defaultForNewUsers) {
-        const grant = await grantsRepo.insert(trx, { userId: user.id, type: type.type, resourceId: id, actions: type.actions, source: 'default', createdBy: null }, Date.now());
+        const grant = await grantsRepo.insert(trx, { userId: user.id, type: type.type, resourceId: id, actions: [defaultAction(type)], source: 'default', createdBy: null }, Date.now());
         events.push(grantEvent(origin, 'grant.created', grant));
       }
     }
@@ -242,6 +242,9 @@ export class GrantService {
     return next;
   }
 }
+
+/** What a grant gives when it names no action: `read`, or the type's first action when it has no `read`. */
+const defaultAction = (type: ResourceConfig) => (type.actions.includes('read') ? 'read' : type.actions[0]!);
 
 const actorId = (origin: Origin) => (origin.actor.kind === 'user' ? origin.actor.userId : null);
 
