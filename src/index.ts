@@ -422,7 +422,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
 /** Config `resources:` and createUsher's `resources`, validated as one list (one line per problem, naming the key). */
 function hostResources(fromConfig: readonly ResourceConfig[], fromHost: UsherOptions['resources']): readonly ResourceConfig[] {
   const parsed = fromHost === undefined ? { ok: true as const, value: [] as readonly ResourceConfig[] } : resourceList(fromHost);
-  if (!parsed.ok) throw new ConfigError([`createUsher: resources${parsed.problem}`]);
+  if (!parsed.ok) throw new ConfigError([`createUsher: resources: ${parsed.problem}`]);
   const twice = parsed.value.filter((r) => fromConfig.some((c) => c.type === r.type));
   if (twice.length > 0) throw new ConfigError(twice.map((r) => `createUsher: resources: ${r.type} is declared in config resources: too`));
   return [...fromConfig, ...parsed.value];

@@ -136,7 +136,7 @@ describe('library mode: grants and permissions asked of Usher by a host app', ()
       const twice = await createUsher({ config: bad.settings, logger: pino({ level: 'silent' }), resources: [{ type: 'share' }] }).catch((e: unknown) => e);
       expect((twice as ConfigError).problems).toEqual(['createUsher: resources: share is declared in config resources: too']);
       const badHost = await createUsher({ config: plain.settings, logger: pino({ level: 'silent' }), resources: [{ type: 'Library' }] }).catch((e: unknown) => e);
-      expect((badHost as ConfigError).problems[0]).toMatch(/^createUsher: resources\[0\]\.type must be a name in lower case/);
+      expect((badHost as ConfigError).problems[0]).toMatch(/^createUsher: resources: \[0\]\.type must be a name in lower case/);
     } finally {
       await bad.cleanup();
       await plain.cleanup();
