@@ -220,6 +220,25 @@ describe.each(DB_KINDS)('access grants on %s', (kind) => {
     expect((await c.get(`${AUTH}/authz/resources?type=share`)).status).toBe(401);
   });
 
+  it('gives one grant per resource when the same grant is asked for at once', async () => {
+    const { user: bob } = await user();
+    const replies = await Promise.all(Array.from({ length: 6 }, () => c.post(`${USERS}/${bob.id}/grants`, { key: admin, body: { type: 'library', id: 77 } })));
+    expect(replies.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+    expect(replies.filter((r) => r.status === 409).every((r) => errorCode(r) === 'grant.exists')).toBe(true);
+    expect(brief(await grantsOf(bob.id))).toEqual(['library:1:read:default', 'library:77:read:api']);
+  });
+
+  it('gives the bootstrap admin of the configuration the default grants', async () => {
+    const other = await startServer(kind, { settings: { resources: [{ type: 'library', defaultForNewUsers: ['*'] }], bootstrap: { adminUsername: 'root', adminPassword: 'root-password' } } });
+    try {
+      const root = await other.usher.users.findByUsername('root');
+      expect(root).not.toBeNull();
+      expect((await other.usher.grants.list(root!.id)).map((g) => [g.type, g.resourceId, g.actions, g.source])).toEqual([['library', '*', ['read'], 'default']]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("takes a deleted user's grants with them", async () => {
     const { user: bob } = await user();
     await c.post(`${USERS}/${bob.id}/grants`, { key: admin, body: { type: 'library', id: 40 } });
