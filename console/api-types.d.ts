@@ -866,6 +866,96 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/users/{id}/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's access grants
+         * @description Signed in; `grants:read`, or `self:read` for your own account.
+         */
+        get: operations["getUsersByIdGrants"];
+        put?: never;
+        /**
+         * Grant access to a resource
+         * @description One grant per (user, type, resource): another on the same resource answers 409 `grant.exists` (revoke it first to change its actions). Only resources and actions you hold yourself can be granted (admins hold every one).
+         *
+         *     Capability `grants:manage`.
+         */
+        post: operations["postUsersByIdGrants"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/users/{id}/grants/{grantId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a grant
+         * @description Whatever made it (a group rule gives it again at the next sign-in while the group holds). Only on resources and actions you hold yourself.
+         *
+         *     Capability `grants:manage`.
+         */
+        delete: operations["deleteUsersByIdGrantsByGrantId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/authz/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask about permissions and grants
+         * @description Up to 100 checks, answered in order, for the caller or for `user` (then `users:read` is needed; a disabled user holds nothing).
+         *
+         *     Signed in; `users:read` to ask about another user.
+         */
+        post: operations["postAuthzCheck"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/authz/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The resources you may reach
+         * @description Signed in; any user.
+         */
+        get: operations["getAuthzResources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/console-config": {
         parameters: {
             query?: never;
@@ -936,6 +1026,48 @@ export interface components {
              */
             recoveryCode: "set" | "none";
         };
+        UserDetail: {
+            id: number;
+            username: string;
+            name: string | null;
+            email: string | null;
+            role: string;
+            active: boolean;
+            hasPassword: boolean;
+            /** @description `local`, or where the account came from: `oidc:<provider>`, `proxy`. */
+            authSource: string;
+            /** @description May sign in with a local password. */
+            passwordLogin: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            lastActiveAt: string | null;
+            lastLoginAt: string | null;
+            /**
+             * @description Whether the user has minted a recovery code; the code itself is never answered again.
+             * @enum {string}
+             */
+            recoveryCode: "set" | "none";
+            /** @description The user's access grants to the host app's resources (GET /users/{id}/grants). */
+            grants: components["schemas"]["Grant"][];
+        };
+        Grant: {
+            id: number;
+            userId: number;
+            /** @description A resource type of config `resources:` (`library`). */
+            type: string;
+            /** @description The host app's resource id, as text (`3`), or `*` for every resource of the type. */
+            resourceId: string;
+            /** @description What the user may do on it (`read`). */
+            actions: string[];
+            /** @description `api`, `default` (config `defaultForNewUsers`), or `group:<provider>:<group>` (a group rule, synced at each sign-in). */
+            source: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Who made it through the API; null for defaults and group rules. */
+            createdBy: number | null;
+        };
         Session: {
             /** @description The session's public id (neither the cookie nor the device token). */
             id: string;
@@ -995,7 +1127,7 @@ export interface components {
             /** Format: date-time */
             at: string;
             /** @enum {string} */
-            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "api_key.created" | "api_key.revoked" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed";
+            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "api_key.created" | "api_key.revoked" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed" | "grant.created" | "grant.revoked";
             actor: components["schemas"]["Actor"];
             targetUserId: number | null;
             ip: string | null;
@@ -1084,8 +1216,15 @@ export interface components {
             /** @description `group-rule`: `proxy`, `oidc:<id>` or `*`. */
             provider?: string;
         };
+        /** @description `{ "all": true }`, or the ids (text) granted: ready for an SQL `IN`. */
+        ResourceSet: {
+            /** @constant */
+            all: true;
+        } | {
+            ids: string[];
+        };
         /** @description Every error code Usher answers, with its HTTP status (x-status) and usual message. */
-        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "setup.already_done" | "api_key.unreadable" | "api_key.not_found" | "api_key.name_taken" | "api_key.limit" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
+        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "grant.not_found" | "grant.exists" | "setup.already_done" | "api_key.unreadable" | "api_key.not_found" | "api_key.name_taken" | "api_key.limit" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
     };
     responses: never;
     parameters: never;
@@ -2616,13 +2755,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The user. */
+            /** @description The user, with their access grants. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["User"];
+                    "application/json": components["schemas"]["UserDetail"];
                 };
             };
             /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
@@ -7951,6 +8090,678 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getUsersByIdGrants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description By type, then resource id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"][];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postUsersByIdGrants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A resource type of config `resources:`. */
+                    type: string;
+                    /** @description The host app's resource id (`3` or `"3"`, answered as text), or `*` for every resource of the type. */
+                    id: string | number;
+                    /** @description The type's `read` (or its first action) when absent. */
+                    actions?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description The new grant. */
+            201: {
+                headers: {
+                    /** @description The user's grants. */
+                    Location: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description grant.exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "grant.exists";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteUsersByIdGrantsByGrantId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id. */
+                id: string;
+                /** @description The grant id. */
+                grantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description grant.not_found, user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "grant.not_found" | "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postAuthzCheck: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    checks: ({
+                        /** @description `cert.create` (or `cert:create`). */
+                        permission: string;
+                    } | {
+                        /** @description A resource type of config `resources:`. */
+                        type: string;
+                        /** @description The host app's resource id (`3` or `"3"`, answered as text), or `*` for every resource of the type. */
+                        id: string | number;
+                        /** @description `read` when absent. */
+                        action?: string;
+                    })[];
+                    /** @description Whom to ask about; the caller when absent. */
+                    user?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description One answer per check. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        results: boolean[];
+                    };
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description user.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getAuthzResources: {
+        parameters: {
+            query: {
+                /** @description A resource type of config `resources:`. */
+                type: string;
+                /** @description `read` when absent. */
+                action?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every resource of the type, or the ids granted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceSet"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.not_provisioned" | "auth.proxy_username_refused";
                             message: string;
                         };
                     };

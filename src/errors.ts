@@ -58,6 +58,8 @@ export const Errors = {
   roleBuiltIn: define(409, 'role.built_in', 'Built-in roles (policies/policy.csv) cannot be edited, renamed or deleted through the API.'),
   roleInUse: define(409, 'role.in_use', 'The role is in use (held by users, inherited by another role, or named by configuration); name a role to move its holders to with `moveTo`.'),
   escalation: define(403, 'authz.escalation', 'You cannot grant a role or permission you do not hold yourself.'),
+  grantNotFound: define(404, 'grant.not_found', 'This user has no such grant.'),
+  grantExists: define(409, 'grant.exists', 'The user already has a grant on this resource; revoke it first to change its actions.'),
   setupDone: define(409, 'setup.already_done', 'Setup is already done: a user exists.'),
   apiKeyUnreadable: define(409, 'api_key.unreadable', 'The stored key cannot be read (the server secret changed); rotate it with POST.'),
   apiKeyNotFound: define(404, 'api_key.not_found', 'There is no such scoped API key.'),

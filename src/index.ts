@@ -1,13 +1,17 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { ConfigError, isResolvedConfig, resolveConfig } from './config/load.js';
+import { ConfigError, groupGrantProblems, isResolvedConfig, resolveConfig } from './config/load.js';
+import { resourceList, type ResourceConfig } from './config/parsers.js';
+import { GrantService } from './grants/service.js';
+import { UsherAuthz } from './grants/access.js';
+import { grantEndpoints } from './grants/routes.js';
 import type { UsherConfig } from './config/schema.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { migrateLatest } from './db/migrate.js';
 import { deriveKeys, loadSecret } from './crypto/secret.js';
 import { createLogger } from './logger.js';
 import { Authorizer } from './authz/enforcer.js';
-import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
+import { requireAuth, requireRole } from './authz/guards.js';
 import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
 import { pollPolicy } from './authz/policy-sync.js';
@@ -42,7 +46,7 @@ import { errorHandler, notFound } from './http/error-handler.js';
 import { userSchemas } from './users/schemas.js';
 import { UserService } from './users/service.js';
 import { ADMIN_ROLE, DEFAULT_ROLE, toPublicUser, type PublicUser } from './users/model.js';
-import { EventStream, type UsherEvent } from './events/stream.js';
+import { EventStream, type Origin, type UsherEvent } from './events/stream.js';
 import { AuditLog } from './events/audit.js';
 import { recordPolicyChange } from './events/policy-change.js';
 import { auditEndpoints } from './events/routes.js';
@@ -66,6 +70,9 @@ export type { UsherConfig } from './config/schema.js';
 export type { AuthUser, AuthMethod, Identity, PostAuthHook } from './authn/types.js';
 export type { PublicUser } from './users/model.js';
 export type { PermissionInfo } from './authz/permissions.js';
+export type { ResourceConfig } from './config/parsers.js';
+export type { Grant, ResourceSet } from './grants/model.js';
+export type { ResourceCheck, UsherAuthz } from './grants/access.js';
 export type { Actor, EventType, UsherEvent } from './events/stream.js';
 export { ConfigError, loadConfig, resolveConfig } from './config/load.js';
 export { AppError } from './errors.js';
@@ -105,6 +112,11 @@ export interface UsherOptions extends UserHooks {
   policyDir?: string;
   /** The host app's permissions, beside config `permissions:` (docs/permissions.md). */
   permissions?: readonly PermissionInfo[];
+  /**
+   * The host app's resource types, beside config `resources:` (docs/permissions.md, Access grants):
+   * `[{ type: 'library', actions?: ['read'], description?, defaultForNewUsers?: ['*'] }]`.
+   */
+  resources?: readonly { type: string; actions?: readonly string[]; description?: string; defaultForNewUsers?: readonly (string | number)[] }[];
   /** The time in ms that device tokens' last use and idle timeout count in; defaults to Date.now (tests drive it). */
   clock?: () => number;
 }
@@ -122,8 +134,13 @@ export interface Usher {
   readonly requireAuth: RequestHandler;
   /** 401 unless authenticated, 403 unless the caller has one of these roles. */
   requireRole(...roles: string[]): RequestHandler;
-  /** 401 unless authenticated, 403 unless the policy grants (object, action) to the caller: through their role or directly. */
-  requirePermission(object: string, action: string): RequestHandler;
+  /**
+   * 401 unless authenticated, 403 unless the caller holds the permission (through their role or directly):
+   * `requirePermission('cert.create')`, or `requirePermission('cert', 'create')`. Refusals are Usher's JSON errors.
+   */
+  requirePermission(permission: string, action?: string): RequestHandler;
+  /** 401 unless authenticated, 403 unless the caller may `action` (`read`) on the resource `idOf(req)` of `type`. */
+  requireGrant(type: string, idOf: (req: Request) => unknown, action?: string): RequestHandler;
   readonly users: UserService;
   /** Invites: codes that sign a user's devices in (docs/invites.md). */
   readonly invites: InviteService;
@@ -132,7 +149,10 @@ export interface Usher {
   readonly sessions: SessionManager;
   /** Apps' sessions (`Authorization: Bearer usd_...`): `issue()` signs a device in. */
   readonly devices: DeviceTokens;
-  readonly authz: Authorizer;
+  /** Asking Usher: `can(user, 'cert.create')`, `can(user, { type: 'library', id: 3 })`, `resources(user, 'library')`; the policy's roles and digest. */
+  readonly authz: UsherAuthz;
+  /** Users' access grants to the host app's resources. */
+  readonly grants: GrantService;
   /** Custom roles and users' direct permissions (docs/permissions.md). */
   readonly policy: PolicyService;
   /** Every change and authentication decision, with who acted; subscribe with `events.on()`. */
@@ -194,6 +214,9 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const clash = appPermissions.filter((p, i) => USHER_PERMISSIONS.some((u) => u.name === p.name) || appPermissions.findIndex((q) => q.name === p.name) !== i);
     if (clash.length > 0) throw new ConfigError(clash.map((p) => `config: permissions: ${p.name} is declared twice, or is one of Usher's own`));
     const authz = await Authorizer.open(db, { policyDir: options.policyDir, groupRules, permissions: appPermissions });
+    const resources = hostResources(config.resources, options.resources);
+    const badRules = groupGrantProblems(resources, config.groupGrants, 'config: ');
+    if (badRules.length > 0) throw new ConfigError(badRules);
     const badRoles = config.oidc.providers.filter((p) => !authz.roles.has(p.defaultRole));
     if (badRoles.length > 0) {
       throw new ConfigError(badRoles.map((p) => `config: oidc.providers[${config.oidc.providers.indexOf(p)}].defaultRole: must be one of ${[...authz.roles].join(', ')}`));
@@ -208,6 +231,11 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     events.on(hook(options.onUserCreated), { types: ['user.created'] });
     events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
     const users = new UserService(db, keys, log, events);
+    // Every new account gets the default grants in its creating transaction, whatever creates it.
+    const grants = await GrantService.open(db, events, resources, config.groupGrants);
+    users.onCreate({ inside: (trx, user, origin) => grants.giveDefaults(trx, user, origin), after: (id) => grants.created(id) });
+    const access = new UsherAuthz(authz, grants);
+    const syncGroupGrants = (id: number, provider: string, groups: readonly string[], origin: Origin) => grants.syncGroups(id, provider, groups, origin);
     const invites = new InviteService(db, keys, events);
     // Roles configuration names stay while it names them.
     const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
@@ -261,7 +289,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       deviceMethod,
       new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
       ...(config.proxy.enabled
-        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, isForwardAuth)]
+        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles, syncGroupGrants), config.apiKeyCacheTtlMs, log, isForwardAuth)]
         : []),
     ];
     const chain = authenticateWith(
@@ -320,7 +348,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       clients: oidcClients,
       sessions,
       users,
-      provisioner: new Provisioner(users, authz.groupRoles),
+      provisioner: new Provisioner(users, authz.groupRoles, syncGroupGrants),
       log,
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
@@ -330,7 +358,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       router,
       API_BASE,
       [
-        ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
+        ...userEndpoints({ base: API_BASE, users, authz, schemas, grantsOf: (id) => grants.list(id), applyUpdate: accountUpdate(users, limiter, sessions) }),
         ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions, deviceTokens),
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
@@ -341,6 +369,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...auditEndpoints(audit),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
         ...explainEndpoints({ authz, users }),
+        ...grantEndpoints({ base: API_BASE, access, users }),
         ...consoleConfigEndpoints(config),
         ...documentEndpoints(endpoints),
       ],
@@ -361,13 +390,15 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       authenticate,
       requireAuth,
       requireRole,
-      requirePermission: (object, action) => requirePermission(authz, object, action),
+      requirePermission: (permission, action) => access.requirePermission(permission, action),
+      requireGrant: (type, idOf, action) => access.requireGrant(type, idOf, action),
       users,
       invites,
       apiKeys: scopedKeys,
       sessions,
       devices: deviceTokens,
-      authz,
+      authz: access,
+      grants,
       policy,
       events,
       audit,
@@ -399,6 +430,15 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     await db.destroy();
     throw err;
   }
+}
+
+/** Config `resources:` and createUsher's `resources`, validated as one list (one line per problem, naming the key). */
+function hostResources(fromConfig: readonly ResourceConfig[], fromHost: UsherOptions['resources']): readonly ResourceConfig[] {
+  const parsed = fromHost === undefined ? { ok: true as const, value: [] as readonly ResourceConfig[] } : resourceList(fromHost);
+  if (!parsed.ok) throw new ConfigError([`createUsher: resources: ${parsed.problem}`]);
+  const twice = parsed.value.filter((r) => fromConfig.some((c) => c.type === r.type));
+  if (twice.length > 0) throw new ConfigError(twice.map((r) => `createUsher: resources: ${r.type} is declared in config resources: too`));
+  return [...fromConfig, ...parsed.value];
 }
 
 function closeServer(server: Server): Promise<void> {

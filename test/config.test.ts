@@ -104,6 +104,42 @@ describe('configuration', () => {
     expect(wrong([{ name: 'a.b', roles: [] }])[0]).toMatch(/^config: permissions: \[0\]\.roles: unknown key/);
   });
 
+  it('reads resources and groupGrants, one line per problem naming the key', () => {
+    const config = resolveConfig({
+      file: {
+        resources: [{ type: 'library', actions: ['write', 'read'], defaultForNewUsers: [1, '*', 1] }, { type: 'share', description: 'A folder.' }],
+        groupGrants: [{ group: 'family', type: 'library', id: 3 }, { group: 'kids', provider: 'oidc:corp', type: 'share', id: 'x', actions: ['read'] }],
+      },
+    });
+    expect(config.resources).toEqual([
+      { type: 'library', actions: ['read', 'write'], description: '', defaultForNewUsers: ['1', '*'] },
+      { type: 'share', actions: ['read'], description: 'A folder.', defaultForNewUsers: [] },
+    ]);
+    expect(config.groupGrants).toEqual([
+      { group: 'family', provider: '*', type: 'library', id: '3', actions: ['read'] },
+      { group: 'kids', provider: 'oidc:corp', type: 'share', id: 'x', actions: ['read'] },
+    ]);
+    expect(resolveConfig({}).resources).toEqual([]);
+    const problems = (file: Record<string, unknown>) => {
+      try {
+        resolveConfig({ file });
+      } catch (err) {
+        return (err as { problems: string[] }).problems;
+      }
+      return [];
+    };
+    expect(problems({ resources: 'library', groupGrants: [{ group: 'g', type: 'library', id: 'a b' }] })).toEqual([
+      'config: resources: must be a list of {type, actions?, description?, defaultForNewUsers?}, got "library"',
+      'config: groupGrants: [0].id must be a resource id or \'*\', got "a b"',
+    ]);
+    expect(problems({ resources: [{ type: 'Library' }] })).toEqual(['config: resources: [0].type must be a name in lower case (library, share), got "Library"']);
+    expect(problems({ resources: [{ type: 'a' }, { type: 'a' }] })).toEqual(['config: resources: [1].type is declared twice, got "a"']);
+    expect(problems({ resources: [{ type: 'a', actions: [] }] })[0]).toMatch(/^config: resources: \[0\]\.actions must be a list of 1 to 32 actions/);
+    expect(problems({ resources: [{ type: 'a', defaultForNewUsers: ['x y'] }] })[0]).toMatch(/^config: resources: \[0\]\.defaultForNewUsers must hold resource ids/);
+    expect(problems({ resources: [{ type: 'a', level: 1 }] })[0]).toMatch(/^config: resources: \[0\]\.level: unknown key/);
+    expect(problems({ groupGrants: [{ group: 'g', provider: 'ldap', type: 'a', id: 1 }] })[0]).toMatch(/^config: groupGrants: \[0\]\.provider must be proxy, oidc:<id> or \*/);
+  });
+
   it('reads the YAML file named by USHER_CONFIG, and the documented example loads', () => {
     const file = join(dir, 'usher.yaml');
     writeFileSync(file, 'server:\n  port: 9999\nauth:\n  apiKeyCacheTtl: 0\n');

@@ -45,6 +45,8 @@ describe('OIDC login', () => {
       port,
       settings: {
         server: { publicUrl: usherUrl },
+        resources: [{ type: 'library', defaultForNewUsers: [1] }],
+        groupGrants: [{ group: 'staff', provider: 'oidc:main', type: 'library', id: 5 }],
         oidc: {
           timeout: '2s',
           startsPerMinute: 10_000,
@@ -140,6 +142,23 @@ describe('OIDC login', () => {
     expect((await me((await login('main', 'erin')).jar)).role).toBe('admin');
     idp.setAccount('erin', { preferred_username: 'erin' });
     expect((await me((await login('main', 'erin')).jar)).role).toBe('admin');
+  });
+
+  it('gives a new account its default grants, and syncs grants from groups at each login (an absent claim changes nothing)', async () => {
+    const grants = async (jar: Jar) => {
+      const res = await client(usherUrl).get(`${AUTH}/users/${(await me(jar)).id}/grants`, { key: adminKey });
+      return res.body.map((g: { resourceId: string; source: string }) => `${g.resourceId}:${g.source}`);
+    };
+    idp.setAccount('gina', { preferred_username: 'gina', groups: ['staff'] });
+    expect(await grants((await login('main', 'gina')).jar)).toEqual(['1:default', '5:group:oidc:main:staff']);
+    idp.setAccount('gina', { preferred_username: 'gina' });
+    expect(await grants((await login('main', 'gina')).jar)).toEqual(['1:default', '5:group:oidc:main:staff']);
+    // The rule is for this provider only: a login through another one (its groups claim, realm_access.roles,
+    // says she is in no group) takes nothing away.
+    idp.setAccount('gina', { preferred_username: 'gina', groups: [], realm_access: { roles: [] } });
+    expect(await grants((await login('kc', 'gina')).jar)).toEqual(['1:default', '5:group:oidc:main:staff']);
+    idp.setAccount('gina', { preferred_username: 'gina', groups: [] });
+    expect(await grants((await login('main', 'gina')).jar)).toEqual(['1:default']);
   });
 
   it('signs in a Google-like user with no groups claim and no preferred_username: named by email, role user', async () => {

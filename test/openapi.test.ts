@@ -157,7 +157,7 @@ describe('the answer check', () => {
   const err = (code: string) => JSON.stringify({ error: { code, message: 'x' } });
 
   it('passes an answer that matches', () => {
-    expect(checker.check('get', `${BASE}/users/1`, 200, json(), JSON.stringify(user))).toBeUndefined();
+    expect(checker.check('get', `${BASE}/users/1`, 200, json(), JSON.stringify({ ...user, grants: [] }))).toBeUndefined();
     expect(checker.check('get', `${BASE}/users`, 200, json({ 'x-total-count': '1' }), JSON.stringify([user]))).toBeUndefined();
     expect(checker.check('delete', `${BASE}/users/2`, 409, json(), err('user.last_admin'))).toBeUndefined();
   });

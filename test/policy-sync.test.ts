@@ -50,13 +50,13 @@ describe.each(DB_KINDS)('the policy across two instances on %s', (kind) => {
       expect(errorCode(await cb.patch(`${USERS}/${user.id}`, { key: admin, body: { role: 'auditor' } }))).toBe('request.invalid');
       expect((await ca.patch(`${USERS}/${user.id}`, { key: admin, body: { role: 'auditor' } })).status).toBe(200);
       expect(errorCode(await cb.get(USERS, { key }))).toBe('auth.forbidden');
-      expect(await b.usher.authz.sync()).toBe(true);
-      expect(b.usher.authz.version).toBe(a.usher.authz.version);
+      expect(await b.usher.authz.authorizer.sync()).toBe(true);
+      expect(b.usher.authz.authorizer.version).toBe(a.usher.authz.authorizer.version);
       expect((await cb.get(USERS, { key })).status).toBe(200);
       expect((await cb.get(`${ROLES}/auditor`, { key: admin })).body).toMatchObject({ name: 'auditor', permissions: ['users.list'] });
       // Nothing moved since: a second sync installs nothing and keeps the same compiled policy.
       const installed = b.usher.authz.policy;
-      expect(await b.usher.authz.sync()).toBe(false);
+      expect(await b.usher.authz.authorizer.sync()).toBe(false);
       expect(b.usher.authz.policy).toBe(installed);
     });
 
@@ -65,41 +65,41 @@ describe.each(DB_KINDS)('the policy across two instances on %s', (kind) => {
       expect(errorCode(await cb.get(`${AUTH}/audit`, { key }))).toBe('auth.forbidden');
       expect((await ca.patch(`${USERS}/${user.id}/permissions`, { key: admin, body: { grant: ['audit.read'] } })).status).toBe(200);
       expect(errorCode(await cb.get(`${AUTH}/audit`, { key }))).toBe('auth.forbidden');
-      await b.usher.authz.sync();
+      await b.usher.authz.authorizer.sync();
       expect((await cb.get(`${AUTH}/audit`, { key })).status).toBe(200);
       expect((await ca.patch(`${USERS}/${user.id}/permissions`, { key: admin, body: { revoke: ['audit.read'] } })).status).toBe(200);
       expect((await cb.get(`${AUTH}/audit`, { key })).status).toBe(200);
-      await b.usher.authz.sync();
+      await b.usher.authz.authorizer.sync();
       expect(errorCode(await cb.get(`${AUTH}/audit`, { key }))).toBe('auth.forbidden');
     });
 
     it("applies on B a change of a role's permissions and inheritance made on A", async () => {
       expect((await ca.post(ROLES, { key: admin, body: { name: 'reader', permissions: ['users.read'] } })).status).toBe(201);
       expect((await ca.post(ROLES, { key: admin, body: { name: 'clerk', permissions: [] } })).status).toBe(201);
-      await b.usher.authz.sync();
+      await b.usher.authz.authorizer.sync();
       const { user, key } = await person('clerk');
       expect(errorCode(await cb.get(USERS, { key }))).toBe('auth.forbidden');
       expect((await ca.put(`${ROLES}/clerk`, { key: admin, body: { permissions: ['users.list'], inherits: ['reader'] } })).status).toBe(200);
       expect(errorCode(await cb.get(USERS, { key }))).toBe('auth.forbidden');
-      await b.usher.authz.sync();
+      await b.usher.authz.authorizer.sync();
       expect((await cb.get(USERS, { key })).status).toBe(200);
       expect((await cb.get(`${USERS}/${user.id}/permissions`, { key: admin })).body).toMatchObject({ role: 'clerk', inherited: ['users.list', 'users.read'] });
       // And back: B drops what A took away.
       expect((await ca.put(`${ROLES}/clerk`, { key: admin, body: { permissions: [], inherits: [] } })).status).toBe(200);
-      await b.usher.authz.sync();
+      await b.usher.authz.authorizer.sync();
       expect(errorCode(await cb.get(USERS, { key }))).toBe('auth.forbidden');
       expect(b.usher.authz.digest).toBe(a.usher.authz.digest);
     });
 
     it('ignores a policy older than the installed one', async () => {
       const older = b.usher.authz.policy;
-      const olderVersion = b.usher.authz.version;
+      const olderVersion = b.usher.authz.authorizer.version;
       expect((await ca.post(ROLES, { key: admin, body: { name: 'newer', permissions: ['users.list'] } })).status).toBe(201);
-      await b.usher.authz.sync();
+      await b.usher.authz.authorizer.sync();
       const newer = b.usher.authz.policy;
       expect(newer.roles.has('newer')).toBe(true);
       // A refresh that compiled before the change and finishes after the sync: refused, the newer one stays.
-      expect(b.usher.authz.install(older, olderVersion)).toBe(false);
+      expect(b.usher.authz.authorizer.install(older, olderVersion)).toBe(false);
       expect(b.usher.authz.policy).toBe(newer);
       expect((await cb.get(`${ROLES}/newer`, { key: admin })).status).toBe(200);
     });
@@ -127,7 +127,7 @@ describe.each(DB_KINDS)('the policy across two instances on %s', (kind) => {
       expect((await ca.post(ROLES, { key: admin, body: { name: 'lister', permissions: ['users.list'] } })).status).toBe(201);
       expect((await ca.patch(`${USERS}/${user.id}`, { key: admin, body: { role: 'lister' } })).status).toBe(200);
       // Waits for the version A's change wrote to be installed on B.
-      await b.usher.authz.installed(a.usher.authz.version);
+      await b.usher.authz.authorizer.installed(a.usher.authz.authorizer.version);
       expect(b.usher.authz.policy.roles.has('lister')).toBe(true);
       expect((await cb.get(USERS, { key })).status).toBe(200);
     });

@@ -77,12 +77,16 @@ export class Provisioner {
   constructor(
     private readonly users: UserService,
     private readonly groupRoles: GroupRoles,
+    /** Access grants from group rules (src/grants/service.ts), synced at each sign-in with a groups claim. */
+    private readonly groupGrants?: (userId: number, provider: string, groups: readonly string[], origin: Origin) => Promise<void>,
   ) {}
 
   async resolve(raw: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
     const identity = cleanProfile(raw);
     this.admit(identity, policy);
     const { user, created } = await this.findOrCreate(identity, policy);
+    // An absent claim changes nothing; a disabled account is left as it is.
+    if (identity.groups !== undefined && user.active) await this.groupGrants?.(user.id, identity.provider, identity.groups, originOf(identity));
     if (created || !user.active) return user;
     return this.syncProfile(await this.syncRole(user, identity, policy), identity);
   }

@@ -65,6 +65,8 @@ export const USHER_PERMISSIONS: readonly PermissionInfo[] = [
   { name: 'roles.read', description: 'List roles and permissions.' },
   { name: 'roles.manage', description: 'Create, edit and delete custom roles (with permissions the actor holds).' },
   { name: 'authz.explain', description: "Explain why any user holds a permission or not: their roles, grants and the IdP group rules (GET /authz/explain)." },
+  { name: 'grants.read', description: "Read any user's access grants to the host app's resources." },
+  { name: 'grants.manage', description: 'Give and revoke access grants (only on resources and actions the actor holds).' },
   { name: 'audit.read', description: 'Read the audit log.' },
   { name: 'invites.create', description: 'Create and resend invites.' },
   { name: 'invites.read', description: "Read a user's invites." },

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseOidcProviders } from './oidc.js';
 import {
   absoluteUrl, linkUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
-  keyPrefix, listenAddress, logLevel, oneOf, permissionList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type Parser, type ValueOf,
+  groupGrantList, keyPrefix, listenAddress, logLevel, oneOf, permissionList, resourceList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type GroupGrantConfig, type Parser, type ResourceConfig, type ValueOf,
 } from './parsers.js';
 import { trustsEveryAddress } from './trusted-proxies.js';
 import { PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
@@ -83,6 +83,8 @@ const OPTIONS = {
   proxyAutoProvision: { path: 'auth.proxy.autoProvision', env: 'USHER_PROXY_AUTO_PROVISION', parse: boolean, fallback: true },
   proxyRoleSync: { path: 'auth.proxy.roleSync', env: 'USHER_PROXY_ROLE_SYNC', parse: oneOf(ROLE_SYNC_MODES), fallback: 'always' as RoleSync },
   permissions: { path: 'permissions', parse: permissionList, fallback: Object.freeze([]) as readonly DeclaredPermissionConfig[] },
+  resources: { path: 'resources', parse: resourceList, fallback: Object.freeze([]) as readonly ResourceConfig[] },
+  groupGrants: { path: 'groupGrants', parse: groupGrantList, fallback: Object.freeze([]) as readonly GroupGrantConfig[] },
   forwardAuthLoginUrl: { path: 'auth.forwardAuth.loginUrl', env: 'USHER_FORWARD_AUTH_LOGIN_URL', parse: absoluteUrl, fallback: undefined },
   forwardAuthRedirectDomains: { path: 'auth.forwardAuth.redirectDomains', env: 'USHER_FORWARD_AUTH_REDIRECT_DOMAINS', parse: domainList, fallback: undefined },
   connectAppUrl: { path: 'connect.appUrl', env: 'USHER_CONNECT_APP_URL', parse: linkUrl, fallback: undefined },
@@ -224,6 +226,8 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
         Object.freeze([...new Set([v.forwardAuthLoginUrl, v.publicUrl].filter((u) => u !== undefined).map((u) => new URL(u).hostname))]),
     }),
     permissions: v.permissions,
+    resources: v.resources,
+    groupGrants: v.groupGrants,
     connect: Object.freeze({ appUrl: v.connectAppUrl, webUrl: v.connectWebUrl }),
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,
@@ -263,6 +267,23 @@ function cookieDomainProblems(v: Values, keys: Record<string, string>): string[]
   }
   for (const d of (v.forwardAuthRedirectDomains ?? []).filter((d) => !covers(domain, d))) {
     problems.push(`config: ${keys.forwardAuthRedirectDomains}: ${d} is neither ${domain} (${keys.sessionCookieDomain}) nor under it: the session cookie would not reach it`);
+  }
+  return problems;
+}
+
+/**
+ * Group rules must name a declared resource type and actions it declares; one line per problem. Run by
+ * createUsher() once the host app's own `resources` are added to the config's.
+ */
+export function groupGrantProblems(resources: readonly ResourceConfig[], rules: readonly GroupGrantConfig[], prefix: string): string[] {
+  const problems: string[] = [];
+  for (const [i, rule] of rules.entries()) {
+    const type = resources.find((r) => r.type === rule.type);
+    if (!type) problems.push(`${prefix}groupGrants[${i}].type: ${rule.type} is not a type of resources:`);
+    else {
+      const unknown = rule.actions.filter((a) => !type.actions.includes(a));
+      if (unknown.length > 0) problems.push(`${prefix}groupGrants[${i}].actions: ${unknown.join(', ')} is not an action of ${rule.type} (${type.actions.join(', ')})`);
+    }
   }
   return problems;
 }

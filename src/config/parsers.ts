@@ -263,3 +263,99 @@ export const permissionList: Parser<readonly DeclaredPermissionConfig[]> = (raw)
   }
   return ok(Object.freeze(out));
 };
+
+/** A resource type the host app declares (config `resources:`): users are granted actions on its resources. */
+export interface ResourceConfig {
+  readonly type: string;
+  /** What may be granted on it; `read` when not said. */
+  readonly actions: readonly string[];
+  readonly description: string;
+  /** Grants every new account gets: `*` (every resource of the type) or resource ids, as text. */
+  readonly defaultForNewUsers: readonly string[];
+}
+
+/** Members of `group` (as `provider` names it) are granted `actions` on the resource `id` of `type` at each sign-in. */
+export interface GroupGrantConfig {
+  readonly group: string;
+  /** 'proxy', `oidc:<id>`, or '*' (any provider; the default). */
+  readonly provider: string;
+  readonly type: string;
+  /** A resource id as text, or '*'. */
+  readonly id: string;
+  /** `read` when not said. */
+  readonly actions: readonly string[];
+}
+
+const RESOURCE_TYPE = /^[a-z][a-z0-9_-]{0,63}$/;
+const RESOURCE_ACTION = /^[a-z][a-z0-9_.-]{0,63}$/;
+const RESOURCE_ID = /^[^\s,]{1,128}$/;
+const GRANT_PROVIDER = /^(\*|proxy|oidc:[a-z0-9][a-z0-9_-]{0,63})$/;
+
+/** A resource id as the API and the table hold it: text, 1-128 characters, no space or comma. */
+export function resourceId(raw: unknown): string | undefined {
+  const value = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : raw;
+  return typeof value === 'string' && RESOURCE_ID.test(value) ? value : undefined;
+}
+
+function actionList(raw: unknown, at: string): Parsed<readonly string[] | undefined> {
+  if (raw === undefined) return ok(undefined);
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 32) return bad(`${at} must be a list of 1 to 32 actions`, raw);
+  const bent = raw.find((a) => typeof a !== 'string' || !RESOURCE_ACTION.test(a));
+  if (bent !== undefined) return bad(`${at} must be actions in lower case (read, write)`, bent);
+  return ok(Object.freeze([...new Set(raw as string[])].sort()));
+}
+
+function entries(raw: unknown, shape: string): Parsed<Record<string, unknown>[]> {
+  if (!Array.isArray(raw)) return bad(`must be a list of ${shape}`, raw);
+  for (const [i, item] of raw.entries()) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return bad(`[${i}] must be ${shape}`, item);
+  }
+  return ok(raw as Record<string, unknown>[]);
+}
+
+export const resourceList: Parser<readonly ResourceConfig[]> = (raw) => {
+  const list = entries(raw, '{type, actions?, description?, defaultForNewUsers?}');
+  if (!list.ok) return list;
+  const out: ResourceConfig[] = [];
+  for (const [i, item] of list.value.entries()) {
+    const { type, actions, description, defaultForNewUsers, ...rest } = item;
+    const extra = Object.keys(rest);
+    if (extra.length > 0) return bad(`[${i}].${extra[0]}: unknown key`, item);
+    if (typeof type !== 'string' || !RESOURCE_TYPE.test(type)) return bad(`[${i}].type must be a name in lower case (library, share)`, type);
+    if (out.some((r) => r.type === type)) return bad(`[${i}].type is declared twice`, type);
+    const acts = actionList(actions, `[${i}].actions`);
+    if (!acts.ok) return acts;
+    if (description !== undefined && (typeof description !== 'string' || description.length > 500)) return bad(`[${i}].description must be text of 500 characters at most`, description);
+    const defaults: string[] = [];
+    if (defaultForNewUsers !== undefined) {
+      if (!Array.isArray(defaultForNewUsers) || defaultForNewUsers.length > 1000) return bad(`[${i}].defaultForNewUsers must be a list of resource ids or '*'`, defaultForNewUsers);
+      for (const id of defaultForNewUsers) {
+        const text = resourceId(id);
+        if (text === undefined) return bad(`[${i}].defaultForNewUsers must hold resource ids (1-128 characters, no space or comma) or '*'`, id);
+        if (!defaults.includes(text)) defaults.push(text);
+      }
+    }
+    out.push(Object.freeze({ type, actions: acts.value ?? Object.freeze(['read']), description: (description as string | undefined) ?? '', defaultForNewUsers: Object.freeze(defaults) }));
+  }
+  return ok(Object.freeze(out));
+};
+
+export const groupGrantList: Parser<readonly GroupGrantConfig[]> = (raw) => {
+  const list = entries(raw, '{group, provider?, type, id, actions?}');
+  if (!list.ok) return list;
+  const out: GroupGrantConfig[] = [];
+  for (const [i, item] of list.value.entries()) {
+    const { group, provider, type, id, actions, ...rest } = item;
+    const extra = Object.keys(rest);
+    if (extra.length > 0) return bad(`[${i}].${extra[0]}: unknown key`, item);
+    if (typeof group !== 'string' || group.length === 0 || group.length > 255) return bad(`[${i}].group must be a group name`, group);
+    if (provider !== undefined && (typeof provider !== 'string' || !GRANT_PROVIDER.test(provider))) return bad(`[${i}].provider must be proxy, oidc:<id> or *`, provider);
+    if (typeof type !== 'string' || !RESOURCE_TYPE.test(type)) return bad(`[${i}].type must be a resource type of resources:`, type);
+    const text = resourceId(id);
+    if (text === undefined) return bad(`[${i}].id must be a resource id or '*'`, id);
+    const acts = actionList(actions, `[${i}].actions`);
+    if (!acts.ok) return acts;
+    out.push(Object.freeze({ group, provider: (provider as string | undefined) ?? '*', type, id: text, actions: acts.value ?? Object.freeze(['read']) }));
+  }
+  return ok(Object.freeze(out));
+};

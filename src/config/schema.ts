@@ -1,4 +1,5 @@
 import type { OidcProviderConfig } from './oidc.js';
+import type { GroupGrantConfig, ResourceConfig } from './parsers.js';
 
 /** The validated, frozen configuration every part of Usher reads. */
 export interface UsherConfig {
@@ -53,6 +54,10 @@ export interface UsherConfig {
   };
   /** The host app's permissions, `object.action` with a description: custom roles and users may hold them (docs/permissions.md). */
   readonly permissions: readonly { readonly name: string; readonly description: string }[];
+  /** The host app's resource types (`library`), whose resources users are granted (docs/permissions.md, Access grants). */
+  readonly resources: readonly ResourceConfig[];
+  /** Identity-provider groups that give grants at each sign-in. */
+  readonly groupGrants: readonly GroupGrantConfig[];
   /** Where the console's connect page sends a listener once their device is signed in; each button is hidden when unset. */
   readonly connect: {
     /** The host's mobile app (a deep link such as myapp://connect, or an app-store page): "Open in app" and the QR code. */

@@ -44,7 +44,9 @@ export type EventType =
   | 'session.created'
   | 'session.ended'
   | 'proxy.untrusted_headers'
-  | 'policy.changed';
+  | 'policy.changed'
+  | 'grant.created'
+  | 'grant.revoked';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'user.created',
@@ -77,6 +79,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'session.ended',
   'proxy.untrusted_headers',
   'policy.changed',
+  'grant.created',
+  'grant.revoked',
 ];
 
 /** Small, flat, and never a secret (no password, key, hash or session id). */

@@ -9,8 +9,14 @@ import { listQuerySchema } from './list-query.js';
 import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
 import { SELF_FIELDS, publicUserSchema, userIdParams, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
+import type { Grant } from '../grants/model.js';
+import { grantSchema } from '../grants/schemas.js';
 
 const TAG = 'Users';
+/** One user's detail: the list rows' fields and their grants. */
+const userDetailSchema = publicUserSchema
+  .extend({ grants: z.array(grantSchema).meta({ description: "The user's access grants to the host app's resources (GET /users/{id}/grants)." }) })
+  .meta({ id: 'UserDetail' });
 const user = { description: 'The user.', body: publicUserSchema };
 const apiKeyBody = z.object({ apiKey: z.string().meta({ description: 'The API key (`ush_…`).' }) }).strict();
 const updateErrors = [
@@ -33,12 +39,14 @@ export interface UserRouteDeps {
   users: UserService;
   authz: Authorizer;
   schemas: UserSchemas;
+  /** A user's access grants, answered with GET /users/{id}. */
+  grantsOf: (userId: number) => Promise<readonly Grant[]>;
   /** Makes a checked update: where a password change meets the login limits and the caller's session. */
   applyUpdate: (req: Request, res: Response, id: number, patch: UserPatch, currentPassword: string | undefined) => Promise<UserRecord>;
 }
 
 /** The users API: the caller's own account, and everyone's for those who hold the capabilities. */
-export function userEndpoints({ base, users, authz, schemas, applyUpdate }: UserRouteDeps): Endpoint[] {
+export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpdate }: UserRouteDeps): Endpoint[] {
   const can = (caller: User, object: string, action: string) => {
     if (!authz.can(caller, object, action)) throw Errors.forbidden();
   };
@@ -49,7 +57,11 @@ export function userEndpoints({ base, users, authz, schemas, applyUpdate }: User
    * Who may send what, decided before the body is parsed: without (users, update) only your own name, email
    * and password. react-admin's `<Edit>` sends the whole record back: what it holds unchanged is dropped.
    */
-  async function prepareUpdate(raw: Record<string, unknown>, id: number, caller: User) {
+  async function prepareUpdate(sent: Record<string, unknown>, id: number, caller: User) {
+    // GET /users/{id}'s grants, sent back whole by react-admin: grants change through their own routes, and
+    // others change them meanwhile (as a recovery code), so any list is no change.
+    const { grants, ...raw } = sent;
+    if (grants !== undefined && !Array.isArray(grants)) raw.grants = grants;
     const admin = authz.can(caller, 'users', 'update');
     if (!admin) {
       if (caller.id !== id) throw Errors.forbidden();
@@ -190,11 +202,11 @@ export function userEndpoints({ base, users, authz, schemas, applyUpdate }: User
       access: 'signed-in',
       capabilities: '`users:read`, or `self:read` for your own account',
       params: userIdParams,
-      responses: { 200: user },
+      responses: { 200: { description: 'The user, with their access grants.', body: userDetailSchema } },
       errors: [Errors.forbidden, Errors.userNotFound],
       handle: async ({ params, caller }) => {
         can(caller, caller.id === params.id ? 'self' : 'users', 'read');
-        return { body: toPublicUser(await users.require(params.id)) };
+        return { body: { ...toPublicUser(await users.require(params.id)), grants: [...(await grantsOf(params.id))] } };
       },
     }),
     userUpdate('put'),

@@ -66,6 +66,15 @@ export type RecoveryCodeLookup = { kind: 'typo' } | { kind: 'invalid' } | { kind
 /** Refuses, inside a change's transaction, giving `role` to a user on behalf of `origin`. */
 export type RoleCheck = (trx: Knex.Transaction, role: string, origin: Origin) => Promise<void>;
 
+/**
+ * Runs for every new account: `inside` in its creating transaction (answering the events it recorded there),
+ * `after` once that is committed, before the creation answers.
+ */
+export interface CreationStep {
+  inside(trx: Knex.Transaction, user: UserRecord, origin: Origin): Promise<UsherEvent[]>;
+  after(userId: number): Promise<void>;
+}
+
 /** A change's events, before the actor, the target and the time are added. */
 type Planned = readonly [EventType, EventDetail?][];
 
@@ -77,6 +86,8 @@ type Planned = readonly [EventType, EventDetail?][];
 export class UserService {
   /** Checks, inside the change's transaction, a role given to a user (see guardRoles). */
   private roleCheck: RoleCheck | undefined;
+  /** Default access grants of new accounts (src/grants/service.ts). */
+  private creationSteps: CreationStep[] = [];
 
   constructor(
     private readonly db: Db,
@@ -91,6 +102,11 @@ export class UserService {
    */
   guardRoles(check: RoleCheck): void {
     this.roleCheck = check;
+  }
+
+  /** `step` runs for every account created from now on, whatever creates it (API, setup, CLI, an identity provider). */
+  onCreate(step: CreationStep): void {
+    this.creationSteps.push(step);
   }
 
   get(id: number): Promise<UserRecord | null> {
@@ -128,8 +144,9 @@ export class UserService {
         await this.roleCheck(trx, prepared.row.role, origin);
       }
       const made = await this.insertPrepared(trx, prepared);
-      return { result: made, events: await this.recorded(trx, [this.created(origin, made.user)]) };
+      return { result: made, events: await this.createdEvents(trx, origin, made.user) };
     });
+    await this.afterCreation(result.user.id);
     await this.events.publish(events);
     return result;
   }
@@ -144,8 +161,9 @@ export class UserService {
       await usersRepo.lock(trx);
       if ((await usersRepo.count(trx)) > 0) throw onExisting();
       const made = await this.insertPrepared(trx, prepared);
-      return { result: made, events: await this.recorded(trx, [this.created(origin, made.user)]) };
+      return { result: made, events: await this.createdEvents(trx, origin, made.user) };
     });
+    await this.afterCreation(result.user.id);
     await this.events.publish(events);
     return result;
   }
@@ -411,9 +429,10 @@ export class UserService {
       if (!input.create) return null;
       const { user } = await this.insertPrepared(trx, prepared);
       await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
-      return { user, created: true, events: await this.recorded(trx, [this.created(origin, user)]) };
+      return { user, created: true, events: await this.createdEvents(trx, origin, user) };
     });
     if (!result) return null;
+    if (result.created) await this.afterCreation(result.user.id);
     await this.events.publish(result.events);
     return { user: result.user, created: result.created };
   }
@@ -521,6 +540,17 @@ export class UserService {
   private async recorded(trx: Knex.Transaction, events: UsherEvent[]): Promise<UsherEvent[]> {
     await this.events.record(trx, events);
     return events;
+  }
+
+  /** A new account's events: its creation, then what the creation steps did (default grants), recorded in `trx`. */
+  private async createdEvents(trx: Knex.Transaction, origin: Origin, user: UserRecord): Promise<UsherEvent[]> {
+    const events = [this.created(origin, user)];
+    for (const step of this.creationSteps) events.push(...(await step.inside(trx, user, origin)));
+    return this.recorded(trx, events);
+  }
+
+  private async afterCreation(userId: number): Promise<void> {
+    for (const step of this.creationSteps) await step.after(userId);
   }
 
   private created(origin: Origin, user: UserRecord): UsherEvent {
