@@ -27,7 +27,7 @@ describe.each(DB_KINDS)('the policy across two instances on %s', (kind) => {
 
     beforeAll(async () => {
       // An hour between polls: within a test only sync() installs anything on B.
-      [a, b] = await startInstances(kind, 2, { settings: { auth: { apiKeyCacheTtl: 0 }, cluster: { pollInterval: '1h' } } });
+      [a, b] = await startInstances(kind, 2, { settings: { auth: { apiKeyCacheTtl: 0 }, cluster: { pollInterval: '1h' }, resources: [{ type: 'library' }] } });
       ca = client(a!.url);
       cb = client(b!.url);
       admin = await setupAdmin(ca);
@@ -71,6 +71,23 @@ describe.each(DB_KINDS)('the policy across two instances on %s', (kind) => {
       expect((await cb.get(`${AUTH}/audit`, { key })).status).toBe(200);
       await b.usher.authz.authorizer.sync();
       expect(errorCode(await cb.get(`${AUTH}/audit`, { key }))).toBe('auth.forbidden');
+    });
+
+    it('applies on B a grant given and revoked on A once B has synced its grants', async () => {
+      const { user, key } = await person();
+      const libraries = (c: Client) => c.get(`${AUTH}/authz/resources?type=library&action=read`, { key });
+      const given = await ca.post(`${USERS}/${user.id}/grants`, { key: admin, body: { type: 'library', id: '3' } });
+      expect(given.status, given.text).toBe(201);
+      expect((await libraries(ca)).body).toEqual({ ids: ['3'] });
+      expect((await libraries(cb)).body).toEqual({ ids: [] });
+      expect(await b.usher.authz.grants.sync()).toBe(true);
+      expect((await libraries(cb)).body).toEqual({ ids: ['3'] });
+      // Nothing changed since: nothing is read again.
+      expect(await b.usher.authz.grants.sync()).toBe(false);
+      expect((await ca.del(`${USERS}/${user.id}/grants/${given.body.id}`, { key: admin })).status).toBe(204);
+      expect((await libraries(cb)).body).toEqual({ ids: ['3'] });
+      expect(await b.usher.authz.grants.sync()).toBe(true);
+      expect((await libraries(cb)).body).toEqual({ ids: [] });
     });
 
     it("applies on B a change of a role's permissions and inheritance made on A", async () => {

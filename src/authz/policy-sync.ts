@@ -12,23 +12,22 @@ export interface PolicyPoll {
  * policy until the new one is swapped in. A poll still running when the next is due is not doubled. An
  * unreachable database is logged once per outage (and its end once), never thrown: the instance keeps
  * deciding with the policy it has. A notification from other instances (Redis pub/sub) can call the same
- * `authz.sync()` between polls.
+ * `authz.sync()` between polls. `others` are polled at the same tick (the grants' `sync()`).
  */
-export function pollPolicy(authz: Authorizer, intervalMs: number, log: Logger): PolicyPoll {
+export function pollPolicy(authz: Authorizer, intervalMs: number, log: Logger, others: readonly (() => Promise<unknown>)[] = []): PolicyPoll {
   let running: Promise<void> | undefined;
   let failing = false;
   const tick = () => {
     if (running) return;
-    running = authz
-      .sync()
+    running = Promise.all([authz.sync(), ...others.map((sync) => sync())])
       .then(
-        (installed) => {
+        ([installed]) => {
           if (failing) log.info('policy poll: the database answers again');
           failing = false;
           if (installed) log.debug({ version: authz.version, digest: authz.digest }, 'policy poll: installed a change made through another instance');
         },
         (err: unknown) => {
-          if (!failing) log.warn({ err }, 'policy poll: could not read the policy version; deciding with the installed policy until the database answers');
+          if (!failing) log.warn({ err }, 'policy poll: could not read the policy version or the grants changed; deciding with the installed policy until the database answers');
           failing = true;
         },
       )

@@ -45,6 +45,21 @@ export const grantsRepo = {
     return rows.map(toGrant);
   },
 
+  /** Notes, in the change's transaction, that a user's grants changed: other instances read them again. */
+  async noteChange(trx: Knex.Transaction, userId: number, now: number): Promise<void> {
+    await trx('grant_changes').insert({ user_id: userId, at: now });
+  },
+
+  /** The changes noted since `since` (ms), oldest first. */
+  async changesSince(db: Queryable, since: number): Promise<{ seq: number; userId: number }[]> {
+    const rows = (await db('grant_changes').where('at', '>=', since).orderBy('seq').select('seq', 'user_id')) as { seq: number | string; user_id: number | string }[];
+    return rows.map((r) => ({ seq: Number(r.seq), userId: Number(r.user_id) }));
+  },
+
+  async pruneChanges(db: Queryable, before: number): Promise<void> {
+    await db('grant_changes').where('at', '<', before).delete();
+  },
+
   async all(db: Queryable): Promise<Grant[]> {
     return ((await db('grants').select()) as GrantRow[]).map(toGrant);
   },

@@ -33,11 +33,15 @@ const sameActions = (a: readonly string[], b: readonly string[]) => a.length ===
  * Access grants to the host app's resources (config `resources:`). Every user's grants are held in memory,
  * compiled, so `can()` and `resources()` are synchronous lookups on the request path. A change made through
  * this instance is written with its audit event in one transaction, and the user's grants are read again
- * before the change answers (another instance sees them at its next start).
+ * before the change answers. Each change also notes the user in grant_changes: another instance sharing the
+ * database reads that user's grants again at its next `sync()` (the `cluster.pollInterval` poll).
  */
 export class GrantService {
   private held = new Map<number, Held>();
   private reloading: Promise<void> = Promise.resolve();
+  /** grant_changes rows sync() has acted on (seq → when), within the window it looks back over. */
+  private seen = new Map<number, number>();
+  private prunedAt = 0;
   readonly types: ReadonlyMap<string, ResourceConfig>;
 
   private constructor(
@@ -112,6 +116,7 @@ export class GrantService {
         throw uniqueViolation(err) === null ? err : Errors.grantExists();
       }
       const events = [grantEvent(origin, 'grant.created', grant)];
+      await grantsRepo.noteChange(trx, userId, Date.now());
       await this.events.record(trx, events);
       return { grant, events };
     });
@@ -129,6 +134,7 @@ export class GrantService {
       if (!grant) throw Errors.grantNotFound();
       await this.checkHolds(trx, origin, { type: grant.type, id: grant.resourceId, actions: grant.actions });
       await grantsRepo.remove(trx, grant.id);
+      await grantsRepo.noteChange(trx, userId, Date.now());
       const events = [grantEvent(origin, 'grant.revoked', grant)];
       await this.events.record(trx, events);
       return events;
@@ -149,6 +155,7 @@ export class GrantService {
         events.push(grantEvent(origin, 'grant.created', grant));
       }
     }
+    if (events.length > 0) await grantsRepo.noteChange(trx, user.id, Date.now());
     return events;
   }
 
@@ -179,11 +186,33 @@ export class GrantService {
           events.push(grantEvent(origin, 'grant.created', await grantsRepo.insert(trx, step.grant, Date.now())));
         }
       }
+      if (events.length > 0) await grantsRepo.noteChange(trx, userId, Date.now());
       await this.events.record(trx, events);
       return events;
     });
     await this.reload(userId);
     await this.events.publish(events);
+  }
+
+  /**
+   * Reads again the grants of every user whose grants changed through another instance; answers whether
+   * any did. It looks back over a window rather than past the last change seen: a transaction that took
+   * its number earlier may commit later. Its own changes come back too, and are read again harmlessly.
+   */
+  async sync(now = Date.now()): Promise<boolean> {
+    const users = new Set<number>();
+    for (const change of await grantsRepo.changesSince(this.db, now - CHANGE_WINDOW_MS)) {
+      if (this.seen.has(change.seq)) continue;
+      this.seen.set(change.seq, now);
+      users.add(change.userId);
+    }
+    for (const [seq, at] of this.seen) if (at < now - CHANGE_WINDOW_MS) this.seen.delete(seq);
+    for (const userId of users) await this.reload(userId);
+    if (now - this.prunedAt > CHANGE_WINDOW_MS) {
+      this.prunedAt = now;
+      await grantsRepo.pruneChanges(this.db, now - 10 * CHANGE_WINDOW_MS);
+    }
+    return users.size > 0;
   }
 
   // ---- internals ----
@@ -242,6 +271,9 @@ export class GrantService {
     return next;
   }
 }
+
+/** How far back sync() looks for changes: far longer than any transaction stays open. */
+const CHANGE_WINDOW_MS = 60_000;
 
 /** What a grant gives when it names no action: `read`, or the type's first action when it has no `read`. */
 const defaultAction = (type: ResourceConfig) => (type.actions.includes('read') ? 'read' : type.actions[0]!);
