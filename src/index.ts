@@ -10,6 +10,9 @@ import { Authorizer } from './authz/enforcer.js';
 import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
+import { userGuard } from './authz/targets.js';
+import { OrgService } from './orgs/service.js';
+import { orgEndpoints } from './orgs/routes.js';
 import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
@@ -207,6 +210,12 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
     const policy = new PolicyService(db, authz, events, pinned);
     users.guardRoles((trx, role, origin) => policy.checkRoleAssignment(trx, role, origin));
+    // Who may act on whom, checked inside each change's transaction (org admins, the holds-more rail).
+    const guard = userGuard(authz);
+    users.guardTargets(guard);
+    invites.guardTargets(guard);
+    policy.guardTargets(guard);
+    const orgs = new OrgService(db, events);
     // A deleted user's direct permissions go with their row (ON DELETE CASCADE): compile without them.
     events.on(() => authz.refresh(), { types: ['user.deleted'] });
     await bootstrapAdmin(config, users, log);
@@ -326,11 +335,12 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...userEndpoints({ base: API_BASE, users, authz, schemas, applyUpdate: accountUpdate(users, limiter, sessions) }),
         ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions, deviceTokens),
-        ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
+        ...inviteEndpoints({ invites, publicUrl: config.publicUrl, reach: (id, origin) => users.requireFor(id, origin, 'invites.read') }),
         ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),
         ...publicAuthEndpoints(users, schemas),
-        ...auditEndpoints(audit),
+        ...auditEndpoints(audit, (caller) => authz.canIn(caller, null, 'audit', 'read')),
+        ...orgEndpoints({ base: API_BASE, orgs, authz }),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
         ...consoleConfigEndpoints(config),
         ...documentEndpoints(endpoints),

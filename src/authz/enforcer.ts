@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { newEnforcer, newModelFromString } from 'casbin';
 import { ADMIN_ROLE } from '../users/model.js';
 import { GroupRoles, type GroupRoleRule } from './group-roles.js';
-import { permissionName, USHER_PERMISSIONS, type PermissionInfo, type PermissionSource } from './permissions.js';
+import { GLOBAL_ONLY, permissionName, USHER_PERMISSIONS, type PermissionInfo, type PermissionSource } from './permissions.js';
 import { policyRepo, type PolicyRows, type RoleRow } from './policy-repository.js';
 
 /** The top-level policies/ folder, found from this file whether run from src/ or dist/src/. */
@@ -22,8 +22,18 @@ export function defaultPolicyDir(): string {
 /** The role that holds every permission, Usher's and the host app's; its permissions are not editable. */
 export const SUPER_ROLE = ADMIN_ROLE;
 
-/** Who is asked about: a role alone, or a user (their role and their direct permissions). */
-export type Subject = string | { readonly id: number; readonly role: string };
+/**
+ * Who is asked about: a role alone, or a user (their global role and direct permissions, and, inside their
+ * own organisation only, their organisation role and the permissions granted to them there).
+ */
+export type Subject = string | UserSubject;
+
+export interface UserSubject {
+  readonly id: number;
+  readonly role: string;
+  readonly orgId?: number | null;
+  readonly orgRole?: string | null;
+}
 
 /** A permission of the catalogue: Usher's own or one the host app declared. */
 export interface DeclaredPermission extends PermissionInfo {
@@ -50,8 +60,12 @@ export interface CompiledPolicy {
   readonly digest: string;
   /** role → permission names it holds, inherited included. */
   readonly byRole: ReadonlyMap<string, ReadonlySet<string>>;
-  /** user id → permissions granted to them directly. */
+  /** user id → permissions granted to them directly, everywhere. */
   readonly direct: ReadonlyMap<number, ReadonlySet<string>>;
+  /** user id → organisation id → permissions granted to them in that organisation (by an org admin). */
+  readonly orgDirect: ReadonlyMap<number, ReadonlyMap<number, ReadonlySet<string>>>;
+  /** role → what it gives as an organisation role: what it holds, less the global-only permissions. */
+  readonly byOrgRole: ReadonlyMap<string, ReadonlySet<string>>;
   readonly implied: ReadonlyMap<string, readonly string[]>;
   /** Roles, strongest first (the g2 order). */
   readonly rank: ReadonlyMap<string, number>;
@@ -147,11 +161,24 @@ export class Authorizer {
     return this.state.implied.get(role) ?? [role];
   }
 
-  /** May this role, or this user (through their role or a direct grant), do `action` on `object`? */
+  /**
+   * May this role, or this user, do `action` on `object` somewhere: through their global role or a direct
+   * grant, or in their own organisation. The routes' gate; what a route does to one user then asks
+   * `canIn` the target's organisation (src/authz/targets.ts).
+   */
   can(who: Subject, object: string, action: string): boolean {
     const name = permissionName(object, action);
     if (typeof who === 'string') return this.state.byRole.get(who)?.has(name) ?? false;
-    return (this.state.byRole.get(who.role)?.has(name) ?? false) || (this.state.direct.get(who.id)?.has(name) ?? false);
+    return holdsIn(this.state, who, who.orgId ?? null, name);
+  }
+
+  /**
+   * May this user do it in organisation `orgId` (null: outside every organisation, i.e. globally)? Their
+   * global role and global grants hold everywhere; their organisation role and the grants made in their
+   * organisation only there, and never a global-only permission (`GLOBAL_ONLY`).
+   */
+  canIn(who: UserSubject, orgId: number | null, object: string, action: string): boolean {
+    return holdsIn(this.state, who, orgId, permissionName(object, action));
   }
 
   /** Is `name` a permission of the catalogue (`users.list`)? */
@@ -201,12 +228,37 @@ export class Authorizer {
   }
 }
 
-/** Permissions a user holds: through their role, directly, and all of them. */
-export function permissionsOf(policy: CompiledPolicy, user: { id: number; role: string }) {
+/** Does the user hold `name` in organisation `orgId` (null: globally)? Set lookups only. */
+export function holdsIn(policy: CompiledPolicy, who: UserSubject, orgId: number | null, name: string): boolean {
+  if (policy.byRole.get(who.role)?.has(name) || policy.direct.get(who.id)?.has(name)) return true;
+  if (orgId === null || who.orgId !== orgId) return false;
+  if (who.orgRole && policy.byOrgRole.get(who.orgRole)?.has(name)) return true;
+  return (!GLOBAL_ONLY.has(name) && policy.orgDirect.get(who.id)?.get(orgId)?.has(name)) ?? false;
+}
+
+/** What a user holds in their own organisation beyond their global role and grants (empty without one). */
+export function orgPermissionsOf(policy: CompiledPolicy, user: UserSubject): string[] {
+  if (user.orgId === null || user.orgId === undefined) return [];
+  const fromRole = user.orgRole ? [...(policy.byOrgRole.get(user.orgRole) ?? [])] : [];
+  const granted = [...(policy.orgDirect.get(user.id)?.get(user.orgId) ?? [])].filter((p) => !GLOBAL_ONLY.has(p));
+  return [...new Set([...fromRole, ...granted])].sort();
+}
+
+/**
+ * Permissions a user holds: through their role, directly, and all of them (their organisation's
+ * included: `effective` is what they hold anywhere, the set the no-escalation rails compare).
+ */
+export function permissionsOf(policy: CompiledPolicy, user: UserSubject) {
   const inherited = [...(policy.byRole.get(user.role) ?? [])].sort();
   const direct = [...(policy.direct.get(user.id) ?? [])].sort();
-  const effective = [...new Set([...inherited, ...direct])].sort();
-  return { role: user.role, inherited, direct, effective };
+  const inOrg = orgPermissionsOf(policy, user);
+  const effective = [...new Set([...inherited, ...direct, ...inOrg])].sort();
+  return { role: user.role, inherited, direct, effective, inOrg };
+}
+
+/** The global permissions alone: the role's and the global grants. */
+export function globalPermissionsOf(policy: CompiledPolicy, user: UserSubject): Set<string> {
+  return new Set([...(policy.byRole.get(user.role) ?? []), ...(policy.direct.get(user.id) ?? [])]);
 }
 
 /** Usher's permissions, the host app's, and any other the policy file names (a custom policies/ folder). */
@@ -298,6 +350,16 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
     if (!set) direct.set(userId, (set = new Set()));
     set.add(permissionName(obj, act));
   }
+  const orgDirect = new Map<number, Map<number, Set<string>>>();
+  for (const [userId, orgId, obj, act] of rows.orgDirect ?? []) {
+    let byOrg = orgDirect.get(userId);
+    if (!byOrg) orgDirect.set(userId, (byOrg = new Map()));
+    let set = byOrg.get(orgId);
+    if (!set) byOrg.set(orgId, (set = new Set()));
+    set.add(permissionName(obj, act));
+  }
+  const byOrgRole = new Map<string, Set<string>>();
+  for (const [role, held] of byRole) byOrgRole.set(role, new Set([...held].filter((p) => !GLOBAL_ONLY.has(p))));
   const roles = new Map<string, RoleView>();
   for (const r of rows.roles) {
     const own = r.name === SUPER_ROLE ? [...pairs.keys()] : rows.permissions.filter(([sub]) => sub === r.name).map(([, o, a]) => permissionName(o, a));
@@ -316,5 +378,5 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
     ...groupRules.map((r) => `g2\u0000${r.group}\u0000${r.role}\u0000${r.provider}`),
   ];
   const digest = createHash('sha256').update(lines.sort().join('\n')).digest('hex').slice(0, 16);
-  return { roles, roleNames: new Set([...roleNames].sort()), digest, byRole, direct, implied, rank: new Map(order.map((role, i) => [role, i])), groupRules };
+  return { roles, roleNames: new Set([...roleNames].sort()), digest, byRole, direct, orgDirect, byOrgRole, implied, rank: new Map(order.map((role, i) => [role, i])), groupRules };
 }

@@ -42,7 +42,12 @@ export type EventType =
   | 'session.created'
   | 'session.ended'
   | 'proxy.untrusted_headers'
-  | 'policy.changed';
+  | 'policy.changed'
+  | 'org.created'
+  | 'org.updated'
+  | 'org.deleted'
+  | 'user.org_changed'
+  | 'idp.org_role_synced';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'user.created',
@@ -73,6 +78,11 @@ export const EVENT_TYPES: readonly EventType[] = [
   'session.ended',
   'proxy.untrusted_headers',
   'policy.changed',
+  'org.created',
+  'org.updated',
+  'org.deleted',
+  'user.org_changed',
+  'idp.org_role_synced',
 ];
 
 /** Small, flat, and never a secret (no password, key, hash or session id). */
