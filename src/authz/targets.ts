@@ -31,7 +31,8 @@ export function checkTarget(policy: CompiledPolicy, actor: UserRecord, target: U
   if (!rail || actor.role === SUPER_ROLE || actor.id === target.id) return;
   if (target.role === SUPER_ROLE) throw Errors.targetHoldsMore(`${target.username} is an admin; only an admin may do this.`);
   const mine = new Set(permissionsOf(policy, actor).effective);
-  const lacking = permissionsOf(policy, target).effective.filter((p) => !mine.has(p));
+  // self.* is power over one's own account alone: a custom role without it still acts on those who have it.
+  const lacking = permissionsOf(policy, target).effective.filter((p) => !mine.has(p) && !p.startsWith('self.'));
   if (lacking.length > 0) throw Errors.targetHoldsMore(`${target.username} holds ${lacking.join(', ')}, which you do not; only someone holding it may do this.`);
 }
 

@@ -631,6 +631,7 @@ export class UserService {
   private async prepareNew(input: NewUser) {
     const role = input.role ?? DEFAULT_ROLE;
     const password = input.password ?? null;
+    if (input.orgRole && !input.organizationId) throw invalidField('orgRole', 'needs an organizationId');
     if (role === ADMIN_ROLE && password === null && (input.authSource ?? 'local') === 'local') throw Errors.adminNeedsPassword();
     const username = normalizeUsername(input.username);
     const apiKey = input.apiKey ?? generateApiKey();
@@ -643,7 +644,7 @@ export class UserService {
         ...emailColumns(input.email || null),
         role,
         org_id: input.organizationId ?? null,
-        org_role: input.organizationId ? (input.orgRole ?? null) : null,
+        org_role: input.orgRole ?? null,
         active: true,
         password_hash: password === null ? null : await hashPassword(password),
         auth_source: input.authSource ?? 'local',
