@@ -11,6 +11,7 @@ import { requireAuth, requirePermission, requireRole } from './authz/guards.js';
 import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
 import { userGuard } from './authz/targets.js';
+import { OrgGroupRoles } from './authz/group-org-roles.js';
 import { OrgService } from './orgs/service.js';
 import { orgEndpoints } from './orgs/routes.js';
 import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
@@ -207,7 +208,10 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const users = new UserService(db, keys, log, events);
     const invites = new InviteService(db, keys, events);
     // Roles configuration names stay while it names them.
-    const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
+    const orgGroups = new OrgGroupRoles(config.orgGroups, () => authz.policy.rank);
+    const badOrgRoles = config.orgGroups.filter((r) => !authz.roles.has(r.role));
+    if (badOrgRoles.length > 0) throw new ConfigError(badOrgRoles.map((r) => `config: orgGroups[${config.orgGroups.indexOf(r)}].role: must be one of ${[...authz.roles].join(', ')}`));
+    const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...orgGroups.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
     const policy = new PolicyService(db, authz, events, pinned);
     users.guardRoles((trx, role, origin) => policy.checkRoleAssignment(trx, role, origin));
     // Who may act on whom, checked inside each change's transaction (org admins, the holds-more rail).
@@ -263,7 +267,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       deviceMethod,
       new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
       ...(config.proxy.enabled
-        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles), config.apiKeyCacheTtlMs, log, isForwardAuth)]
+        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles, orgGroups), config.apiKeyCacheTtlMs, log, isForwardAuth)]
         : []),
     ];
     const chain = authenticateWith(
@@ -322,7 +326,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       clients: oidcClients,
       sessions,
       users,
-      provisioner: new Provisioner(users, authz.groupRoles),
+      provisioner: new Provisioner(users, authz.groupRoles, orgGroups),
       log,
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseOidcProviders } from './oidc.js';
 import {
   absoluteUrl, linkUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
-  keyPrefix, listenAddress, logLevel, oneOf, permissionList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type Parser, type ValueOf,
+  keyPrefix, listenAddress, logLevel, oneOf, orgGroupList, permissionList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type OrgGroupRuleConfig, type Parser, type ValueOf,
 } from './parsers.js';
 import { trustsEveryAddress } from './trusted-proxies.js';
 import { PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
@@ -81,6 +81,7 @@ const OPTIONS = {
   proxyAdminGroups: { path: 'auth.proxy.adminGroups', env: 'USHER_PROXY_ADMIN_GROUPS', parse: groupList, fallback: Object.freeze([]) as readonly string[] },
   proxyAutoProvision: { path: 'auth.proxy.autoProvision', env: 'USHER_PROXY_AUTO_PROVISION', parse: boolean, fallback: true },
   proxyRoleSync: { path: 'auth.proxy.roleSync', env: 'USHER_PROXY_ROLE_SYNC', parse: oneOf(ROLE_SYNC_MODES), fallback: 'always' as RoleSync },
+  orgGroups: { path: 'orgGroups', parse: orgGroupList, fallback: Object.freeze([]) as readonly OrgGroupRuleConfig[] },
   permissions: { path: 'permissions', parse: permissionList, fallback: Object.freeze([]) as readonly DeclaredPermissionConfig[] },
   forwardAuthLoginUrl: { path: 'auth.forwardAuth.loginUrl', env: 'USHER_FORWARD_AUTH_LOGIN_URL', parse: absoluteUrl, fallback: undefined },
   forwardAuthRedirectDomains: { path: 'auth.forwardAuth.redirectDomains', env: 'USHER_FORWARD_AUTH_REDIRECT_DOMAINS', parse: domainList, fallback: undefined },
@@ -222,6 +223,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
         Object.freeze([...new Set([v.forwardAuthLoginUrl, v.publicUrl].filter((u) => u !== undefined).map((u) => new URL(u).hostname))]),
     }),
     permissions: v.permissions,
+    orgGroups: v.orgGroups,
     connect: Object.freeze({ appUrl: v.connectAppUrl, webUrl: v.connectWebUrl }),
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,

@@ -51,6 +51,11 @@ export interface UsherConfig {
   };
   /** The host app's permissions, `object.action` with a description: custom roles and users may hold them (docs/permissions.md). */
   readonly permissions: readonly { readonly name: string; readonly description: string }[];
+  /**
+   * IdP groups to a role inside one organisation (group `acme-admins` → `admin` of `acme`), applied at each
+   * login like the role sync (docs/permissions.md, Organisations).
+   */
+  readonly orgGroups: readonly { readonly group: string; readonly org: string; readonly role: string; readonly provider: string }[];
   /** Where the console's connect page sends a listener once their device is signed in; each button is hidden when unset. */
   readonly connect: {
     /** The host's mobile app (a deep link such as myapp://connect, or an app-store page): "Open in app" and the QR code. */

@@ -11,6 +11,7 @@ import { eventOf, SYSTEM_ORIGIN, type EventDetail, type EventStream, type EventT
 import { normalizeUsername, usernameKey } from '../names.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
+import { orgsRepo } from '../orgs/repository.js';
 
 /** The actor is the user acted on (their own account: no target check). */
 const isSelf = (origin: Origin, id: number) => origin.actor.kind === 'user' && origin.actor.userId === id;
@@ -513,6 +514,34 @@ export class UserService {
       this.log.warn({ userId: id, role: user.role, groupsRole: role, rail: err.code }, 'role sync: role kept, the change would break a safety rail');
       return user;
     }
+  }
+
+  /**
+   * Sets the organisation and organisation role an identity provider's groups give (`place`, the
+   * organisation by name), or takes the organisation role away (null). An organisation that does not exist
+   * is logged and skipped: configuration names it, an admin creates it.
+   */
+  async syncOrgRole(id: number, place: { org: string; role: string } | null, origin: Origin): Promise<UserRecord> {
+    const org = place === null ? null : await orgsRepo.findByName(this.db, place.org);
+    if (place !== null && org === null) {
+      this.log.warn({ userId: id, org: place.org }, 'organisation role sync: no organisation of that name; left unchanged');
+      return this.require(id);
+    }
+    return this.change(
+      id,
+      (before) => {
+        const orgId = org === null ? before.orgId : org.id;
+        const orgRole = place === null ? null : place.role;
+        const same = orgId === before.orgId && orgRole === before.orgRole;
+        return {
+          changes: same ? {} : { org_id: orgId, org_role: orgRole },
+          after: { role: before.role, hasPassword: before.hasPassword },
+          events: same ? [] : [['idp.org_role_synced', { from: before.orgId, to: orgId, orgRoleFrom: before.orgRole, orgRoleTo: orgRole }]],
+          place: same ? undefined : { orgId, orgRole },
+        };
+      },
+      origin,
+    );
   }
 
   /** Updates the name and email a provider gives (undefined: unchanged); an email another account holds is left out. */
