@@ -19,6 +19,15 @@ export function defaultPolicyDir(): string {
   throw new Error('policies/ folder not found');
 }
 
+/** The domain of a global binding (a user's global role, the built-in inheritance): it holds in every domain. */
+export const ALL_DOMAINS = '*';
+
+/** The Casbin domain of organisation `id`. */
+export const orgDomain = (id: number) => `org:${id}`;
+
+/** Casbin's domain matching for g: a binding in `*` holds in every domain, any other in its own alone. */
+export const anyDomain = (requested: string, bound: string) => bound === ALL_DOMAINS || requested === bound;
+
 /** The role that holds every permission, Usher's and the host app's; its permissions are not editable. */
 export const SUPER_ROLE = ADMIN_ROLE;
 
@@ -284,9 +293,16 @@ interface PolicyFile {
 /** policy.csv as rows: its roles are the built-ins. */
 async function readPolicyFile(policyDir: string): Promise<PolicyFile> {
   const enforcer = await newEnforcer(join(policyDir, 'model.conf'), join(policyDir, 'policy.csv'));
+  await enforcer.addNamedDomainMatchingFunc('g', anyDomain);
   enforcer.enableAutoSave(false);
   const permissions = (await enforcer.getPolicy()).map(([sub, obj, act]) => [sub!, obj!, act!] as [string, string, string]);
-  const inherits = (await enforcer.getGroupingPolicy()).map(([member, role]) => [member!, role!] as [string, string]);
+  const inherits: [string, string][] = [];
+  for (const row of await enforcer.getGroupingPolicy()) {
+    const [member, role, domain] = row;
+    // The built-in roles' inheritance holds everywhere; users' bindings live in the database.
+    if (!member || !role || domain !== ALL_DOMAINS) throw new Error(`policy: g needs member, role, ${ALL_DOMAINS} (inheritance holds in every domain); got ${JSON.stringify(row)}`);
+    inherits.push([member, role]);
+  }
   const names = new Set<string>();
   for (const [sub] of permissions) names.add(sub);
   for (const [member, role] of inherits) names.add(member).add(role);
@@ -312,6 +328,7 @@ const key = (role: string, name: string) => `${role}\u0000${name}`;
 async function compilePolicy(modelText: string, rows: PolicyRows, declared: readonly DeclaredPermission[], groupRules: readonly GroupRoleRule[]): Promise<CompiledPolicy> {
   const enforcer = await newEnforcer(newModelFromString(modelText));
   enforcer.enableAutoSave(false);
+  await enforcer.addNamedDomainMatchingFunc('g', anyDomain);
   const roleNames = new Set(rows.roles.map((r) => r.name));
   const pairs = new Map<string, [string, string]>();
   for (const p of declared) {
@@ -322,7 +339,7 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
   const policy = rows.permissions.map((r) => [...r]);
   if (roleNames.has(SUPER_ROLE)) for (const [obj, act] of pairs.values()) policy.push([SUPER_ROLE, obj, act]);
   if (policy.length > 0) await enforcer.addPolicies(policy);
-  if (rows.inherits.length > 0) await enforcer.addGroupingPolicies(rows.inherits.map((r) => [...r]));
+  if (rows.inherits.length > 0) await enforcer.addGroupingPolicies(rows.inherits.map((r) => [...r, ALL_DOMAINS]));
   const hasG2 = enforcer.getModel().model.get('g')?.has('g2') ?? false;
   if (groupRules.length > 0 && !hasG2) throw new Error('policy: model.conf has no g2 grouping (group, role, provider), which group-to-role mapping needs');
   for (const rule of groupRules) {
@@ -336,13 +353,17 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
     // Casbin's RBAC API walks g and p as the model defines them. Asking enforce() of every (role, pair)
     // instead costs a matcher run per policy row: 2.5 s for 100 roles (bench/permissions.ts).
     // test/policies.test.ts checks both agree.
+    // What a role holds in `*`: its inheritance is bound there, and holds in every organisation alike.
     const held = new Set<string>();
-    for (const [, obj, act] of await enforcer.getImplicitPermissionsForUser(role)) {
-      const name = permissionName(obj!, act!);
-      if (pairs.has(name)) held.add(name);
+    const inherited = (await enforcer.getImplicitRolesForUser(role, ALL_DOMAINS)).filter((r) => r !== role);
+    for (const r of [role, ...inherited]) {
+      for (const [, obj, act] of await enforcer.getFilteredPolicy(0, r)) {
+        const name = permissionName(obj!, act!);
+        if (pairs.has(name)) held.add(name);
+      }
     }
     byRole.set(role, held);
-    implied.set(role, [role, ...(await enforcer.getImplicitRolesForUser(role)).filter((r) => r !== role)]);
+    implied.set(role, [role, ...inherited]);
   }
   const direct = new Map<number, Set<string>>();
   for (const [userId, obj, act] of rows.direct) {
