@@ -179,6 +179,31 @@ describe.each(DB_KINDS)('organisations on %s', (kind) => {
     expect(made.body).toMatchObject({ role: 'user', organizationId: acme, orgRole: 'user' });
   });
 
+  it('lets an org admin invite and end the sessions of their members', async () => {
+    const invite = await c.post(`${USERS}/${alice.id}/invites`, { key: orgAdmin.key, body: {} });
+    expect(invite.status, invite.text).toBe(201);
+    const listed = await c.get(`${USERS}/${alice.id}/invites`, { key: orgAdmin.key });
+    expect(listed.body.active.id).toBe(invite.body.invite.id);
+    expect((await c.del(`${USERS}/${alice.id}/invites/${invite.body.invite.id}`, { key: orgAdmin.key })).status).toBe(200);
+    expect((await c.del(`${USERS}/${alice.id}/sessions`, { key: orgAdmin.key })).status).toBe(204);
+  });
+
+  it('refuses giving an organisation role holding more than the giver holds there', async () => {
+    const role = await c.post(`${AUTH}/roles`, { key: admin, body: { name: 'org-helper', permissions: ['users.list', 'users.read', 'users.create', 'users.update'] } });
+    expect(role.status, role.text).toBe(201);
+    const helper = await make({ username: 'acme-helper', organizationId: acme, orgRole: 'org-helper' });
+    expect((await c.get(USERS, { key: helper.key })).status).toBe(200);
+    expect(errorCode(await c.post(USERS, { key: helper.key, body: { username: 'acme-boss2', orgRole: 'admin' } }))).toBe('authz.escalation');
+    expect(errorCode(await c.patch(`${USERS}/${alice.id}`, { key: helper.key, body: { orgRole: 'admin' } }))).toBe('authz.escalation');
+    expect(errorCode(await c.patch(`${USERS}/${helper.id}`, { key: helper.key, body: { orgRole: 'admin' } }))).toBe('authz.escalation');
+    // Their own role's worth is fine.
+    const made = await c.post(USERS, { key: helper.key, body: { username: 'acme-helper2', orgRole: 'org-helper' } });
+    expect(made.status, made.text).toBe(201);
+    expect(made.body).toMatchObject({ organizationId: acme, orgRole: 'org-helper' });
+    // A role held as an organisation role is in use: deleting it needs moveTo.
+    expect(errorCode(await c.del(`${AUTH}/roles/org-helper`, { key: admin }))).toBe('role.in_use');
+  });
+
   it('refuses an org admin acting on an admin or on a member holding more (403 authz.target_holds_more)', async () => {
     const boss = await make({ username: 'acme-boss', role: 'admin', organizationId: acme });
     const strong = await make({ username: 'acme-strong', organizationId: acme });
