@@ -620,6 +620,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every organisation
+         * @description By name. Someone who reads organisations only through their organisation role sees their own.
+         *
+         *     Capability `orgs:read`.
+         */
+        get: operations["getOrgs"];
+        put?: never;
+        /**
+         * Create an organisation
+         * @description Capability `orgs:manage`.
+         */
+        post: operations["postOrgs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/orgs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One organisation
+         * @description Capability `orgs:read`.
+         */
+        get: operations["getOrgsById"];
+        /**
+         * Rename or describe an organisation
+         * @description Fields left out stay as they are.
+         *
+         *     Capability `orgs:manage`.
+         */
+        put: operations["putOrgsById"];
+        post?: never;
+        /**
+         * Delete an organisation
+         * @description One with members needs `members=detach`, which takes them out of it (with their organisation role); else `409 org.in_use`.
+         *
+         *     Capability `orgs:manage`.
+         */
+        delete: operations["deleteOrgsById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/permissions": {
         parameters: {
             query?: never;
@@ -778,6 +836,10 @@ export interface components {
             name: string | null;
             email: string | null;
             role: string;
+            /** @description The organisation the user belongs to; null: none. */
+            organizationId: number | null;
+            /** @description The role held inside that organisation only; null: none. */
+            orgRole: string | null;
             active: boolean;
             hasPassword: boolean;
             /** @description `local`, or where the account came from: `oidc:<provider>`, `proxy`. */
@@ -853,7 +915,7 @@ export interface components {
             /** Format: date-time */
             at: string;
             /** @enum {string} */
-            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed";
+            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed" | "org.created" | "org.updated" | "org.deleted" | "user.org_changed" | "idp.org_role_synced";
             actor: components["schemas"]["Actor"];
             targetUserId: number | null;
             ip: string | null;
@@ -881,6 +943,15 @@ export interface components {
             /** @constant */
             kind: "idp";
             provider: string;
+        };
+        Organization: {
+            id: number;
+            name: string;
+            description: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
         };
         Permission: {
             /** @description `object.action`, e.g. `users.list` or the host app’s `cert.create`. */
@@ -910,11 +981,17 @@ export interface components {
             inherited: string[];
             /** @description Granted to this user alone. */
             direct: string[];
-            /** @description Both. */
+            /** @description Everything held, in their organisation included. */
             effective: string[];
+            /** @description A member of an organisation: its id. */
+            organizationId?: number;
+            /** @description Their role inside it. */
+            orgRole?: string | null;
+            /** @description What they hold inside their organisation alone (its role, grants made there). */
+            inOrganization?: string[];
         };
         /** @description Every error code Usher answers, with its HTTP status (x-status) and usual message. */
-        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "setup.already_done" | "api_key.unreadable" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
+        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "authz.target_holds_more" | "org.not_found" | "org.exists" | "org.in_use" | "setup.already_done" | "api_key.unreadable" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
     };
     responses: never;
     parameters: never;
@@ -1563,6 +1640,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -1607,7 +1688,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1616,7 +1697,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -1733,6 +1814,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -1777,7 +1862,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1786,7 +1871,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -2311,6 +2396,10 @@ export interface operations {
                     role?: string;
                     name?: string | null;
                     email?: string | null;
+                    /** @description The organisation the user belongs to; null: none. */
+                    organizationId?: number | null;
+                    /** @description The role the user holds inside their organisation only (`admin`); null: none. */
+                    orgRole?: string | null;
                 };
             };
         };
@@ -2579,6 +2668,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -2623,7 +2716,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2632,7 +2725,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -2787,7 +2880,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2796,7 +2889,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -2897,6 +2990,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -2941,7 +3038,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2950,7 +3047,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -3109,7 +3206,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3118,7 +3215,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -3256,7 +3353,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3265,7 +3362,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -3382,7 +3479,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3391,7 +3488,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -4002,7 +4099,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4011,7 +4108,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -4282,7 +4379,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, user.password_login_off */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more, user.password_login_off */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4291,7 +4388,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "user.password_login_off";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more" | "user.password_login_off";
                             message: string;
                         };
                     };
@@ -4418,7 +4515,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4427,7 +4524,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -4563,7 +4660,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4572,7 +4669,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -5251,7 +5348,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5260,7 +5357,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -5650,6 +5747,672 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getOrgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The organisations. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"][];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postOrgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The new organisation. */
+            201: {
+                headers: {
+                    /** @description The organisation's URL. */
+                    Location: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.exists";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getOrgsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    putOrgsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.exists";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteOrgsById: {
+        parameters: {
+            query?: {
+                /** @description `detach`: take the members out of the organisation. */
+                members?: "detach";
+            };
+            header?: never;
+            path: {
+                /** @description The organisation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.in_use";
                             message: string;
                         };
                     };
@@ -6670,7 +7433,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6679,7 +7442,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more";
                             message: string;
                         };
                     };
