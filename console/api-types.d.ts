@@ -738,6 +738,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every organisation
+         * @description By name. Someone who reads organisations only through their organisation role sees their own.
+         *
+         *     Capability `orgs:read`.
+         */
+        get: operations["getOrgs"];
+        put?: never;
+        /**
+         * Create an organisation
+         * @description Capability `orgs:manage`.
+         */
+        post: operations["postOrgs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/orgs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One organisation
+         * @description Capability `orgs:read`.
+         */
+        get: operations["getOrgsById"];
+        /**
+         * Rename or describe an organisation
+         * @description Fields left out stay as they are.
+         *
+         *     Capability `orgs:manage`.
+         */
+        put: operations["putOrgsById"];
+        post?: never;
+        /**
+         * Delete an organisation
+         * @description One with members needs `members=detach`, which takes them out of it (with their organisation role); else `409 org.in_use`.
+         *
+         *     Capability `orgs:manage`.
+         */
+        delete: operations["deleteOrgsById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/permissions": {
         parameters: {
             query?: never;
@@ -1008,6 +1066,10 @@ export interface components {
             name: string | null;
             email: string | null;
             role: string;
+            /** @description The organisation the user belongs to; null: none. */
+            organizationId: number | null;
+            /** @description The role held inside that organisation only; null: none. */
+            orgRole: string | null;
             active: boolean;
             hasPassword: boolean;
             /** @description `local`, or where the account came from: `oidc:<provider>`, `proxy`. */
@@ -1032,6 +1094,10 @@ export interface components {
             name: string | null;
             email: string | null;
             role: string;
+            /** @description The organisation the user belongs to; null: none. */
+            organizationId: number | null;
+            /** @description The role held inside that organisation only; null: none. */
+            orgRole: string | null;
             active: boolean;
             hasPassword: boolean;
             /** @description `local`, or where the account came from: `oidc:<provider>`, `proxy`. */
@@ -1127,7 +1193,7 @@ export interface components {
             /** Format: date-time */
             at: string;
             /** @enum {string} */
-            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "api_key.created" | "api_key.revoked" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed" | "grant.created" | "grant.revoked";
+            type: "user.created" | "user.updated" | "user.role_changed" | "user.disabled" | "user.enabled" | "user.deleted" | "user.password_changed" | "user.password_reset" | "user.password_cleared" | "user.password_login_changed" | "apikey.rotated" | "api_key.created" | "api_key.revoked" | "invite.created" | "invite.resent" | "invite.revoked" | "invite.redeemed" | "invite.redeem_failed" | "recovery_code.redeemed" | "recovery_code.created" | "recovery_code.revoked" | "idp.role_synced" | "identity.linked" | "login.succeeded" | "login.failed" | "login.rate_limited" | "session.created" | "session.ended" | "proxy.untrusted_headers" | "policy.changed" | "grant.created" | "grant.revoked" | "org.created" | "org.updated" | "org.deleted" | "user.org_changed" | "idp.org_role_synced";
             actor: components["schemas"]["Actor"];
             targetUserId: number | null;
             ip: string | null;
@@ -1155,6 +1221,15 @@ export interface components {
             /** @constant */
             kind: "idp";
             provider: string;
+        };
+        Organization: {
+            id: number;
+            name: string;
+            description: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
         };
         Permission: {
             /** @description `object.action`, e.g. `users.list` or the host app’s `cert.create`. */
@@ -1184,8 +1259,14 @@ export interface components {
             inherited: string[];
             /** @description Granted to this user alone. */
             direct: string[];
-            /** @description Both. */
+            /** @description Everything held, in their organisation included. */
             effective: string[];
+            /** @description A member of an organisation: its id. */
+            organizationId?: number;
+            /** @description Their role inside it. */
+            orgRole?: string | null;
+            /** @description What they hold inside their organisation alone (its role, grants made there). */
+            inOrganization?: string[];
         };
         Explanation: {
             /** @description The policy's decision, as the request path takes it. */
@@ -1224,7 +1305,7 @@ export interface components {
             ids: string[];
         };
         /** @description Every error code Usher answers, with its HTTP status (x-status) and usual message. */
-        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "grant.not_found" | "grant.exists" | "setup.already_done" | "api_key.unreadable" | "api_key.not_found" | "api_key.name_taken" | "api_key.limit" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
+        ErrorCode: string & ("request.invalid" | "request.malformed_json" | "auth.conflicting_credentials" | "auth.key_in_url" | "auth.unauthenticated" | "auth.invalid_credentials" | "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.csrf" | "auth.forbidden" | "auth.proxy_username_refused" | "auth.not_provisioned" | "user.password_login_off" | "user.wrong_current_password" | "not_found" | "user.not_found" | "request.method_not_allowed" | "user.username_taken" | "user.email_taken" | "user.last_admin" | "user.admin_needs_password" | "user.cannot_delete_self" | "role.not_found" | "role.exists" | "role.built_in" | "role.in_use" | "authz.escalation" | "grant.not_found" | "grant.exists" | "authz.target_holds_more" | "org.not_found" | "org.exists" | "org.in_use" | "setup.already_done" | "api_key.unreadable" | "api_key.not_found" | "api_key.name_taken" | "api_key.limit" | "session.not_found" | "invite.not_found" | "invite.not_active" | "invite.typo" | "invite.invalid" | "invite.expired" | "invite.used_up" | "invite.revoked" | "invite.replaced" | "auth.account_disabled" | "request.too_large" | "request.unsupported_media_type" | "session.store_unavailable" | "auth.too_many_attempts" | "oidc.unknown_provider" | "oidc.invalid_state" | "oidc.login_failed" | "oidc.invalid_logout_token" | "oidc.provider_unavailable" | "service.unavailable" | "service.busy");
     };
     responses: never;
     parameters: never;
@@ -1873,6 +1954,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -1917,7 +2002,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1926,7 +2011,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -2043,6 +2128,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -2087,7 +2176,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2096,7 +2185,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -2621,6 +2710,10 @@ export interface operations {
                     role?: string;
                     name?: string | null;
                     email?: string | null;
+                    /** @description The organisation the user belongs to; null: none. */
+                    organizationId?: number | null;
+                    /** @description The role the user holds inside their organisation only (`admin`); null: none. */
+                    orgRole?: string | null;
                 };
             };
         };
@@ -2889,6 +2982,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -2933,7 +3030,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2942,7 +3039,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -3097,7 +3194,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3106,7 +3203,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -3207,6 +3304,10 @@ export interface operations {
                     email?: string | null;
                     password?: string | null;
                     passwordLogin?: boolean;
+                    /** @description Moves the user to another organisation (global admins: `users:set-org`). */
+                    organizationId?: number | null;
+                    /** @description The role inside their organisation (`users:set-org`). */
+                    orgRole?: string | null;
                     currentPassword?: string;
                 };
             };
@@ -3251,7 +3352,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, user.password_login_off, user.wrong_current_password */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more, user.password_login_off, user.wrong_current_password */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3260,7 +3361,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "user.password_login_off" | "user.wrong_current_password";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more" | "user.password_login_off" | "user.wrong_current_password";
                             message: string;
                         };
                     };
@@ -3419,7 +3520,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3428,7 +3529,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -3566,7 +3667,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3575,7 +3676,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -3692,7 +3793,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3701,7 +3802,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -4440,7 +4541,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4449,7 +4550,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -4848,7 +4949,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, user.password_login_off */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more, user.password_login_off */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4857,7 +4958,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "user.password_login_off";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more" | "user.password_login_off";
                             message: string;
                         };
                     };
@@ -4984,7 +5085,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4993,7 +5094,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -5129,7 +5230,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5138,7 +5239,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -5817,7 +5918,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5826,7 +5927,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -6967,6 +7068,672 @@ export interface operations {
             };
         };
     };
+    getOrgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The organisations. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"][];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postOrgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The new organisation. */
+            201: {
+                headers: {
+                    /** @description The organisation's URL. */
+                    Location: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.exists";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getOrgsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    putOrgsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organisation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.exists";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    deleteOrgsById: {
+        parameters: {
+            query?: {
+                /** @description `detach`: take the members out of the organisation. */
+                members?: "detach";
+            };
+            header?: never;
+            path: {
+                /** @description The organisation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description org.in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "org.in_use";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     getPermissions: {
         parameters: {
             query?: never;
@@ -7935,7 +8702,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7944,7 +8711,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more";
                             message: string;
                         };
                     };

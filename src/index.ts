@@ -16,6 +16,10 @@ import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
 import { pollPolicy } from './authz/policy-sync.js';
 import { explainEndpoints } from './authz/explain-routes.js';
+import { userGuard } from './authz/targets.js';
+import { OrgGroupRoles } from './authz/group-org-roles.js';
+import { OrgService } from './orgs/service.js';
+import { orgEndpoints } from './orgs/routes.js';
 import { USHER_PERMISSIONS, type PermissionInfo } from './authz/permissions.js';
 import { authenticateWith, refuseKeyInUrl } from './authn/chain.js';
 import { ApiKeyMethod } from './authn/methods/api-key.js';
@@ -238,9 +242,18 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const syncGroupGrants = (id: number, provider: string, groups: readonly string[], origin: Origin) => grants.syncGroups(id, provider, groups, origin);
     const invites = new InviteService(db, keys, events);
     // Roles configuration names stay while it names them.
-    const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
+    const orgGroups = new OrgGroupRoles(config.orgGroups, () => authz.policy.rank);
+    const badOrgRoles = config.orgGroups.filter((r) => !authz.roles.has(r.role));
+    if (badOrgRoles.length > 0) throw new ConfigError(badOrgRoles.map((r) => `config: orgGroups[${config.orgGroups.indexOf(r)}].role: must be one of ${[...authz.roles].join(', ')}`));
+    const pinned = new Set([DEFAULT_ROLE, ...authz.groupRoles.roles(), ...orgGroups.roles(), ...config.oidc.providers.map((p) => p.defaultRole)]);
     const policy = new PolicyService(db, authz, events, pinned);
     users.guardRoles((trx, role, origin) => policy.checkRoleAssignment(trx, role, origin));
+    // Who may act on whom, checked inside each change's transaction (org admins, the holds-more rail).
+    const guard = userGuard(authz);
+    users.guardTargets(guard);
+    invites.guardTargets(guard);
+    policy.guardTargets(guard);
+    const orgs = new OrgService(db, events);
     // A deleted user's direct permissions go with their row (ON DELETE CASCADE): compile without them.
     events.on(() => authz.refresh(), { types: ['user.deleted'] });
     await bootstrapAdmin(config, users, log);
@@ -289,7 +302,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       deviceMethod,
       new SessionMethod(users, sessions, config.apiKeyCacheTtlMs),
       ...(config.proxy.enabled
-        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles, syncGroupGrants), config.apiKeyCacheTtlMs, log, isForwardAuth)]
+        ? [new ProxyMethod(config.proxy, config.trustedProxies, users, new Provisioner(users, authz.groupRoles, syncGroupGrants, orgGroups), config.apiKeyCacheTtlMs, log, isForwardAuth)]
         : []),
     ];
     const chain = authenticateWith(
@@ -348,7 +361,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       clients: oidcClients,
       sessions,
       users,
-      provisioner: new Provisioner(users, authz.groupRoles, syncGroupGrants),
+      provisioner: new Provisioner(users, authz.groupRoles, syncGroupGrants, orgGroups),
       log,
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
@@ -361,12 +374,13 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...userEndpoints({ base: API_BASE, users, authz, schemas, grantsOf: (id) => grants.list(id), applyUpdate: accountUpdate(users, limiter, sessions) }),
         ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
         ...sessionEndpoints(users, sessions, deviceTokens),
-        ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
+        ...inviteEndpoints({ invites, publicUrl: config.publicUrl, reach: (id, origin) => users.requireFor(id, origin, 'invites.read') }),
         ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),
         ...scopedKeyEndpoints(scopedKeys),
         ...publicAuthEndpoints(users, schemas),
-        ...auditEndpoints(audit),
+        ...auditEndpoints(audit, (caller) => authz.canIn(caller, null, 'audit', 'read')),
+        ...orgEndpoints({ base: API_BASE, orgs, authz }),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
         ...explainEndpoints({ authz, users }),
         ...grantEndpoints({ base: API_BASE, access, users }),

@@ -144,6 +144,8 @@ describe('the answer check', () => {
     name: null,
     email: null,
     role: 'admin',
+    organizationId: null,
+    orgRole: null,
     active: true,
     hasPassword: true,
     authSource: 'local',

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newEnforcer } from 'casbin';
 import { describe, expect, it } from 'vitest';
-import { Authorizer, defaultPolicyDir } from '../src/authz/enforcer.js';
+import { ALL_DOMAINS, Authorizer, anyDomain, defaultPolicyDir, orgDomain, type UserSubject } from '../src/authz/enforcer.js';
+import { GLOBAL_ONLY } from '../src/authz/permissions.js';
 
 describe('the Casbin policy in policies/', () => {
   it('knows exactly the roles user and admin', async () => {
@@ -101,15 +102,16 @@ describe('the Casbin policy in policies/', () => {
       cpSync(defaultPolicyDir(), dir, { recursive: true });
       appendFileSync(
         join(dir, 'policy.csv'),
-        ['p, viewer, users, list', 'p, support, users, reset-password', 'g, support, viewer', 'p, lead, audit, read', 'g, lead, support', 'g, lead, user', ''].join('\n'),
+        ['p, viewer, users, list', 'p, support, users, reset-password', 'g, support, viewer, *', 'p, lead, audit, read', 'g, lead, support, *', 'g, lead, user, *', ''].join('\n'),
       );
       const authz = await Authorizer.load(dir);
       const enforcer = await newEnforcer(join(dir, 'model.conf'), join(dir, 'policy.csv'));
+      await enforcer.addNamedDomainMatchingFunc('g', anyDomain);
       let allows = 0;
       for (const role of ['user', 'viewer', 'support', 'lead']) {
         for (const { name } of authz.permissions) {
           const [object, action] = name.split(/\.(.*)/) as [string, string];
-          const expected = await enforcer.enforce(role, object, action);
+          const expected = await enforcer.enforce(role, '*', object, action);
           expect(authz.can(role, object, action), `${role} ${name}`).toBe(expected);
           if (expected) allows++;
         }
@@ -167,5 +169,107 @@ describe('the Casbin policy in policies/', () => {
     const authz = await example('pki.csv', declared('cert.create', 'cert.revoke', 'cert.download'));
     const [object, action] = permission.split('.') as [string, string];
     expect(authz.can(role, object, action)).toBe(allowed);
+  });
+
+  describe('roles bound per organisation (RBAC with domains)', () => {
+    // Global roles are bindings in *, organisation roles bindings in org:<id>; as Usher compiles them from users' rows.
+    const people: Record<string, UserSubject> = {
+      root: { id: 1, role: 'admin', orgId: null, orgRole: null },
+      acmeAdmin: { id: 2, role: 'user', orgId: 3, orgRole: 'admin' },
+      acmeMember: { id: 3, role: 'user', orgId: 3, orgRole: null },
+      globexUser: { id: 4, role: 'user', orgId: 4, orgRole: 'user' },
+      rootInAcme: { id: 5, role: 'admin', orgId: 3, orgRole: 'user' },
+      loner: { id: 6, role: 'user', orgId: null, orgRole: null },
+    };
+    const domains: (number | null)[] = [null, 3, 4];
+
+    /** The real model.conf and policy.csv, admin given every declared permission as compilePolicy does, and the users' bindings. */
+    async function casbin(authz: Authorizer) {
+      const enforcer = await newEnforcer(join(defaultPolicyDir(), 'model.conf'), join(defaultPolicyDir(), 'policy.csv'));
+      await enforcer.addNamedDomainMatchingFunc('g', anyDomain);
+      // One at a time: addPolicies adds nothing when one row exists already.
+      for (const p of authz.permissions) await enforcer.addPolicy('admin', ...(p.name.split(/\.(.*)/).slice(0, 2) as [string, string]));
+      for (const [name, u] of Object.entries(people)) {
+        await enforcer.addGroupingPolicy(name, u.role, ALL_DOMAINS);
+        if (u.orgId != null && u.orgRole) await enforcer.addGroupingPolicy(name, u.orgRole, orgDomain(u.orgId));
+      }
+      // A global-only permission is always asked in *: an organisation role never gives it.
+      return (name: string, orgId: number | null, permission: string) => {
+        const [object, action] = permission.split(/\.(.*)/) as [string, string];
+        return enforcer.enforce(name, orgId === null || GLOBAL_ONLY.has(permission) ? ALL_DOMAINS : orgDomain(orgId), object, action);
+      };
+    }
+
+    it('Casbin and the compiled sets agree for every user, organisation and permission', async () => {
+      const authz = await Authorizer.load(undefined, [], [{ name: 'cert.create', description: 'Issue a certificate.' }]);
+      const enforce = await casbin(authz);
+      let allows = 0;
+      let denies = 0;
+      for (const [name, who] of Object.entries(people)) {
+        for (const orgId of domains) {
+          for (const { name: permission } of authz.permissions) {
+            const [object, action] = permission.split(/\.(.*)/) as [string, string];
+            const expected = await enforce(name, orgId, permission);
+            expect(authz.canIn(who, orgId, object, action), `${name} in ${orgId ?? '*'}: ${permission}`).toBe(expected);
+            if (expected) allows++;
+            else denies++;
+          }
+        }
+      }
+      expect(allows).toBeGreaterThan(0);
+      expect(denies).toBeGreaterThan(0);
+    });
+
+    it.each([
+      // [who, organisation (null: globally), permission, allowed]
+      ['root', null, 'users.set-role', true],
+      ['root', 3, 'users.list', true],
+      ['root', 4, 'orgs.manage', true],
+      ['acmeAdmin', 3, 'users.list', true],
+      ['acmeAdmin', 3, 'users.update', true],
+      ['acmeAdmin', 3, 'users.set-permissions', true],
+      ['acmeAdmin', 3, 'cert.create', true],
+      ['acmeAdmin', 3, 'audit.read', true],
+      ['acmeAdmin', 3, 'self.read', true],
+      ['acmeAdmin', 3, 'users.set-role', false],
+      ['acmeAdmin', 3, 'users.set-status', false],
+      ['acmeAdmin', 3, 'users.set-org', false],
+      ['acmeAdmin', 3, 'orgs.manage', false],
+      ['acmeAdmin', 3, 'roles.manage', false],
+      ['acmeAdmin', 4, 'users.list', false],
+      ['acmeAdmin', null, 'users.list', false],
+      ['acmeAdmin', null, 'self.read', true],
+      ['acmeMember', 3, 'users.list', false],
+      ['acmeMember', 3, 'self.read', true],
+      ['globexUser', 4, 'users.list', false],
+      ['globexUser', 3, 'self.read', true],
+      ['rootInAcme', 4, 'users.delete', true],
+      ['loner', 3, 'users.list', false],
+      ['loner', null, 'self.update', true],
+    ] as const)('%s in organisation %s holds %s: %s', async (name, orgId, permission, allowed) => {
+      const authz = await Authorizer.load(undefined, [], [{ name: 'cert.create', description: 'Issue a certificate.' }]);
+      const [object, action] = permission.split(/\.(.*)/) as [string, string];
+      expect(authz.canIn(people[name]!, orgId, object, action)).toBe(allowed);
+      expect(await (await casbin(authz))(name, orgId, permission)).toBe(allowed);
+    });
+
+    it('answers can() for the route gate: anywhere the user holds it, their own organisation included', async () => {
+      const authz = await Authorizer.load();
+      expect(authz.can(people.acmeAdmin!, 'users', 'list')).toBe(true);
+      expect(authz.can(people.acmeAdmin!, 'users', 'set-role')).toBe(false);
+      expect(authz.can(people.acmeMember!, 'users', 'list')).toBe(false);
+      expect(authz.can(people.loner!, 'self', 'read')).toBe(true);
+    });
+
+    it('refuses a policy.csv binding inheritance outside *', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'usher-policy-'));
+      try {
+        cpSync(defaultPolicyDir(), dir, { recursive: true });
+        appendFileSync(join(dir, 'policy.csv'), 'g, admin, user, org:3\n');
+        await expect(Authorizer.load(dir)).rejects.toThrow(/g needs member, role, \*/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

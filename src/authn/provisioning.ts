@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { GroupRoles } from '../authz/group-roles.js';
+import type { OrgGroupRoles } from '../authz/group-org-roles.js';
 import type { RoleSync } from '../config/schema.js';
 import { Errors, invalidField } from '../errors.js';
 import { type UserRecord } from '../users/model.js';
@@ -79,16 +80,33 @@ export class Provisioner {
     private readonly groupRoles: GroupRoles,
     /** Access grants from group rules (src/grants/service.ts), synced at each sign-in with a groups claim. */
     private readonly groupGrants?: (userId: number, provider: string, groups: readonly string[], origin: Origin) => Promise<void>,
+    /** Groups → a role inside an organisation (config orgGroups). */
+    private readonly orgGroups?: OrgGroupRoles,
   ) {}
 
   async resolve(raw: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
     const identity = cleanProfile(raw);
     this.admit(identity, policy);
-    const { user, created } = await this.findOrCreate(identity, policy);
-    // An absent claim changes nothing; a disabled account is left as it is.
-    if (identity.groups !== undefined && user.active) await this.groupGrants?.(user.id, identity.provider, identity.groups, originOf(identity));
-    if (created || !user.active) return user;
+    const found = await this.findOrCreate(identity, policy);
+    if (!found.user.active) return found.user;
+    // An absent claim changes nothing.
+    if (identity.groups !== undefined) await this.groupGrants?.(found.user.id, identity.provider, identity.groups, originOf(identity));
+    const user = await this.syncOrgRole(found.user, identity, policy, found.created);
+    if (found.created) return user;
     return this.syncProfile(await this.syncRole(user, identity, policy), identity);
+  }
+
+  /**
+   * The organisation role the groups give (orgGroups), at creation and, with roleSync `always`, at each
+   * login. Groups unknown (claim or header absent) or no rule for the provider: nothing changes. Groups
+   * known and no rule matching: the organisation role goes (the membership stays, an admin's to change).
+   */
+  private async syncOrgRole(user: UserRecord, identity: ExternalIdentity, policy: ProvisioningPolicy, created: boolean): Promise<UserRecord> {
+    if (!this.orgGroups || identity.groups === undefined || !this.orgGroups.hasRules(identity.provider)) return user;
+    if (!created && policy.roleSync !== 'always') return user;
+    const place = this.orgGroups.placeFor(identity.provider, identity.groups);
+    if (place === null && user.orgRole === null) return user;
+    return this.users.syncOrgRole(user.id, place, originOf(identity));
   }
 
   /** The role the identity's groups give; undefined when its groups are unknown or no g2 rule covers its provider. */

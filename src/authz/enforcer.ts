@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { newEnforcer, newModelFromString } from 'casbin';
 import { ADMIN_ROLE } from '../users/model.js';
 import { GroupRoles, type GroupRoleRule } from './group-roles.js';
-import { permissionName, USHER_PERMISSIONS, type PermissionInfo, type PermissionSource } from './permissions.js';
+import { GLOBAL_ONLY, permissionName, USHER_PERMISSIONS, type PermissionInfo, type PermissionSource } from './permissions.js';
 import { policyRepo, type PolicyRows, type RoleRow } from './policy-repository.js';
 
 /** The top-level policies/ folder, found from this file whether run from src/ or dist/src/. */
@@ -19,14 +19,34 @@ export function defaultPolicyDir(): string {
   throw new Error('policies/ folder not found');
 }
 
+/** The domain of a global binding (a user's global role, the built-in inheritance): it holds in every domain. */
+export const ALL_DOMAINS = '*';
+
+/** The Casbin domain of organisation `id`. */
+export const orgDomain = (id: number) => `org:${id}`;
+
+/** Casbin's domain matching for g: a binding in `*` holds in every domain, any other in its own alone. */
+export const anyDomain = (requested: string, bound: string) => bound === ALL_DOMAINS || requested === bound;
+
 /** The role that holds every permission, Usher's and the host app's; its permissions are not editable. */
 export const SUPER_ROLE = ADMIN_ROLE;
 
 /**
- * Who is asked about: a role alone, or a user (their role and their direct permissions). A user acting
- * through a scoped API key carries its `scope`: they may then do only what both the scope and they hold.
+ * Who is asked about: a role alone, or a user (their global role and direct permissions, and, inside their
+ * own organisation only, their organisation role and the permissions granted to them there). A user acting
+ * through a scoped API key carries its `scope`: they may then do only what both the scope and they hold; a
+ * device token carries what it `withhold`s whatever the user holds.
  */
-export type Subject = string | { readonly id: number; readonly role: string; readonly scope?: ReadonlySet<string>; readonly withhold?: ReadonlySet<string> };
+export type Subject = string | UserSubject;
+
+export interface UserSubject {
+  readonly id: number;
+  readonly role: string;
+  readonly orgId?: number | null;
+  readonly orgRole?: string | null;
+  readonly scope?: ReadonlySet<string>;
+  readonly withhold?: ReadonlySet<string>;
+}
 
 /** A permission of the catalogue: Usher's own or one the host app declared. */
 export interface DeclaredPermission extends PermissionInfo {
@@ -53,8 +73,12 @@ export interface CompiledPolicy {
   readonly digest: string;
   /** role → permission names it holds, inherited included. */
   readonly byRole: ReadonlyMap<string, ReadonlySet<string>>;
-  /** user id → permissions granted to them directly. */
+  /** user id → permissions granted to them directly, everywhere. */
   readonly direct: ReadonlyMap<number, ReadonlySet<string>>;
+  /** user id → organisation id → permissions granted to them in that organisation (by an org admin). */
+  readonly orgDirect: ReadonlyMap<number, ReadonlyMap<number, ReadonlySet<string>>>;
+  /** role → what it gives as an organisation role: what it holds, less the global-only permissions. */
+  readonly byOrgRole: ReadonlyMap<string, ReadonlySet<string>>;
   readonly implied: ReadonlyMap<string, readonly string[]>;
   /** Roles, strongest first (the g2 order). */
   readonly rank: ReadonlyMap<string, number>;
@@ -157,13 +181,24 @@ export class Authorizer {
     return this.state.implied.get(role) ?? [role];
   }
 
-  /** May this role, or this user (through their role or a direct grant, within their key's scope), do `action` on `object`? */
+  /**
+   * May this role, or this user, do `action` on `object` somewhere: through their global role or a direct
+   * grant, or in their own organisation. The routes' gate; what a route does to one user then asks
+   * `canIn` the target's organisation (src/authz/targets.ts).
+   */
   can(who: Subject, object: string, action: string): boolean {
     const name = permissionName(object, action);
     if (typeof who === 'string') return this.state.byRole.get(who)?.has(name) ?? false;
-    if (who.scope !== undefined && !who.scope.has(name)) return false;
-    if (who.withhold?.has(name)) return false;
-    return (this.state.byRole.get(who.role)?.has(name) ?? false) || (this.state.direct.get(who.id)?.has(name) ?? false);
+    return holdsIn(this.state, who, who.orgId ?? null, name);
+  }
+
+  /**
+   * May this user do it in organisation `orgId` (null: outside every organisation, i.e. globally)? Their
+   * global role and global grants hold everywhere; their organisation role and the grants made in their
+   * organisation only there, and never a global-only permission (`GLOBAL_ONLY`).
+   */
+  canIn(who: UserSubject, orgId: number | null, object: string, action: string): boolean {
+    return holdsIn(this.state, who, orgId, permissionName(object, action));
   }
 
   /** Is `name` a permission of the catalogue (`users.list`)? */
@@ -245,12 +280,39 @@ export class Authorizer {
   }
 }
 
-/** Permissions a user holds: through their role, directly, and all of them. */
-export function permissionsOf(policy: CompiledPolicy, user: { id: number; role: string }) {
+/** Does the user hold `name` in organisation `orgId` (null: globally)? Set lookups only. */
+export function holdsIn(policy: CompiledPolicy, who: UserSubject, orgId: number | null, name: string): boolean {
+  if (who.scope !== undefined && !who.scope.has(name)) return false;
+  if (who.withhold?.has(name)) return false;
+  if (policy.byRole.get(who.role)?.has(name) || policy.direct.get(who.id)?.has(name)) return true;
+  if (orgId === null || who.orgId !== orgId) return false;
+  if (who.orgRole && policy.byOrgRole.get(who.orgRole)?.has(name)) return true;
+  return (!GLOBAL_ONLY.has(name) && policy.orgDirect.get(who.id)?.get(orgId)?.has(name)) ?? false;
+}
+
+/** What a user holds in their own organisation beyond their global role and grants (empty without one). */
+export function orgPermissionsOf(policy: CompiledPolicy, user: UserSubject): string[] {
+  if (user.orgId === null || user.orgId === undefined) return [];
+  const fromRole = user.orgRole ? [...(policy.byOrgRole.get(user.orgRole) ?? [])] : [];
+  const granted = [...(policy.orgDirect.get(user.id)?.get(user.orgId) ?? [])].filter((p) => !GLOBAL_ONLY.has(p));
+  return [...new Set([...fromRole, ...granted])].sort();
+}
+
+/**
+ * Permissions a user holds: through their role, directly, and all of them (their organisation's
+ * included: `effective` is what they hold anywhere, the set the no-escalation rails compare).
+ */
+export function permissionsOf(policy: CompiledPolicy, user: UserSubject) {
   const inherited = [...(policy.byRole.get(user.role) ?? [])].sort();
   const direct = [...(policy.direct.get(user.id) ?? [])].sort();
-  const effective = [...new Set([...inherited, ...direct])].sort();
-  return { role: user.role, inherited, direct, effective };
+  const inOrg = orgPermissionsOf(policy, user);
+  const effective = [...new Set([...inherited, ...direct, ...inOrg])].sort();
+  return { role: user.role, inherited, direct, effective, inOrg };
+}
+
+/** The global permissions alone: the role's and the global grants. */
+export function globalPermissionsOf(policy: CompiledPolicy, user: UserSubject): Set<string> {
+  return new Set([...(policy.byRole.get(user.role) ?? []), ...(policy.direct.get(user.id) ?? [])]);
 }
 
 /** Usher's permissions, the host app's, and any other the policy file names (a custom policies/ folder). */
@@ -276,9 +338,16 @@ interface PolicyFile {
 /** policy.csv as rows: its roles are the built-ins. */
 async function readPolicyFile(policyDir: string): Promise<PolicyFile> {
   const enforcer = await newEnforcer(join(policyDir, 'model.conf'), join(policyDir, 'policy.csv'));
+  await enforcer.addNamedDomainMatchingFunc('g', anyDomain);
   enforcer.enableAutoSave(false);
   const permissions = (await enforcer.getPolicy()).map(([sub, obj, act]) => [sub!, obj!, act!] as [string, string, string]);
-  const inherits = (await enforcer.getGroupingPolicy()).map(([member, role]) => [member!, role!] as [string, string]);
+  const inherits: [string, string][] = [];
+  for (const row of await enforcer.getGroupingPolicy()) {
+    const [member, role, domain] = row;
+    // The built-in roles' inheritance holds everywhere; users' bindings live in the database.
+    if (!member || !role || domain !== ALL_DOMAINS) throw new Error(`policy: g needs member, role, ${ALL_DOMAINS} (inheritance holds in every domain); got ${JSON.stringify(row)}`);
+    inherits.push([member, role]);
+  }
   const names = new Set<string>();
   for (const [sub] of permissions) names.add(sub);
   for (const [member, role] of inherits) names.add(member).add(role);
@@ -304,6 +373,7 @@ const key = (role: string, name: string) => `${role}\u0000${name}`;
 async function compilePolicy(modelText: string, rows: PolicyRows, declared: readonly DeclaredPermission[], groupRules: readonly GroupRoleRule[]): Promise<CompiledPolicy> {
   const enforcer = await newEnforcer(newModelFromString(modelText));
   enforcer.enableAutoSave(false);
+  await enforcer.addNamedDomainMatchingFunc('g', anyDomain);
   const roleNames = new Set(rows.roles.map((r) => r.name));
   const pairs = new Map<string, [string, string]>();
   for (const p of declared) {
@@ -314,7 +384,7 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
   const policy = rows.permissions.map((r) => [...r]);
   if (roleNames.has(SUPER_ROLE)) for (const [obj, act] of pairs.values()) policy.push([SUPER_ROLE, obj, act]);
   if (policy.length > 0) await enforcer.addPolicies(policy);
-  if (rows.inherits.length > 0) await enforcer.addGroupingPolicies(rows.inherits.map((r) => [...r]));
+  if (rows.inherits.length > 0) await enforcer.addGroupingPolicies(rows.inherits.map((r) => [...r, ALL_DOMAINS]));
   const hasG2 = enforcer.getModel().model.get('g')?.has('g2') ?? false;
   if (groupRules.length > 0 && !hasG2) throw new Error('policy: model.conf has no g2 grouping (group, role, provider), which group-to-role mapping needs');
   for (const rule of groupRules) {
@@ -328,13 +398,17 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
     // Casbin's RBAC API walks g and p as the model defines them. Asking enforce() of every (role, pair)
     // instead costs a matcher run per policy row: 2.5 s for 100 roles (bench/permissions.ts).
     // test/policies.test.ts checks both agree.
+    // What a role holds in `*`: its inheritance is bound there, and holds in every organisation alike.
     const held = new Set<string>();
-    for (const [, obj, act] of await enforcer.getImplicitPermissionsForUser(role)) {
-      const name = permissionName(obj!, act!);
-      if (pairs.has(name)) held.add(name);
+    const inherited = (await enforcer.getImplicitRolesForUser(role, ALL_DOMAINS)).filter((r) => r !== role);
+    for (const r of [role, ...inherited]) {
+      for (const [, obj, act] of await enforcer.getFilteredPolicy(0, r)) {
+        const name = permissionName(obj!, act!);
+        if (pairs.has(name)) held.add(name);
+      }
     }
     byRole.set(role, held);
-    implied.set(role, [role, ...(await enforcer.getImplicitRolesForUser(role)).filter((r) => r !== role)]);
+    implied.set(role, [role, ...inherited]);
   }
   const direct = new Map<number, Set<string>>();
   for (const [userId, obj, act] of rows.direct) {
@@ -342,6 +416,16 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
     if (!set) direct.set(userId, (set = new Set()));
     set.add(permissionName(obj, act));
   }
+  const orgDirect = new Map<number, Map<number, Set<string>>>();
+  for (const [userId, orgId, obj, act] of rows.orgDirect ?? []) {
+    let byOrg = orgDirect.get(userId);
+    if (!byOrg) orgDirect.set(userId, (byOrg = new Map()));
+    let set = byOrg.get(orgId);
+    if (!set) byOrg.set(orgId, (set = new Set()));
+    set.add(permissionName(obj, act));
+  }
+  const byOrgRole = new Map<string, Set<string>>();
+  for (const [role, held] of byRole) byOrgRole.set(role, new Set([...held].filter((p) => !GLOBAL_ONLY.has(p))));
   const roles = new Map<string, RoleView>();
   for (const r of rows.roles) {
     const own = r.name === SUPER_ROLE ? [...pairs.keys()] : rows.permissions.filter(([sub]) => sub === r.name).map(([, o, a]) => permissionName(o, a));
@@ -360,5 +444,5 @@ async function compilePolicy(modelText: string, rows: PolicyRows, declared: read
     ...groupRules.map((r) => `g2\u0000${r.group}\u0000${r.role}\u0000${r.provider}`),
   ];
   const digest = createHash('sha256').update(lines.sort().join('\n')).digest('hex').slice(0, 16);
-  return { roles, roleNames: new Set([...roleNames].sort()), digest, byRole, direct, implied, rank: new Map(order.map((role, i) => [role, i])), groupRules };
+  return { roles, roleNames: new Set([...roleNames].sort()), digest, byRole, direct, orgDirect, byOrgRole, implied, rank: new Map(order.map((role, i) => [role, i])), groupRules };
 }

@@ -22,6 +22,19 @@ export function parsePermission(name: string): [string, string] | null {
   return [name.slice(0, at), name.slice(at + 1)];
 }
 
+/**
+ * Held only through the global role or a global direct grant, never through an organisation role: what
+ * seed 003 reserves to its superuser (role, status, organisation) and what reaches beyond one organisation.
+ */
+export const GLOBAL_ONLY: ReadonlySet<string> = new Set([
+  'users.set-role',
+  'users.set-status',
+  'users.set-org',
+  'users.set-password-login',
+  'orgs.manage',
+  'roles.manage',
+]);
+
 export const permissionName = (object: string, action: string) => `${object}.${action}`;
 
 /**
@@ -62,11 +75,14 @@ export const USHER_PERMISSIONS: readonly PermissionInfo[] = [
   { name: 'users.delete', description: 'Delete users.' },
   { name: 'users.end-sessions', description: "End every session of any user." },
   { name: 'users.revoke-recovery-code', description: "Revoke any user's recovery code." },
+  { name: 'users.set-org', description: "Change a user's organisation and organisation role (global only)." },
   { name: 'roles.read', description: 'List roles and permissions.' },
   { name: 'roles.manage', description: 'Create, edit and delete custom roles (with permissions the actor holds).' },
   { name: 'authz.explain', description: "Explain why any user holds a permission or not: their roles, grants and the IdP group rules (GET /authz/explain)." },
   { name: 'grants.read', description: "Read any user's access grants to the host app's resources." },
   { name: 'grants.manage', description: 'Give and revoke access grants (only on resources and actions the actor holds).' },
+  { name: 'orgs.read', description: 'List and read organisations.' },
+  { name: 'orgs.manage', description: 'Create, rename and delete organisations (global only).' },
   { name: 'audit.read', description: 'Read the audit log.' },
   { name: 'invites.create', description: 'Create and resend invites.' },
   { name: 'invites.read', description: "Read a user's invites." },

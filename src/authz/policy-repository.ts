@@ -14,6 +14,8 @@ export interface PolicyRows {
   inherits: [string, string][];
   permissions: [string, string, string][];
   direct: [number, string, string][];
+  /** (user id, organisation id, object, action): granted in that organisation only. */
+  orgDirect?: [number, number, string, string][];
 }
 
 const pair = (p: string) => {
@@ -31,11 +33,13 @@ export const policyRepo = {
     const inherits = (await db('role_inherits').select('role', 'inherits').orderBy(['role', 'inherits'])) as { role: string; inherits: string }[];
     const permissions = (await db('role_permissions').select('role', 'object', 'action').orderBy(['role', 'object', 'action'])) as { role: string; object: string; action: string }[];
     const direct = (await db('user_permissions').whereNull('org_id').select('user_id', 'object', 'action')) as { user_id: number; object: string; action: string }[];
+    const orgDirect = (await db('user_permissions').whereNotNull('org_id').select('user_id', 'org_id', 'object', 'action')) as { user_id: number; org_id: number; object: string; action: string }[];
     return {
       roles: roles.map((r) => ({ name: r.name, description: r.description, builtIn: Boolean(r.built_in) })),
       inherits: inherits.map((r) => [r.role, r.inherits]),
       permissions: permissions.map((r) => [r.role, r.object, r.action]),
       direct: direct.map((r) => [Number(r.user_id), r.object, r.action]),
+      orgDirect: orgDirect.map((r) => [Number(r.user_id), Number(r.org_id), r.object, r.action]),
     };
   },
 
@@ -95,6 +99,7 @@ export const policyRepo = {
       await trx('role_inherits').where({ inherits: name }).update({ inherits: changes.name });
       await trx('role_permissions').where({ role: name }).update({ role: changes.name });
       await trx('users').where({ role: name }).update({ role: changes.name });
+      await trx('users').where({ org_role: name }).update({ org_role: changes.name });
       await trx('roles').where({ name }).delete();
       return;
     }
@@ -126,7 +131,8 @@ export const policyRepo = {
   },
 
   async countHolders(db: Queryable, role: string): Promise<number> {
-    const row = (await db('users').where({ role }).count({ n: '*' }).first()) as { n: number | string } | undefined;
+    // An organisation role held counts too (users.org_role).
+    const row = (await db('users').where({ role }).orWhere({ org_role: role }).count({ n: '*' }).first()) as { n: number | string } | undefined;
     return Number(row?.n ?? 0);
   },
 
@@ -138,6 +144,8 @@ export const policyRepo = {
   async moveHolders(trx: Knex.Transaction, from: string, to: string, now: number): Promise<number[]> {
     const ids = ((await trx('users').where({ role: from }).select('id')) as { id: number }[]).map((r) => Number(r.id));
     if (ids.length > 0) await trx('users').where({ role: from }).update({ role: to, updated_at: now });
+    // Organisation roles move too; their holders keep their organisation.
+    await trx('users').where({ org_role: from }).update({ org_role: to, updated_at: now });
     return ids;
   },
 
@@ -146,12 +154,23 @@ export const policyRepo = {
     return rows.map((r) => `${r.object}.${r.action}`).sort();
   },
 
-  async grant(trx: Knex.Transaction, userId: number, permissions: readonly string[], by: number | null, now: number): Promise<void> {
+  /** Grants everywhere (`orgId` null), or in one organisation only. */
+  async grant(trx: Knex.Transaction, userId: number, permissions: readonly string[], by: number | null, now: number, orgId: number | null = null): Promise<void> {
     if (permissions.length === 0) return;
-    await trx('user_permissions').insert(permissions.map((p) => ({ user_id: userId, ...pair(p), org_id: null, created_at: now, created_by: by })));
+    await trx('user_permissions').insert(permissions.map((p) => ({ user_id: userId, ...pair(p), org_id: orgId, created_at: now, created_by: by })));
   },
 
-  async revoke(trx: Knex.Transaction, userId: number, permissions: readonly string[]): Promise<void> {
-    for (const p of permissions) await trx('user_permissions').where({ user_id: userId, ...pair(p) }).whereNull('org_id').delete();
+  /** Permissions granted in one organisation only. */
+  async orgDirectOf(db: Queryable, userId: number, orgId: number): Promise<string[]> {
+    const rows = (await db('user_permissions').where({ user_id: userId, org_id: orgId }).select('object', 'action')) as { object: string; action: string }[];
+    return rows.map((r) => `${r.object}.${r.action}`).sort();
+  },
+
+  /** Revokes the global grants, or those of one organisation. */
+  async revoke(trx: Knex.Transaction, userId: number, permissions: readonly string[], orgId: number | null = null): Promise<void> {
+    for (const p of permissions) {
+      const q = trx('user_permissions').where({ user_id: userId, ...pair(p) });
+      await (orgId === null ? q.whereNull('org_id') : q.where({ org_id: orgId })).delete();
+    }
   },
 };

@@ -3,7 +3,9 @@ import { Errors, invalidField } from '../errors.js';
 import { uniqueViolation, type Db } from '../db/connect.js';
 import { eventOf, type EventDetail, type EventStream, type Origin, type UsherEvent } from '../events/stream.js';
 import { usersRepo } from '../users/repository.js';
-import { SUPER_ROLE, permissionsOf, type Authorizer, type CompiledPolicy, type RoleView } from './enforcer.js';
+import type { UserGuard } from '../users/service.js';
+import { GLOBAL_ONLY } from './permissions.js';
+import { SUPER_ROLE, globalPermissionsOf, holdsIn, permissionsOf, type Authorizer, type CompiledPolicy, type RoleView } from './enforcer.js';
 import { policyRepo } from './policy-repository.js';
 
 export interface RoleInput {
@@ -22,6 +24,10 @@ export interface UserPermissions {
   inherited: string[];
   direct: string[];
   effective: string[];
+  /** A member of an organisation: it, their role there, and what they hold there beyond the rest. */
+  organizationId?: number;
+  orgRole?: string | null;
+  inOrganization?: string[];
 }
 
 const list = (items: readonly string[]) => [...items].sort().join(',');
@@ -32,6 +38,8 @@ const list = (items: readonly string[]) => [...items].sort().join(',');
  * hold, records `policy.changed` with the new digest, and compiles the policy again before it answers.
  */
 export class PolicyService {
+  private guard: UserGuard | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly authz: Authorizer,
@@ -39,6 +47,11 @@ export class PolicyService {
     /** Roles configuration names (g2 targets, default roles): never deleted or renamed. */
     private readonly pinned: ReadonlySet<string> = new Set(),
   ) {}
+
+  /** Who may read and change whose permissions (src/authz/targets.ts). */
+  guardTargets(guard: UserGuard): void {
+    this.guard = guard;
+  }
 
   roles(): RoleView[] {
     return [...this.authz.policy.roles.values()];
@@ -124,11 +137,16 @@ export class PolicyService {
     });
   }
 
-  /** The user's permissions as the policy now holds them. */
-  async userPermissions(userId: number): Promise<UserPermissions> {
-    const user = await usersRepo.findById(this.db, userId);
-    if (!user) throw Errors.userNotFound();
-    return permissionsOf(this.authz.policy, user);
+  /** The user's permissions as the policy now holds them; `origin` must reach them (404 out of an org admin's organisation). */
+  async userPermissions(userId: number, origin?: Origin): Promise<UserPermissions> {
+    const user = await this.db.transaction(async (trx) => {
+      const user = await usersRepo.findById(trx, userId);
+      if (!user) throw Errors.userNotFound();
+      if (origin && !(origin.actor.kind === 'user' && origin.actor.userId === userId)) await this.guard?.read(trx, origin, user, 'users.read');
+      return user;
+    });
+    const { inOrg, ...all } = permissionsOf(this.authz.policy, user);
+    return user.orgId === null ? all : { ...all, organizationId: user.orgId, orgRole: user.orgRole, inOrganization: inOrg };
   }
 
   /** Grants and revokes direct permissions of one user: only permissions the actor holds are granted. */
@@ -138,14 +156,24 @@ export class PolicyService {
     await this.change(origin, async (trx, before, now) => {
       const user = await usersRepo.findById(trx, userId);
       if (!user) throw Errors.userNotFound();
-      const held = new Set(await policyRepo.directOf(trx, userId));
+      await this.guard?.target(trx, origin, user, 'users.set-permissions');
+      const actor = await this.actorOf(trx, origin);
+      // Someone holding users.set-permissions only through their organisation role grants in that
+      // organisation alone: what they give never reaches beyond it.
+      const orgId = actor === null || holdsIn(before, actor, null, 'users.set-permissions') ? null : user.orgId;
+      const held = new Set(orgId === null ? await policyRepo.directOf(trx, userId) : await policyRepo.orgDirectOf(trx, userId, orgId));
       const grant = [...new Set(change.grant)].filter((p) => !held.has(p));
       const revoke = [...new Set(change.revoke)].filter((p) => held.has(p));
-      const actor = await this.actorOf(trx, origin);
-      this.checkHolds(before, origin, new Set(grant), actor);
-      await policyRepo.grant(trx, userId, grant, origin.actor.kind === 'user' ? origin.actor.userId : null, now);
-      await policyRepo.revoke(trx, userId, revoke);
-      return { role: undefined, target: userId, detail: { change: 'user_permissions', granted: list(grant), revoked: list(revoke) } };
+      if (orgId === null) this.checkHolds(before, origin, new Set(grant), actor);
+      else {
+        const lacking = grant.filter((p) => GLOBAL_ONLY.has(p) || !holdsIn(before, actor!, orgId, p)).sort();
+        if (lacking.length > 0) throw Errors.escalation(`You do not hold ${lacking.join(', ')} in your organisation, so you cannot grant it.`);
+      }
+      await policyRepo.grant(trx, userId, grant, origin.actor.kind === 'user' ? origin.actor.userId : null, now, orgId);
+      await policyRepo.revoke(trx, userId, revoke, orgId);
+      const detail: Record<string, string | number> = { change: 'user_permissions', granted: list(grant), revoked: list(revoke) };
+      if (orgId !== null) detail.orgId = orgId;
+      return { role: undefined, target: userId, detail };
     });
     return this.userPermissions(userId);
   }
@@ -163,16 +191,17 @@ export class PolicyService {
   // ---- internals ----
 
   /** The acting user as they are in this transaction; null for Usher itself, the CLI, an identity provider. */
-  private async actorOf(trx: Knex.Transaction, origin: Origin): Promise<{ id: number; role: string } | null> {
+  private async actorOf(trx: Knex.Transaction, origin: Origin): Promise<{ id: number; role: string; orgId?: number | null; orgRole?: string | null } | null> {
     if (origin.actor.kind !== 'user') return null;
     const user = await usersRepo.findById(trx, origin.actor.userId);
     // An actor deleted meanwhile holds nothing.
     return user && user.active ? user : { id: origin.actor.userId, role: '' };
   }
 
+  /** What is given everywhere must be held everywhere: an organisation role's power does not count. */
   private checkHolds(policy: CompiledPolicy, origin: Origin, given: ReadonlySet<string>, actor: { id: number; role: string } | null): void {
     if (origin.actor.kind !== 'user' || actor === null) return;
-    const holds = new Set(permissionsOf(policy, actor).effective);
+    const holds = globalPermissionsOf(policy, actor);
     const lacking = [...given].filter((p) => !holds.has(p)).sort();
     if (lacking.length > 0) throw Errors.escalation(`You do not hold ${lacking.join(', ')}, so you cannot grant it.`);
   }

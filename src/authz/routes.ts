@@ -38,7 +38,10 @@ const userPermissionsSchema = z
     role: z.string(),
     inherited: z.array(z.string()).meta({ description: 'What the role gives, its inherited roles included.' }),
     direct: z.array(z.string()).meta({ description: 'Granted to this user alone.' }),
-    effective: z.array(z.string()).meta({ description: 'Both.' }),
+    effective: z.array(z.string()).meta({ description: 'Everything held, in their organisation included.' }),
+    organizationId: z.number().int().optional().meta({ description: 'A member of an organisation: its id.' }),
+    orgRole: z.string().nullable().optional().meta({ description: 'Their role inside it.' }),
+    inOrganization: z.array(z.string()).optional().meta({ description: 'What they hold inside their organisation alone (its role, grants made there).' }),
   })
   .strict()
   .meta({ id: 'UserPermissions' });
@@ -174,9 +177,9 @@ export function policyEndpoints({ base, policy, authz }: PolicyRouteDeps): Endpo
       params: userIdParams,
       responses: { 200: userPermissions },
       errors: [Errors.forbidden, Errors.userNotFound],
-      handle: async ({ params, caller }) => {
+      handle: async ({ req, params, caller }) => {
         if (!authz.can(caller, caller.id === params.id ? 'self' : 'users', 'read')) throw Errors.forbidden();
-        return { body: await policy.userPermissions(params.id) };
+        return { body: await policy.userPermissions(params.id, originOf(req)) };
       },
     }),
     endpoint({
@@ -189,7 +192,7 @@ export function policyEndpoints({ base, policy, authz }: PolicyRouteDeps): Endpo
       params: userIdParams,
       body: grantBody,
       responses: { 200: userPermissions },
-      errors: [Errors.userNotFound, Errors.escalation],
+      errors: [Errors.userNotFound, Errors.escalation, Errors.targetHoldsMore],
       handle: async ({ req, params, body }) => ({ body: await policy.changeUserPermissions(params.id, body, originOf(req)) }),
     }),
   ];

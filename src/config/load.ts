@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseOidcProviders } from './oidc.js';
 import {
   absoluteUrl, linkUrl, boolean, cidrList, cookieDomain, covers, databaseUrl, domainList, duration, groupList, headerName, headerNames, integer,
-  groupGrantList, keyPrefix, listenAddress, logLevel, oneOf, permissionList, resourceList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type GroupGrantConfig, type Parser, type ResourceConfig, type ValueOf,
+  groupGrantList, keyPrefix, listenAddress, logLevel, oneOf, orgGroupList, permissionList, resourceList, publicUrl, redisUrl, schemaName, secretText, separator, text, username, type DeclaredPermissionConfig, type GroupGrantConfig, type OrgGroupRuleConfig, type Parser, type ResourceConfig, type ValueOf,
 } from './parsers.js';
 import { trustsEveryAddress } from './trusted-proxies.js';
 import { PROXY_PRESETS, ROLE_SYNC_MODES, type LogLevel, type ProxyPreset, type RoleSync, type UsherConfig } from './schema.js';
@@ -82,6 +82,7 @@ const OPTIONS = {
   proxyAdminGroups: { path: 'auth.proxy.adminGroups', env: 'USHER_PROXY_ADMIN_GROUPS', parse: groupList, fallback: Object.freeze([]) as readonly string[] },
   proxyAutoProvision: { path: 'auth.proxy.autoProvision', env: 'USHER_PROXY_AUTO_PROVISION', parse: boolean, fallback: true },
   proxyRoleSync: { path: 'auth.proxy.roleSync', env: 'USHER_PROXY_ROLE_SYNC', parse: oneOf(ROLE_SYNC_MODES), fallback: 'always' as RoleSync },
+  orgGroups: { path: 'orgGroups', parse: orgGroupList, fallback: Object.freeze([]) as readonly OrgGroupRuleConfig[] },
   permissions: { path: 'permissions', parse: permissionList, fallback: Object.freeze([]) as readonly DeclaredPermissionConfig[] },
   resources: { path: 'resources', parse: resourceList, fallback: Object.freeze([]) as readonly ResourceConfig[] },
   groupGrants: { path: 'groupGrants', parse: groupGrantList, fallback: Object.freeze([]) as readonly GroupGrantConfig[] },
@@ -228,6 +229,7 @@ export function resolveConfig(sources: ConfigSources): UsherConfig {
     permissions: v.permissions,
     resources: v.resources,
     groupGrants: v.groupGrants,
+    orgGroups: v.orgGroups,
     connect: Object.freeze({ appUrl: v.connectAppUrl, webUrl: v.connectWebUrl }),
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix,

@@ -359,3 +359,31 @@ export const groupGrantList: Parser<readonly GroupGrantConfig[]> = (raw) => {
   }
   return ok(Object.freeze(out));
 };
+
+/** One `orgGroups` rule: members of `group` (as `provider` names it; `*`: any) hold `role` in the organisation named `org`. */
+export interface OrgGroupRuleConfig {
+  readonly group: string;
+  readonly org: string;
+  readonly role: string;
+  readonly provider: string;
+}
+
+const PROVIDER = /^(\*|proxy|oidc:[A-Za-z0-9_-]{1,64})$/;
+
+/** A list of `{group, org, role, provider?}` (docs/configuration.md, orgGroups). */
+export const orgGroupList: Parser<readonly OrgGroupRuleConfig[]> = (raw) => {
+  if (!Array.isArray(raw)) return bad('must be a list of {group, org, role, provider}', raw);
+  const out: OrgGroupRuleConfig[] = [];
+  for (const [i, item] of raw.entries()) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return bad(`[${i}] must be {group, org, role, provider}`, item);
+    const { group, org, role, provider = '*', ...rest } = item as Record<string, unknown>;
+    const extra = Object.keys(rest);
+    if (extra.length > 0) return bad(`[${i}].${extra[0]}: unknown key`, item);
+    if (typeof group !== 'string' || group.length === 0 || group.length > 256) return bad(`[${i}].group must be a group name`, group);
+    if (typeof org !== 'string' || org.trim().length === 0 || org.length > 128) return bad(`[${i}].org must be an organisation name`, org);
+    if (typeof role !== 'string' || !/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(role)) return bad(`[${i}].role must be a role name`, role);
+    if (typeof provider !== 'string' || !PROVIDER.test(provider)) return bad(`[${i}].provider must be proxy, oidc:<id> or *`, provider);
+    out.push(Object.freeze({ group, org: org.trim(), role, provider }));
+  }
+  return ok(Object.freeze(out));
+};

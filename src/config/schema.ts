@@ -58,6 +58,11 @@ export interface UsherConfig {
   readonly resources: readonly ResourceConfig[];
   /** Identity-provider groups that give grants at each sign-in. */
   readonly groupGrants: readonly GroupGrantConfig[];
+  /**
+   * IdP groups to a role inside one organisation (group `acme-admins` → `admin` of `acme`), applied at each
+   * login like the role sync (docs/permissions.md, Organisations).
+   */
+  readonly orgGroups: readonly { readonly group: string; readonly org: string; readonly role: string; readonly provider: string }[];
   /** Where the console's connect page sends a listener once their device is signed in; each button is hidden when unset. */
   readonly connect: {
     /** The host's mobile app (a deep link such as myapp://connect, or an app-store page): "Open in app" and the QR code. */

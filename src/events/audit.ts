@@ -89,6 +89,12 @@ export interface AuditQuery {
   targetUserId?: number;
   since?: number;
   until?: number;
+  /**
+   * Only entries about users now in this organisation (an org admin's view): the audit log keeps the target's
+   * id, and the users table says who is in which organisation. Entries about a user deleted since, or about
+   * no user, are left out.
+   */
+  orgId?: number;
 }
 
 /**
@@ -186,6 +192,7 @@ export class AuditLog {
       if (q.targetUserId !== undefined) b.where('target_user_id', q.targetUserId);
       if (q.since !== undefined) b.where('at', '>=', q.since);
       if (q.until !== undefined) b.where('at', '<', q.until);
+      if (q.orgId !== undefined) b.whereIn('target_user_id', this.db('users').select('id').where({ org_id: q.orgId }));
     };
     const [rows, count] = await Promise.all([
       this.db<AuditRow>('audit_log').where(where).orderBy([{ column: 'at', order: 'desc' }, { column: 'id', order: 'desc' }]).offset(q.offset).limit(q.limit),

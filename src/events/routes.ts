@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
+import type { User } from '../users/model.js';
 import { auditQuerySchema, type AuditLog } from './audit.js';
 import { EVENT_TYPES, type EventType } from './stream.js';
 
@@ -27,7 +28,7 @@ const entrySchema = z
   .meta({ id: 'AuditEntry' });
 
 /** GET /audit: who did what, newest first, paged and filtered like the users list. */
-export function auditEndpoints(audit: AuditLog): Endpoint[] {
+export function auditEndpoints(audit: AuditLog, globalReader: (caller: User) => boolean): Endpoint[] {
   return [
     endpoint({
       method: 'get',
@@ -44,8 +45,9 @@ export function auditEndpoints(audit: AuditLog): Endpoint[] {
           headers: { 'X-Total-Count': { description: 'Entries matching the filters, all pages.', schema: z.string().regex(/^\d+$/) } },
         },
       },
-      handle: async ({ query }) => {
-        const { entries, total } = await audit.list(query);
+      handle: async ({ query, caller }) => {
+        // audit.read through an organisation role: entries about that organisation's members alone.
+        const { entries, total } = await audit.list(globalReader(caller) ? query : { ...query, orgId: caller.orgId ?? 0 });
         return { headers: { 'X-Total-Count': String(total) }, body: entries };
       },
     }),

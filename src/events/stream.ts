@@ -46,7 +46,12 @@ export type EventType =
   | 'proxy.untrusted_headers'
   | 'policy.changed'
   | 'grant.created'
-  | 'grant.revoked';
+  | 'grant.revoked'
+  | 'org.created'
+  | 'org.updated'
+  | 'org.deleted'
+  | 'user.org_changed'
+  | 'idp.org_role_synced';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'user.created',
@@ -81,6 +86,11 @@ export const EVENT_TYPES: readonly EventType[] = [
   'policy.changed',
   'grant.created',
   'grant.revoked',
+  'org.created',
+  'org.updated',
+  'org.deleted',
+  'user.org_changed',
+  'idp.org_role_synced',
 ];
 
 /** Small, flat, and never a secret (no password, key, hash or session id). */

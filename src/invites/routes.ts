@@ -4,6 +4,7 @@ import { rowId } from '../ids.js';
 import { Errors } from '../errors.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
+import type { Origin } from '../events/stream.js';
 import { userIdParams } from '../users/schemas.js';
 import { INVITE_STATES, toPublicInvite } from './model.js';
 import type { InviteService, InviteView, Minted } from './service.js';
@@ -63,12 +64,14 @@ const inviteParams = userIdParams.extend({
 
 export interface InviteRouteDeps {
   invites: InviteService;
+  /** Refuses reading a user out of the caller's reach (404 user.not_found; src/authz/targets.ts). */
+  reach: (userId: number, origin: Origin) => Promise<unknown>;
   /** `server.publicUrl`; unset: the request's own scheme and host. */
   publicUrl: string | undefined;
 }
 
 /** An admin's invites for a user: mint, list, resend, revoke. Redeeming is `POST /connect`. */
-export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoint[] {
+export function inviteEndpoints({ invites, publicUrl, reach }: InviteRouteDeps): Endpoint[] {
   const answer = (view: InviteView, now = Date.now()) => toPublicInvite(view.invite, view.redemptions, now);
   const minted = (req: Request, m: Minted) => ({
     invite: answer(m.view),
@@ -87,7 +90,7 @@ export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoi
       params: userIdParams,
       body: createBody,
       responses: { 201: { description: 'The invite, its code and link.', body: mintedSchema } },
-      errors: [Errors.userNotFound, Errors.passwordLoginOff],
+      errors: [Errors.userNotFound, Errors.passwordLoginOff, Errors.targetHoldsMore],
       handle: async ({ req, params, body }) => ({ status: 201, body: minted(req, await invites.create(params.id, body, originOf(req))) }),
     }),
     endpoint({
@@ -104,7 +107,8 @@ export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoi
         },
       },
       errors: [Errors.userNotFound],
-      handle: async ({ params }) => {
+      handle: async ({ req, params }) => {
+        await reach(params.id, originOf(req));
         // One clock for the split and the states: an invite expiring meanwhile is not `active` and `expired`.
         const now = Date.now();
         const { active, history } = await invites.list(params.id, now);
@@ -120,7 +124,7 @@ export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoi
       access: 'invites:create',
       params: inviteParams,
       responses: { 200: { description: 'The invite, its new code and link.', body: mintedSchema } },
-      errors: [Errors.userNotFound, Errors.inviteNotFound, Errors.inviteNotActive],
+      errors: [Errors.userNotFound, Errors.inviteNotFound, Errors.inviteNotActive, Errors.targetHoldsMore],
       handle: async ({ req, params }) => ({ body: minted(req, await invites.resend(params.id, params.inviteId, originOf(req))) }),
     }),
     endpoint({
@@ -132,7 +136,7 @@ export function inviteEndpoints({ invites, publicUrl }: InviteRouteDeps): Endpoi
       access: 'invites:revoke',
       params: inviteParams,
       responses: { 200: { description: 'The invite, revoked.', body: inviteSchema } },
-      errors: [Errors.userNotFound, Errors.inviteNotFound, Errors.inviteNotActive],
+      errors: [Errors.userNotFound, Errors.inviteNotFound, Errors.inviteNotActive, Errors.targetHoldsMore],
       handle: async ({ req, params }) => ({ body: answer(await invites.revoke(params.id, params.inviteId, originOf(req))) }),
     }),
   ];

@@ -6,6 +6,7 @@ import type { ServerKeys } from '../crypto/secret.js';
 import { eventOf, type EventStream, type Origin, type UsherEvent } from '../events/stream.js';
 import { usersRepo } from '../users/repository.js';
 import type { UserRecord } from '../users/model.js';
+import type { UserGuard } from '../users/service.js';
 import { expiryFrom, stateOf, type InviteRecord, type RedemptionSummary } from './model.js';
 import { invitesRepo } from './repository.js';
 
@@ -36,11 +37,18 @@ export type CodeLookup = { kind: 'typo' } | { kind: 'invalid' } | { kind: 'found
  * its event in its transaction and publishes it once committed.
  */
 export class InviteService {
+  private guard: UserGuard | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly keys: ServerKeys,
     private readonly events: EventStream,
   ) {}
+
+  /** Who may act on whose invites (src/authz/targets.ts), checked with the user's row locked. */
+  guardTargets(guard: UserGuard): void {
+    this.guard = guard;
+  }
 
   /** Mints the user's invite; the one they had, if it could still be redeemed, is `replaced`. */
   async create(userId: number, limits: InviteLimits, origin: Origin): Promise<Minted> {
@@ -48,6 +56,7 @@ export class InviteService {
     const view = await this.change(async (trx, now) => {
       const user = await usersRepo.findForUpdate(trx, userId);
       if (!user) throw Errors.userNotFound();
+      await this.guard?.target(trx, origin, user, 'invites.create');
       // As with a password it would set itself: a code would go around its provider's MFA and group checks.
       if (user.authSource !== 'local' && !user.passwordLogin) {
         throw Errors.passwordLoginOff('This account signs in through its identity provider; allow password login (passwordLogin) before inviting it.');
@@ -73,7 +82,7 @@ export class InviteService {
   async resend(userId: number, inviteId: number, origin: Origin): Promise<Minted> {
     const { code, fingerprint } = this.newCode();
     const view = await this.change(async (trx, now) => {
-      const invite = await this.pending(trx, userId, inviteId, now);
+      const invite = await this.pending(trx, userId, inviteId, now, origin, 'invites.create');
       await invitesRepo.resend(trx, invite.id, fingerprint, expiryFrom(now, invite.expiresInDays), now);
       return { id: invite.id, events: [eventOf(origin, 'invite.resent', userId, { inviteId })] };
     });
@@ -83,7 +92,7 @@ export class InviteService {
   /** Revokes a pending invite; it stays in the history. */
   async revoke(userId: number, inviteId: number, origin: Origin): Promise<InviteView> {
     return this.change(async (trx, now) => {
-      const invite = await this.pending(trx, userId, inviteId, now);
+      const invite = await this.pending(trx, userId, inviteId, now, origin, 'invites.revoke');
       await invitesRepo.retire(trx, invite.id, 'revoked', now);
       return { id: invite.id, events: [eventOf(origin, 'invite.revoked', userId, { inviteId })] };
     });
@@ -158,8 +167,10 @@ export class InviteService {
   }
 
   /** The invite, the user's row locked, when it is this user's and pending. */
-  private async pending(trx: Knex.Transaction, userId: number, inviteId: number, now: number): Promise<InviteRecord> {
-    if (!(await usersRepo.findForUpdate(trx, userId))) throw Errors.userNotFound();
+  private async pending(trx: Knex.Transaction, userId: number, inviteId: number, now: number, origin: Origin, permission: string): Promise<InviteRecord> {
+    const user = await usersRepo.findForUpdate(trx, userId);
+    if (!user) throw Errors.userNotFound();
+    await this.guard?.target(trx, origin, user, permission);
     const invite = await invitesRepo.findById(trx, inviteId);
     if (!invite || invite.userId !== userId) throw Errors.inviteNotFound();
     const state = stateOf(invite, now);

@@ -129,9 +129,10 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       access: 'users:end-sessions',
       params: userIdParams,
       responses: { 204: { description: 'Ended.' } },
-      errors: [Errors.userNotFound],
+      errors: [Errors.userNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
-        await users.require(params.id);
+        // Out of an org admin's organisation: 404; holding more than the caller: 403.
+        await users.withTarget(params.id, originOf(req), 'users.end-sessions', async () => undefined);
         await devices.endAll(params.id);
         await sessions.endAll(params.id);
         await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin', all: true })]);

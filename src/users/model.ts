@@ -5,6 +5,10 @@ export interface User {
   name: string | null;
   email: string | null;
   role: string;
+  /** The organisation the user belongs to (at most one); null: none. */
+  orgId: number | null;
+  /** The role the user holds inside their organisation only (`admin` of org 3); null: none. */
+  orgRole: string | null;
   active: boolean;
   hasPassword: boolean;
   authSource: string;
@@ -37,6 +41,8 @@ export function withoutSecrets(u: User): User {
     name: u.name,
     email: u.email,
     role: u.role,
+    orgId: u.orgId,
+    orgRole: u.orgRole,
     active: u.active,
     hasPassword: u.hasPassword,
     authSource: u.authSource,
@@ -56,6 +62,8 @@ export interface PublicUser {
   name: string | null;
   email: string | null;
   role: string;
+  organizationId: number | null;
+  orgRole: string | null;
   active: boolean;
   hasPassword: boolean;
   authSource: string;
@@ -89,6 +97,8 @@ export function toPublicUser(u: User): PublicUser {
     name: u.name,
     email: u.email,
     role: u.role,
+    organizationId: u.orgId,
+    orgRole: u.orgRole,
     active: u.active,
     hasPassword: u.hasPassword,
     authSource: u.authSource,

@@ -9,7 +9,7 @@ const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const MOVING_STATES: ReadonlyMap<string, readonly unknown[]> = new Map([['recoveryCode', ['set', 'none']]]);
 
 /** Writable, but needs a capability to change: sent as it is, it is no change and needs none. */
-const KEPT_IF_SAME: ReadonlySet<string> = new Set(['role', 'passwordLogin']);
+const KEPT_IF_SAME: ReadonlySet<string> = new Set(['role', 'passwordLogin', 'organizationId', 'orgRole']);
 
 /** Whether `sent` is a value the server returned for this field, now or (a moving time) earlier. */
 function asReturned(field: string, sent: unknown, now: unknown): boolean {

@@ -81,7 +81,7 @@ export function recoveryCodeEndpoints(users: UserService): Endpoint[] {
       access: 'users:revoke-recovery-code',
       params: userIdParams,
       responses: { 204: { description: 'The user has no recovery code now.' } },
-      errors: [Errors.userNotFound],
+      errors: [Errors.userNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
         await users.revokeRecoveryCode(params.id, originOf(req));
         return { status: 204 };

@@ -12,6 +12,8 @@ interface UserRow {
   email: string | null;
   email_key: string | null;
   role: string;
+  org_id: number | string | null;
+  org_role: string | null;
   active: boolean | number;
   password_hash: string | null;
   auth_source: string;
@@ -36,6 +38,8 @@ function fromRow(r: UserRow): UserRecord {
     name: r.name,
     email: r.email,
     role: r.role,
+    orgId: r.org_id === null || r.org_id === undefined ? null : Number(r.org_id),
+    orgRole: r.org_role ?? null,
     active: Boolean(r.active),
     hasPassword: r.password_hash !== null,
     authSource: r.auth_source,
@@ -60,6 +64,8 @@ export interface NewUserRow {
   email: string | null;
   email_key: string | null;
   role: string;
+  org_id: number | null;
+  org_role: string | null;
   active: boolean;
   password_hash: string | null;
   auth_source: string;
@@ -97,6 +103,8 @@ export interface ListQuery {
   active?: boolean;
   /** Only these users. */
   ids?: number[];
+  /** Only members of this organisation (an org admin's list, or the `organizationId` filter). */
+  orgId?: number;
 }
 
 /** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
@@ -180,6 +188,7 @@ export const usersRepo = {
   async list(db: Queryable, q: ListQuery): Promise<{ users: UserRecord[]; total: number }> {
     const filtered = db<UserRow>('users').modify((b) => {
       if (q.ids !== undefined) b.whereIn('id', q.ids);
+      if (q.orgId !== undefined) b.where('org_id', q.orgId);
       if (q.role !== undefined) b.where('role', q.role);
       if (q.active !== undefined) b.where('active', q.active);
       if (q.q) {
@@ -209,6 +218,11 @@ export const usersRepo = {
    * Takes the users lock inside a transaction: every change that could break a safety rail
    * (the admin set, the first user) holds it, so concurrent changes run one after another.
    */
+  /** Members of an organisation: their ids. */
+  async idsInOrg(db: Queryable, orgId: number): Promise<number[]> {
+    return ((await db('users').where({ org_id: orgId }).select('id')) as { id: number }[]).map((r) => Number(r.id));
+  },
+
   async lock(trx: Knex.Transaction): Promise<void> {
     await trx('locks').where({ name: 'users' }).increment('version', 1);
   },

@@ -31,6 +31,7 @@ const updateErrors = [
   Errors.tooManyAttempts,
   Errors.busy,
   Errors.escalation,
+  Errors.targetHoldsMore,
 ];
 
 export interface UserRouteDeps {
@@ -81,6 +82,8 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
     if (fields.role !== undefined) can(caller, 'users', 'set-role');
     // Letting an external account use a password goes around its provider's MFA and group checks.
     if (fields.passwordLogin !== undefined) can(caller, 'users', 'set-password-login');
+    // Moving a user to another organisation is a global admin's (seed 003: "Superuser only").
+    if (fields.organizationId !== undefined) can(caller, 'users', 'set-org');
     if (fields.password === null && !authz.can(caller, 'users', 'update')) throw Errors.forbidden('password: only an admin can clear a password');
     return { body: toPublicUser(await applyUpdate(req, res, id, fields as UserPatch, currentPassword)) };
   }
@@ -173,7 +176,9 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
           headers: { 'X-Total-Count': { description: 'Users matching the filters, all pages.', schema: z.string().regex(/^\d+$/) } },
         },
       },
-      handle: async ({ query }) => {
+      handle: async ({ query, caller }) => {
+        // Holding users.list only through an organisation role: that organisation's members alone (0 is no organisation's id).
+        if (!authz.canIn(caller, null, 'users', 'list')) query.orgId = caller.orgId ?? 0;
         const { users: page, total } = await users.list(query);
         return { headers: { 'X-Total-Count': String(total) }, body: page.map(toPublicUser) };
       },
@@ -189,8 +194,10 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
         201: { ...user, description: 'The new user.', headers: { Location: { description: "The new user's URL.", schema: z.string() } } },
       },
       errors: [Errors.usernameTaken, Errors.emailTaken, Errors.adminNeedsPassword, Errors.escalation],
-      handle: async ({ req, body }) => {
-        const { user: made } = await users.create(body, originOf(req));
+      handle: async ({ req, body, caller }) => {
+        // An org admin's new users join their organisation unless they say otherwise (and elsewhere is refused).
+        const organizationId = body.organizationId === undefined && !authz.canIn(caller, null, 'users', 'create') ? caller.orgId : body.organizationId;
+        const { user: made } = await users.create({ ...body, organizationId }, originOf(req));
         return { status: 201, headers: { Location: `${base}/users/${made.id}` }, body: toPublicUser(made) };
       },
     }),
@@ -204,9 +211,9 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
       params: userIdParams,
       responses: { 200: { description: 'The user, with their access grants.', body: userDetailSchema } },
       errors: [Errors.forbidden, Errors.userNotFound],
-      handle: async ({ params, caller }) => {
+      handle: async ({ req, params, caller }) => {
         can(caller, caller.id === params.id ? 'self' : 'users', 'read');
-        return { body: { ...toPublicUser(await users.require(params.id)), grants: [...(await grantsOf(params.id))] } };
+        return { body: { ...toPublicUser(await users.requireFor(params.id, originOf(req), 'users.read')), grants: [...(await grantsOf(params.id))] } };
       },
     }),
     userUpdate('put'),
@@ -220,7 +227,7 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
       access: 'users:delete',
       params: userIdParams,
       responses: { 200: { description: 'Deleted.', body: z.object({ id: z.number().int() }).strict() } },
-      errors: [Errors.userNotFound, Errors.cannotDeleteSelf, Errors.lastAdmin],
+      errors: [Errors.userNotFound, Errors.cannotDeleteSelf, Errors.lastAdmin, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
         await users.remove(params.id, originOf(req));
         return { body: { id: params.id } };
@@ -236,7 +243,7 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
       params: userIdParams,
       body: schemas.status,
       responses: { 200: user },
-      errors: [Errors.userNotFound, Errors.lastAdmin],
+      errors: [Errors.userNotFound, Errors.lastAdmin, Errors.targetHoldsMore],
       handle: async ({ req, params, body }) => ({ body: toPublicUser(await users.setActive(params.id, body.active, originOf(req))) }),
     }),
     endpoint({
@@ -249,7 +256,7 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
       params: userIdParams,
       body: schemas.resetPassword,
       responses: { 204: { description: 'Done.' } },
-      errors: [Errors.userNotFound],
+      errors: [Errors.userNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params, body }) => {
         await users.resetPassword(params.id, body.password, originOf(req));
         return { status: 204 };
@@ -264,7 +271,7 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
       access: 'users:rotate-api-key',
       params: userIdParams,
       responses: { 204: { description: 'Done.' } },
-      errors: [Errors.userNotFound],
+      errors: [Errors.userNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
         await users.rotateApiKey(params.id, originOf(req));
         return { status: 204 };

@@ -41,6 +41,9 @@ export function userSchemas(ctx: SchemaContext) {
     if (!roles.has(value)) issue.addIssue({ code: 'custom', message: `must be one of ${[...roles].sort().join(', ')}` });
   });
 
+  const organizationId = z.number().int().min(1).max(2147483647).nullable().meta({ description: 'The organisation the user belongs to; null: none.' });
+  const orgRole = role.nullable().meta({ description: 'The role the user holds inside their organisation only (`admin`); null: none.' });
+
   return {
     credentials: z.strictObject({ username, password }),
     create: z.strictObject({
@@ -49,6 +52,8 @@ export function userSchemas(ctx: SchemaContext) {
       role: role.optional(),
       name: name.optional(),
       email: email.optional(),
+      organizationId: organizationId.optional(),
+      orgRole: orgRole.optional(),
     }),
     update: z.strictObject({
       role: role.optional(),
@@ -56,6 +61,8 @@ export function userSchemas(ctx: SchemaContext) {
       email: email.optional(),
       password: password.nullable().optional(),
       passwordLogin: z.boolean().optional(),
+      organizationId: organizationId.optional().meta({ description: 'Moves the user to another organisation (global admins: `users:set-org`).' }),
+      orgRole: orgRole.optional().meta({ description: 'The role inside their organisation (`users:set-org`).' }),
       currentPassword: z.string().max(1024).optional(),
     }),
     status: z.strictObject({ active: z.boolean() }),
@@ -76,6 +83,8 @@ export const publicUserSchema = z
     name: z.string().nullable(),
     email: z.string().nullable(),
     role: z.string(),
+    organizationId: z.number().int().nullable().meta({ description: 'The organisation the user belongs to; null: none.' }),
+    orgRole: z.string().nullable().meta({ description: 'The role held inside that organisation only; null: none.' }),
     active: z.boolean(),
     hasPassword: z.boolean(),
     authSource: z.string().meta({ description: '`local`, or where the account came from: `oidc:<provider>`, `proxy`.' }),

@@ -11,6 +11,10 @@ import { eventOf, SYSTEM_ORIGIN, type EventDetail, type EventStream, type EventT
 import { normalizeUsername, usernameKey } from '../names.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
+import { orgsRepo } from '../orgs/repository.js';
+
+/** The actor is the user acted on (their own account: no target check). */
+const isSelf = (origin: Origin, id: number) => origin.actor.kind === 'user' && origin.actor.userId === id;
 
 /** The columns of a user without a recovery code. */
 const NO_RECOVERY_CODE = { recovery_code_fingerprint: null, recovery_code_created_at: null } as const;
@@ -29,6 +33,10 @@ export interface NewUser {
   authSource?: string;
   /** A chosen API key (bootstrap automation); otherwise one is generated. */
   apiKey?: string;
+  /** The organisation the user belongs to (null or absent: none). */
+  organizationId?: number | null;
+  /** The role held inside that organisation. */
+  orgRole?: string | null;
 }
 
 /** The account an external identity asks for (see authn/provisioning.ts). */
@@ -58,6 +66,9 @@ export interface UserPatch {
   password?: string | null;
   /** An external account may also sign in with a local password (admins only; always true for local accounts). */
   passwordLogin?: boolean;
+  /** Another organisation (null: none); global admins only (`users.set-org`). */
+  organizationId?: number | null;
+  orgRole?: string | null;
 }
 
 /** A typed recovery code: a typo (its check fails), no such code, or the user whose code it is. */
@@ -75,6 +86,19 @@ export interface CreationStep {
   after(userId: number): Promise<void>;
 }
 
+/**
+ * Checks, inside a change's transaction, who may act on whom (src/authz/targets.ts): `target` refuses
+ * acting on a user outside the actor's reach (404 user.not_found) or holding more than they do (403);
+ * `placement` refuses putting a user in an organisation, with an organisation role, the actor may not give.
+ * Both pass for Usher itself, the CLI and identity providers.
+ */
+export interface UserGuard {
+  target(trx: Knex.Transaction, origin: Origin, target: UserRecord, permission: string): Promise<void>;
+  /** The same for a read: the reach alone (404 out of it), no holds-more rail. */
+  read(trx: Knex.Transaction, origin: Origin, target: UserRecord, permission: string): Promise<void>;
+  placement(trx: Knex.Transaction, origin: Origin, place: { orgId: number | null; orgRole: string | null }, permission: string): Promise<void>;
+}
+
 /** A change's events, before the actor, the target and the time are added. */
 type Planned = readonly [EventType, EventDetail?][];
 
@@ -88,6 +112,7 @@ export class UserService {
   private roleCheck: RoleCheck | undefined;
   /** Default access grants of new accounts (src/grants/service.ts). */
   private creationSteps: CreationStep[] = [];
+  private guard: UserGuard | undefined;
 
   constructor(
     private readonly db: Db,
@@ -107,6 +132,34 @@ export class UserService {
   /** `step` runs for every account created from now on, whatever creates it (API, setup, CLI, an identity provider). */
   onCreate(step: CreationStep): void {
     this.creationSteps.push(step);
+  }
+
+  /** Who may act on whom, and place users where (see UserGuard); checked in every change's transaction. */
+  guardTargets(guard: UserGuard): void {
+    this.guard = guard;
+  }
+
+  /**
+   * Runs `fn` in a transaction with the user locked, once the guard let `origin` act on them with
+   * `permission` (routes whose change lives elsewhere: sessions, invites, reads).
+   */
+  async withTarget<T>(id: number, origin: Origin, permission: string, fn: (trx: Knex.Transaction, user: UserRecord) => Promise<T>): Promise<T> {
+    return this.transaction(async (trx) => {
+      const user = await usersRepo.findForUpdate(trx, id);
+      if (!user) throw Errors.userNotFound();
+      if (!isSelf(origin, id)) await this.guard?.target(trx, origin, user, permission);
+      return fn(trx, user);
+    });
+  }
+
+  /** The user, when `origin` may read them with `permission` (404 out of an org admin's reach). */
+  async requireFor(id: number, origin: Origin, permission: string): Promise<UserRecord> {
+    return this.transaction(async (trx) => {
+      const user = await usersRepo.findById(trx, id);
+      if (!user) throw Errors.userNotFound();
+      if (!isSelf(origin, id)) await this.guard?.read(trx, origin, user, permission);
+      return user;
+    });
   }
 
   get(id: number): Promise<UserRecord | null> {
@@ -143,6 +196,7 @@ export class UserService {
         await usersRepo.lock(trx);
         await this.roleCheck(trx, prepared.row.role, origin);
       }
+      await this.guard?.placement(trx, origin, { orgId: prepared.row.org_id, orgRole: prepared.row.org_role }, 'users.create');
       const made = await this.insertPrepared(trx, prepared);
       return { result: made, events: await this.createdEvents(trx, origin, made.user) };
     });
@@ -180,6 +234,8 @@ export class UserService {
     if (patch.email !== undefined) Object.assign(changes, emailColumns(patch.email));
     if (patch.role !== undefined) changes.role = patch.role;
     if (patch.passwordLogin !== undefined) changes.password_login = patch.passwordLogin;
+    if (patch.organizationId !== undefined) changes.org_id = patch.organizationId;
+    if (patch.orgRole !== undefined) changes.org_role = patch.orgRole;
     // Your own new password: the hash your current password was checked against (null: an invite-only
     // account, which sets its first password without one). It must still be the stored one under the lock.
     let checkedHash: string | null | undefined;
@@ -215,6 +271,13 @@ export class UserService {
         const fields = (['name', 'email'] as const).filter((f) => patch[f] !== undefined && patch[f] !== before[f]);
         if (fields.length > 0) events.push(['user.updated', { fields: fields.join(',') }]);
         if (patch.role !== undefined && patch.role !== before.role) events.push(['user.role_changed', { from: before.role, to: patch.role }]);
+        const orgId = patch.organizationId !== undefined ? patch.organizationId : before.orgId;
+        const orgRole = patch.orgRole !== undefined ? patch.orgRole : orgId === before.orgId ? before.orgRole : null;
+        // Out of an organisation, or into another: the old organisation's role does not follow.
+        if (orgId !== before.orgId && patch.orgRole === undefined) changes.org_role = null;
+        if (orgId !== before.orgId || orgRole !== before.orgRole) {
+          events.push(['user.org_changed', { from: before.orgId, to: orgId, orgRoleFrom: before.orgRole, orgRoleTo: orgRole }]);
+        }
         if (patch.password === null) events.push(['user.password_cleared']);
         else if (patch.password !== undefined) events.push([opts.self ? 'user.password_changed' : 'user.password_reset']);
         if (patch.passwordLogin !== undefined && patch.passwordLogin !== before.passwordLogin) {
@@ -228,11 +291,13 @@ export class UserService {
           after,
           endSessions: demoted || changes.password_hash !== undefined || passwordLoginEnded,
           events,
+          place: orgId !== before.orgId || orgRole !== before.orgRole ? { orgId, orgRole } : undefined,
         };
       },
       origin,
       // Only a self-service password change keeps the session that made it; a demotion ends them all.
       opts.self && patch.role === undefined ? opts.keepSession : undefined,
+      'users.update',
     );
   }
 
@@ -246,6 +311,8 @@ export class UserService {
         events: before.active === active ? [] : [[active ? 'user.enabled' : 'user.disabled']],
       }),
       origin,
+      undefined,
+      'users.set-status',
     );
   }
 
@@ -255,6 +322,8 @@ export class UserService {
       id,
       (before) => ({ changes: { password_hash }, after: { role: before.role, hasPassword: true }, endSessions: true, events: [['user.password_reset']] }),
       origin,
+      undefined,
+      'users.reset-password',
     );
   }
 
@@ -270,6 +339,8 @@ export class UserService {
         events: [['apikey.rotated']],
       }),
       origin,
+      undefined,
+      'users.rotate-api-key',
     );
     return apiKey;
   }
@@ -310,6 +381,8 @@ export class UserService {
         events: before.recoveryCodeCreatedAt === null ? [] : [['recovery_code.revoked', { reason: 'revoked' }]],
       }),
       origin,
+      undefined,
+      'users.revoke-recovery-code',
     );
   }
 
@@ -368,6 +441,7 @@ export class UserService {
       await usersRepo.lock(trx);
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
+      await this.guard?.target(trx, origin, before, 'users.delete');
       await this.checkAdminRemains(trx, before, { role: undefined, active: false });
       await usersRepo.remove(trx, id);
       const detail = { username: before.username, role: before.role };
@@ -461,6 +535,34 @@ export class UserService {
     }
   }
 
+  /**
+   * Sets the organisation and organisation role an identity provider's groups give (`place`, the
+   * organisation by name), or takes the organisation role away (null). An organisation that does not exist
+   * is logged and skipped: configuration names it, an admin creates it.
+   */
+  async syncOrgRole(id: number, place: { org: string; role: string } | null, origin: Origin): Promise<UserRecord> {
+    const org = place === null ? null : await orgsRepo.findByName(this.db, place.org);
+    if (place !== null && org === null) {
+      this.log.warn({ userId: id, org: place.org }, 'organisation role sync: no organisation of that name; left unchanged');
+      return this.require(id);
+    }
+    return this.change(
+      id,
+      (before) => {
+        const orgId = org === null ? before.orgId : org.id;
+        const orgRole = place === null ? null : place.role;
+        const same = orgId === before.orgId && orgRole === before.orgRole;
+        return {
+          changes: same ? {} : { org_id: orgId, org_role: orgRole },
+          after: { role: before.role, hasPassword: before.hasPassword },
+          events: same ? [] : [['idp.org_role_synced', { from: before.orgId, to: orgId, orgRoleFrom: before.orgRole, orgRoleTo: orgRole }]],
+          place: same ? undefined : { orgId, orgRole },
+        };
+      },
+      origin,
+    );
+  }
+
   /** Updates the name and email a provider gives (undefined: unchanged); an email another account holds is left out. */
   async syncProfile(id: number, profile: { name?: string | null; email?: string | null }, origin: Origin): Promise<UserRecord> {
     const changes: UserChanges = {};
@@ -507,15 +609,21 @@ export class UserService {
       after: { role: string; active?: boolean; hasPassword: boolean };
       endSessions?: boolean;
       events?: Planned;
+      place?: { orgId: number | null; orgRole: string | null };
     },
     origin: Origin,
     keepSession?: string,
+    /** The permission an actor other than the user acts with: the guard checks they may, on this user. */
+    permission?: string,
   ): Promise<UserRecord> {
     const { updated, events } = await this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       const before = await usersRepo.findById(trx, id);
       if (!before) throw Errors.userNotFound();
-      const { changes, after, endSessions, events: planned = [] } = plan(before);
+      if (permission !== undefined && !isSelf(origin, id)) await this.guard?.target(trx, origin, before, permission);
+      const { changes, after, endSessions, events: planned = [], place } = plan(before);
+      // Another organisation needs users.set-org (global-only); another role inside the same one, users.update there.
+      if (place) await this.guard?.placement(trx, origin, place, place.orgId !== before.orgId ? 'users.set-org' : 'users.update');
       if (after.role !== before.role) await this.roleCheck?.(trx, after.role, origin);
       // An external account (proxy, OIDC) signs in through its provider, never with a password.
       if (after.role === ADMIN_ROLE && !after.hasPassword && before.authSource === 'local') throw Errors.adminNeedsPassword();
@@ -582,6 +690,7 @@ export class UserService {
   private async prepareNew(input: NewUser) {
     const role = input.role ?? DEFAULT_ROLE;
     const password = input.password ?? null;
+    if (input.orgRole && !input.organizationId) throw invalidField('orgRole', 'needs an organizationId');
     if (role === ADMIN_ROLE && password === null && (input.authSource ?? 'local') === 'local') throw Errors.adminNeedsPassword();
     const username = normalizeUsername(input.username);
     const apiKey = input.apiKey ?? generateApiKey();
@@ -593,6 +702,8 @@ export class UserService {
         name: input.name ?? null,
         ...emailColumns(input.email || null),
         role,
+        org_id: input.organizationId ?? null,
+        org_role: input.orgRole ?? null,
         active: true,
         password_hash: password === null ? null : await hashPassword(password),
         auth_source: input.authSource ?? 'local',
