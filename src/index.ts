@@ -253,6 +253,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     users.guardTargets(guard);
     invites.guardTargets(guard);
     policy.guardTargets(guard);
+    grants.guardTargets(guard);
     const orgs = new OrgService(db, events);
     // A deleted user's direct permissions go with their row (ON DELETE CASCADE): compile without them.
     events.on(() => authz.refresh(), { types: ['user.deleted'] });

@@ -29,7 +29,7 @@ describe.each(DB_KINDS)('organisations on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    server = await startServer(kind, { settings: { permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }] } });
+    server = await startServer(kind, { settings: { permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }], resources: [{ type: 'library' }] } });
     c = client(server.url);
     admin = await setupAdmin(c);
     adminId = (await c.get(`${AUTH}/me`, { key: admin })).body.id;
@@ -128,6 +128,22 @@ describe.each(DB_KINDS)('organisations on %s', (kind) => {
       expect(attempts.map((r) => `${r.status} ${errorCode(r)}`)).toEqual(Array(attempts.length).fill('404 user.not_found'));
     }
     expect((await c.get(`${USERS}/${bob.id}`, { key: admin })).body).toMatchObject({ email: null, organizationId: globex });
+  });
+
+  it("keeps an org admin out of other organisations' grants, checks and explanations (404), and lets them reach their own", async () => {
+    const AUTHZ = `${AUTH}/authz`;
+    for (const outside of [bob.id, loner.id]) {
+      expect(errorCode(await c.get(`${USERS}/${outside}/grants`, { key: orgAdmin.key }))).toBe('user.not_found');
+      expect(errorCode(await c.post(`${USERS}/${outside}/grants`, { key: orgAdmin.key, body: { type: 'library', id: '1' } }))).toBe('user.not_found');
+      expect(errorCode(await c.post(`${AUTHZ}/check`, { key: orgAdmin.key, body: { user: outside, checks: [{ permission: 'cert.create' }] } }))).toBe('user.not_found');
+      expect(errorCode(await c.get(`${AUTHZ}/explain?user=${outside}&permission=users.list`, { key: orgAdmin.key }))).toBe('user.not_found');
+    }
+    expect((await c.get(`${USERS}/${alice.id}/grants`, { key: orgAdmin.key })).status).toBe(200);
+    const checked = await c.post(`${AUTHZ}/check`, { key: orgAdmin.key, body: { user: alice.id, checks: [{ permission: 'cert.create' }, { permission: 'self.read' }] } });
+    expect(checked.body).toEqual({ results: [false, true] });
+    expect((await c.get(`${AUTHZ}/explain?user=${alice.id}&permission=users.list`, { key: orgAdmin.key })).body).toMatchObject({ allowed: false });
+    // A global admin reaches everyone.
+    expect((await c.get(`${USERS}/${bob.id}/grants`, { key: admin })).status).toBe(200);
   });
 
   it("lets an org admin change their members' email, password and permissions (seed 003's Admin (same org))", async () => {

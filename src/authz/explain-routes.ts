@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Errors } from '../errors.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
+import { originOf } from '../http/origin.js';
 import { rowId } from '../ids.js';
 import type { UserService } from '../users/service.js';
 import type { Authorizer } from './enforcer.js';
@@ -44,9 +45,9 @@ export function explainEndpoints({ authz, users }: { authz: Authorizer; users: U
       query: z.strictObject({ user: rowId('The user id.'), permission: declaredPermission(authz) }),
       responses: { 200: { description: 'The explanation.', body: explanationSchema } },
       errors: [Errors.userNotFound],
-      handle: async ({ query }) => {
-        const user = await users.get(query.user);
-        if (!user) throw Errors.userNotFound();
+      handle: async ({ req, query }) => {
+        // Through an organisation role, only that organisation's members (404 for anyone else).
+        const user = await users.requireFor(query.user, originOf(req), 'authz.explain');
         return { body: explain(authz.policy, user, query.permission) };
       },
     }),

@@ -3,7 +3,7 @@ import { Errors, invalidField } from '../errors.js';
 import { resourceId } from '../config/parsers.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
-import { rowId } from '../ids.js';
+import { MAX_ROW_ID, rowId } from '../ids.js';
 import { userIdParams } from '../users/schemas.js';
 import type { UserService } from '../users/service.js';
 import type { UsherAuthz } from './access.js';
@@ -64,9 +64,9 @@ export function grantEndpoints({ base, access, users }: GrantRouteDeps): Endpoin
       params: userIdParams,
       responses: { 200: { description: 'By type, then resource id.', body: z.array(grantSchema) } },
       errors: [Errors.forbidden, Errors.userNotFound],
-      handle: async ({ params, caller }) => {
+      handle: async ({ req, params, caller }) => {
         if (!access.can(caller, caller.id === params.id ? 'self.read' : 'grants.read')) throw Errors.forbidden();
-        return { body: await grants.list(params.id) };
+        return { body: await grants.list(params.id, originOf(req)) };
       },
     }),
     endpoint({
@@ -116,15 +116,16 @@ export function grantEndpoints({ base, access, users }: GrantRouteDeps): Endpoin
       capabilities: '`users:read` to ask about another user',
       body: z.strictObject({
         checks: z.array(check).min(1).max(MAX_CHECKS),
-        user: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional().meta({ description: 'Whom to ask about; the caller when absent.' }),
+        user: z.number().int().positive().max(MAX_ROW_ID).optional().meta({ description: 'Whom to ask about; the caller when absent.' }),
       }),
       responses: { 200: { description: 'One answer per check.', body: z.strictObject({ results: z.array(z.boolean()) }) } },
       errors: [Errors.forbidden, Errors.userNotFound],
-      handle: async ({ caller, body }) => {
+      handle: async ({ req, caller, body }) => {
         let who: { id: number; role: string; active: boolean } = caller;
         if (body.user !== undefined && body.user !== caller.id) {
           if (!access.can(caller, 'users.read')) throw Errors.forbidden();
-          who = await users.require(body.user);
+          // An org admin asks only about their organisation's members (404 for anyone else).
+          who = await users.requireFor(body.user, originOf(req), 'users.read');
         }
         const results = body.checks.map((c, i) => {
           if ('permission' in c) {

@@ -5,6 +5,7 @@ import type { GroupGrantConfig, ResourceConfig } from '../config/parsers.js';
 import { eventOf, type EventStream, type Origin, type UsherEvent } from '../events/stream.js';
 import { ADMIN_ROLE, type UserRecord } from '../users/model.js';
 import { usersRepo } from '../users/repository.js';
+import type { UserGuard } from '../users/service.js';
 import { grantsRepo, type NewGrant } from './repository.js';
 import {
   ALL, NO_GRANTS, compileGrants, grantAllows, grantedResources, groupSource, holdsAll,
@@ -41,6 +42,7 @@ export class GrantService {
   private reloading: Promise<void> = Promise.resolve();
   /** grant_changes rows sync() has acted on (seq → when), within the window it looks back over. */
   private seen = new Map<number, number>();
+  private guard: UserGuard | undefined;
   private prunedAt = 0;
   readonly types: ReadonlyMap<string, ResourceConfig>;
 
@@ -86,9 +88,15 @@ export class GrantService {
 
   // ---- reads and changes ----
 
-  /** A user's grants, as this instance holds them. */
-  async list(userId: number): Promise<Grant[]> {
-    await this.target(this.db, userId);
+  /** Who may reach whom (src/authz/targets.ts): an org admin only their organisation's members. */
+  guardTargets(guard: UserGuard): void {
+    this.guard = guard;
+  }
+
+  /** A user's grants, as this instance holds them; with `origin`, only when it may read them (404 out of its reach). */
+  async list(userId: number, origin?: Origin): Promise<Grant[]> {
+    if (origin) await this.db.transaction((trx) => this.target(trx, userId, origin, 'grants.read'));
+    else await this.target(this.db, userId);
     return [...(this.held.get(userId) ?? EMPTY).grants];
   }
 
@@ -107,7 +115,7 @@ export class GrantService {
     const wanted = this.validate(input);
     const { grant, events } = await this.db.transaction(async (trx) => {
       await usersRepo.lock(trx);
-      await this.target(trx, userId);
+      await this.target(trx, userId, origin, 'grants.manage');
       await this.checkHolds(trx, origin, wanted);
       let grant: Grant;
       try {
@@ -129,7 +137,7 @@ export class GrantService {
   async revoke(userId: number, grantId: number, origin: Origin): Promise<void> {
     const events = await this.db.transaction(async (trx) => {
       await usersRepo.lock(trx);
-      await this.target(trx, userId);
+      await this.target(trx, userId, origin, 'grants.manage');
       const grant = await grantsRepo.find(trx, userId, grantId);
       if (!grant) throw Errors.grantNotFound();
       await this.checkHolds(trx, origin, { type: grant.type, id: grant.resourceId, actions: grant.actions });
@@ -241,10 +249,19 @@ export class GrantService {
     return steps;
   }
 
-  /** The user acted on: the one place that says who may be reached (an organisation boundary goes here). */
-  private async target(q: Knex | Knex.Transaction, userId: number): Promise<UserRecord> {
+  /**
+   * The user acted on, once the guard let `origin` reach them with `permission` (inside the transaction): an
+   * org admin reaches only their organisation (404 outside it), and nobody acts on someone holding more.
+   */
+  private async target(q: Knex | Knex.Transaction, userId: number, origin?: Origin, permission?: string): Promise<UserRecord> {
     const user = await usersRepo.findById(q, userId);
     if (!user) throw Errors.userNotFound();
+    const self = origin?.actor.kind === 'user' && origin.actor.userId === userId;
+    if (origin && permission && !self && this.guard) {
+      const trx = q as Knex.Transaction;
+      if (permission === 'grants.read') await this.guard.read(trx, origin, user, permission);
+      else await this.guard.target(trx, origin, user, permission);
+    }
     return user;
   }
 
