@@ -383,7 +383,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...auditEndpoints(audit, (caller) => authz.canIn(caller, null, 'audit', 'read')),
         ...orgEndpoints({ base: API_BASE, orgs, authz }),
         ...policyEndpoints({ base: API_BASE, policy, authz }),
-        ...explainEndpoints({ authz, users }),
+        ...explainEndpoints({ authz, users, grants }),
         ...grantEndpoints({ base: API_BASE, access, users }),
         ...consoleConfigEndpoints(config),
         ...documentEndpoints(endpoints),

@@ -41,7 +41,14 @@ describe.each(DB_KINDS)('GET /authz/explain on %s', (kind) => {
   const dir = policyDir();
 
   beforeAll(async () => {
-    server = await startServer(kind, { settings: { permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }] }, hooks: { policyDir: dir } });
+    server = await startServer(kind, {
+      settings: {
+        permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }],
+        resources: [{ type: 'library', actions: ['read', 'write'] }],
+        groupGrants: [{ group: 'family', provider: 'proxy', type: 'library', id: '3' }],
+      },
+      hooks: { policyDir: dir },
+    });
     c = client(server.url);
     admin = await setupAdmin(c);
     adminId = (await c.get(`${AUTH}/me`, { key: admin })).body.id;
@@ -147,6 +154,53 @@ describe.each(DB_KINDS)('GET /authz/explain on %s', (kind) => {
     ['an unknown parameter', 'user=1&permission=users.list&org=3'],
   ])('answers 400 request.invalid for %s', async (_, query) => {
     expect(errorCode(await c.get(`${EXPLAIN}?${query}`, { key: admin }))).toBe('request.invalid');
+  });
+
+  it("explains an organisation binding: the org role gives within the organisation, never a global-only permission", async () => {
+    const org = (await c.post(`${AUTH}/orgs`, { key: admin, body: { name: `Acme ${kind}` } })).body.id as number;
+    const { user } = await createUser(server, c, admin, { username: 'org-boss', organizationId: org, orgRole: 'admin' });
+    const lists = await ask(user.id, 'users.list');
+    expect(lists.allowed).toBe(true);
+    expect(lists.steps.find((s) => s.kind === 'org-role')).toMatchObject({ role: 'admin', orgId: org, result: 'allow' });
+    expect(lists.decision).toContain(`within organisation ${org}`);
+    const setsRoles = await ask(user.id, 'users.set-role');
+    expect(setsRoles.allowed).toBe(false);
+    expect(setsRoles.steps.find((s) => s.kind === 'org-role')).toMatchObject({ result: 'none' });
+    expect(setsRoles.steps.find((s) => s.kind === 'org-role')!.detail).toContain('global roles only');
+    expect(setsRoles.decision).toContain('the organisation binding');
+  });
+
+  it('explains a resource: each grant on it, admin, and the group rules that would grant it at sign-in', async () => {
+    const reader = await person();
+    const resource = async (user: number, query: string) => {
+      const res = await c.get(`${EXPLAIN}?user=${user}&${query}`, { key: admin });
+      expect(res.status, res.text).toBe(200);
+      return res.body as { allowed: boolean; steps: (Step & { grantId?: number; source?: string })[]; decision: string };
+    };
+    const none = await resource(reader, 'type=library&id=3');
+    expect(none.allowed).toBe(false);
+    expect(none.steps.map((s) => [s.kind, s.result])).toEqual([
+      ['grant', 'none'],
+      ['group-rule', 'none'],
+    ]);
+    expect(none.steps[1]).toMatchObject({ group: 'family', provider: 'proxy' });
+    expect(none.steps[1]!.detail).toContain('does not sign in there');
+    const given = await c.post(`${USERS}/${reader}/grants`, { key: admin, body: { type: 'library', id: '3' } });
+    expect(given.status, given.text).toBe(201);
+    const read = await resource(reader, 'type=library&id=3&action=read');
+    expect(read.allowed).toBe(true);
+    expect(read.steps[0]).toMatchObject({ kind: 'grant', grantId: given.body.id, source: 'api', result: 'allow' });
+    const write = await resource(reader, 'type=library&id=3&action=write');
+    expect(write.allowed).toBe(false);
+    expect(write.steps[0]).toMatchObject({ kind: 'grant', result: 'none' });
+    expect(write.steps[0]!.detail).toContain('not write');
+    const admins = await resource(adminId, 'type=library&id=9');
+    expect(admins.allowed).toBe(true);
+    expect(admins.steps[0]).toMatchObject({ kind: 'super-role', result: 'allow' });
+    for (const bad of [`permission=users.list&type=library&id=3`, 'type=library', 'id=3', 'type=album&id=3', 'type=library&id=3&action=delete', '']) {
+      const res = await c.get(`${EXPLAIN}?user=${reader}&${bad}`, { key: admin });
+      expect([res.status, errorCode(res)], bad).toEqual([400, 'request.invalid']);
+    }
   });
 
   it('answers 404 for an unknown user, 403 without authz.explain, 401 anonymous', async () => {

@@ -1,11 +1,9 @@
 import { ANY_PROVIDER } from './group-roles.js';
-import { SUPER_ROLE, type CompiledPolicy } from './enforcer.js';
+import { SUPER_ROLE, holdsIn, type CompiledPolicy } from './enforcer.js';
+import { GLOBAL_ONLY } from './permissions.js';
 
-/**
- * What one step looked at. More kinds come with organisations (`org-binding`), resource grants (`grant`)
- * and scoped keys (`key-scope`): each adds its own kind and fields, the list keeps its order of evaluation.
- */
-export type ExplainKind = 'account' | 'super-role' | 'role' | 'inherited-role' | 'direct' | 'group-rule';
+/** What one step looked at; the list keeps the order of evaluation. */
+export type ExplainKind = 'account' | 'super-role' | 'role' | 'inherited-role' | 'direct' | 'org-role' | 'org-direct' | 'grant' | 'group-rule';
 
 export interface ExplainStep {
   readonly kind: ExplainKind;
@@ -20,6 +18,11 @@ export interface ExplainStep {
   /** For `group-rule`: the external group and the provider that names it (`proxy`, `oidc:<id>`, `*`). */
   readonly group?: string;
   readonly provider?: string;
+  /** For `org-role` and `org-direct`: the organisation the binding holds in. */
+  readonly orgId?: number;
+  /** For `grant`: the grant's id (`GET /users/{id}/grants`) and where it came from (`api`, `default`, `group:...`). */
+  readonly grantId?: number;
+  readonly source?: string;
 }
 
 export interface Explanation {
@@ -35,6 +38,13 @@ export interface ExplainedUser {
   readonly active: boolean;
   /** `local`, `proxy` or `oidc:<id>`: which group rules apply to it at sign-in. */
   readonly authSource: string;
+  readonly orgId: number | null;
+  readonly orgRole: string | null;
+}
+
+/** Whether a rule given at sign-in by `provider` applies to an account signing in through `authSource`. */
+export function ruleApplies(provider: string, authSource: string): boolean {
+  return provider === ANY_PROVIDER ? authSource !== 'local' : provider === authSource;
 }
 
 /**
@@ -70,9 +80,10 @@ export function explain(policy: CompiledPolicy, user: ExplainedUser, permission:
   }
   const direct = policy.direct.get(user.id)?.has(permission) ?? false;
   steps.push({ kind: 'direct', result: direct ? 'allow' : 'none', detail: direct ? `${permission} is granted to this user directly.` : `${permission} is not granted to this user directly.` });
+  if (user.orgId !== null) steps.push(...orgSteps(policy, { ...user, orgId: user.orgId }, permission));
   for (const rule of policy.groupRules) {
     if (!(policy.byRole.get(rule.role)?.has(permission) ?? false)) continue;
-    const applies = rule.provider === ANY_PROVIDER ? user.authSource !== 'local' : rule.provider === user.authSource;
+    const applies = ruleApplies(rule.provider, user.authSource);
     const where = rule.provider === ANY_PROVIDER ? 'any identity provider' : rule.provider;
     steps.push({
       kind: 'group-rule',
@@ -84,9 +95,98 @@ export function explain(policy: CompiledPolicy, user: ExplainedUser, permission:
     });
   }
 
-  const granted = (policy.byRole.get(user.role)?.has(permission) ?? false) || direct;
-  const allowed = granted && user.active;
+  // What the request path's can() answers: global role, direct grant, or the user's own organisation's binding.
+  const allowed = holdsIn(policy, user, user.orgId, permission) && user.active;
   return { allowed, steps, decision: decision(steps, permission, user, allowed) };
+}
+
+/** The organisation binding: the org role, and permissions granted inside the organisation; never a global-only one. */
+function orgSteps(policy: CompiledPolicy, user: ExplainedUser & { orgId: number }, permission: string): ExplainStep[] {
+  const steps: ExplainStep[] = [];
+  const globalOnly = GLOBAL_ONLY.has(permission);
+  const within = `within organisation ${user.orgId} (for its members only)`;
+  if (user.orgRole !== null) {
+    const holds = !globalOnly && (policy.byOrgRole.get(user.orgRole)?.has(permission) ?? false);
+    steps.push({
+      kind: 'org-role',
+      role: user.orgRole,
+      orgId: user.orgId,
+      result: holds ? 'allow' : 'none',
+      detail: globalOnly
+        ? `${permission} is given by global roles only: the organisation role ${user.orgRole} cannot give it.`
+        : `The user's organisation role ${user.orgRole} ${holds ? 'holds' : 'does not hold'} ${permission} ${within}.`,
+    });
+  }
+  const granted = policy.orgDirect.get(user.id)?.get(user.orgId)?.has(permission) ?? false;
+  if (granted) {
+    steps.push({
+      kind: 'org-direct',
+      orgId: user.orgId,
+      result: globalOnly ? 'none' : 'allow',
+      detail: globalOnly ? `${permission} was granted inside the organisation, where a global-only permission gives nothing.` : `${permission} is granted to this user directly ${within}.`,
+    });
+  }
+  return steps;
+}
+
+/** A grant as the resource explanation reads it. */
+export interface ExplainedGrant {
+  readonly id: number;
+  readonly type: string;
+  readonly resourceId: string;
+  readonly actions: readonly string[];
+  readonly source: string;
+}
+
+/** A group rule giving grants at sign-in (config groupGrants). */
+export interface ExplainedGroupGrant {
+  readonly group: string;
+  readonly provider: string;
+  readonly type: string;
+  readonly id: string;
+  readonly actions: readonly string[];
+}
+
+/**
+ * Why the user may `action` on resource `id` of `type`, or not: the account, admin's super role (every
+ * resource), each grant on that resource or on every one of the type, then the IdP group rules that would
+ * give one at sign-in. `allowed` is the grants' own decision, passed in (GrantService.can).
+ */
+export function explainResource(
+  user: ExplainedUser,
+  what: { type: string; id: string; action: string },
+  grants: readonly ExplainedGrant[],
+  groupRules: readonly ExplainedGroupGrant[],
+  allowed: boolean,
+): Explanation {
+  const steps: ExplainStep[] = [];
+  const resource = what.id === '*' ? `every ${what.type}` : `${what.type} ${what.id}`;
+  if (!user.active) steps.push({ kind: 'account', result: 'deny', detail: 'The account is disabled: it cannot sign in, so it is allowed nothing whatever it holds.' });
+  if (user.role === SUPER_ROLE) steps.push({ kind: 'super-role', role: SUPER_ROLE, result: 'allow', detail: `${SUPER_ROLE} reaches every resource of the host app.` });
+  const matching = grants.filter((g) => g.type === what.type && (g.resourceId === '*' || g.resourceId === what.id));
+  for (const g of matching) {
+    const holds = g.actions.includes(what.action);
+    const on = g.resourceId === '*' ? `every ${g.type}` : `${g.type} ${g.resourceId}`;
+    steps.push({ kind: 'grant', grantId: g.id, source: g.source, result: holds ? 'allow' : 'none', detail: `Grant ${g.id} (${g.source}) gives ${g.actions.join(', ')} on ${on}${holds ? '' : `, not ${what.action}`}.` });
+  }
+  if (matching.length === 0) steps.push({ kind: 'grant', result: 'none', detail: `No grant of this user is on ${resource} or on every ${what.type}.` });
+  for (const rule of groupRules) {
+    if (rule.type !== what.type || (rule.id !== '*' && rule.id !== what.id) || !rule.actions.includes(what.action)) continue;
+    const applies = ruleApplies(rule.provider, user.authSource);
+    const where = rule.provider === ANY_PROVIDER ? 'any identity provider' : rule.provider;
+    steps.push({
+      kind: 'group-rule',
+      group: rule.group,
+      provider: rule.provider,
+      result: 'none',
+      detail: `Members of ${rule.group} (${where}) are granted ${what.action} on ${rule.id === '*' ? `every ${rule.type}` : `${rule.type} ${rule.id}`} at sign-in; ${applies ? 'this account signs in there, so its groups then decide' : `this account (${user.authSource}) does not sign in there`}.`,
+    });
+  }
+  const ok = allowed && user.active;
+  const by = steps.find((s) => s.result === 'allow');
+  const refused = steps.find((s) => s.result === 'deny');
+  const sentence = ok && by ? `Allowed: ${by.detail}` : refused ? `Denied: ${refused.detail}` : `Denied: no grant gives ${what.action} on ${resource}.`;
+  return { allowed: ok, steps, decision: sentence };
 }
 
 function decision(steps: readonly ExplainStep[], permission: string, user: ExplainedUser, allowed: boolean): string {
@@ -96,5 +196,6 @@ function decision(steps: readonly ExplainStep[], permission: string, user: Expla
   }
   const refused = steps.find((s) => s.result === 'deny');
   if (refused) return `Denied: ${refused.detail}`;
-  return `Denied: neither the role ${user.role}, the roles it inherits, nor a direct grant holds ${permission}.`;
+  const org = user.orgId !== null ? ', the organisation binding' : '';
+  return `Denied: neither the role ${user.role}, the roles it inherits${org}, nor a direct grant holds ${permission}.`;
 }

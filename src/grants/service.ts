@@ -50,7 +50,8 @@ export class GrantService {
     private readonly db: Db,
     private readonly events: EventStream,
     resources: readonly ResourceConfig[],
-    private readonly groupRules: readonly GroupGrantConfig[],
+    /** The IdP group rules (config groupGrants). */
+    readonly groupRules: readonly GroupGrantConfig[],
   ) {
     this.types = new Map(resources.map((r) => [r.type, r]));
   }
@@ -80,6 +81,16 @@ export class GrantService {
     if (!this.types.get(type)?.actions.includes(action)) return { ids: [] };
     if (user.role === ADMIN_ROLE) return { all: true };
     return grantedResources(this.compiledOf(user.id), type, action);
+  }
+
+  /** Is `type` declared, with `action` one of its actions? */
+  declares(type: string, action: string): boolean {
+    return this.types.get(type)?.actions.includes(action) ?? false;
+  }
+
+  /** A user's grants as this instance holds them (no read: the request path's view). */
+  grantsOf(userId: number): readonly Grant[] {
+    return (this.held.get(userId) ?? EMPTY).grants;
   }
 
   compiledOf(userId: number): UserGrants {
