@@ -140,6 +140,7 @@ describe('console: scoped keys in My account and in the user drawer', () => {
       const row = block.getByRole('listitem').filter({ hasText: 'tablet' });
       await row.getByText(`${key.slice(0, 10)}… · self.read`).waitFor();
       await block.getByRole('listitem').filter({ hasText: 'backup' }).waitFor();
+      await block.evaluate((el) => el.scrollIntoView({ block: 'start' }));
       await checkPage(page, 'drawer-keys');
       await press(block.getByRole('button', { name: 'Revoke tablet…' }), 'Enter');
       await press(block.getByRole('button', { name: 'Yes, revoke tablet' }), 'Enter');
