@@ -80,13 +80,18 @@ describe('console: scoped keys in My account and in the user drawer', () => {
       expect(await page.content()).not.toContain(key);
       expect(await card.getByLabel('Your new key “player”').count()).toBe(0);
 
-      // Revoke asks first; keeping it keeps it.
+      // Revoke asks first, with the focus on "Keep it"; keeping it gives the focus back to Revoke.
+      const focused = () => page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent);
       await press(card.getByRole('button', { name: 'Revoke player…' }), 'Enter');
       await card.getByText('Apps using it are refused from their next request.').waitFor();
-      await press(card.getByRole('button', { name: 'Keep it' }), 'Enter');
+      await expect.poll(focused).toBe('Keep it');
+      await page.keyboard.press('Enter');
+      await expect.poll(focused).toBe('Revoke player…');
       expect((await c.get(`${AUTH}/me`, { key })).status).toBe(200);
-      await press(card.getByRole('button', { name: 'Revoke player…' }), 'Enter');
-      await press(card.getByRole('button', { name: 'Yes, revoke player' }), 'Enter');
+      await page.keyboard.press('Enter');
+      await expect.poll(focused).toBe('Keep it');
+      await page.keyboard.press('Shift+Tab');
+      await page.keyboard.press('Enter');
       await card.getByText('player revoked: it no longer works.').waitFor();
       await card.getByText('No scoped keys.').waitFor();
       expect((await c.get(`${AUTH}/me`, { key })).status).toBe(401);

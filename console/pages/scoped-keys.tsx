@@ -1,4 +1,4 @@
-import { useEffect, useId, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import { api, call, type Problem, type User } from '../api';
 import type { paths } from '../api-types';
 import { Button, Card, Field, Outcome, Secret, useAction } from '../ui';
@@ -12,9 +12,17 @@ const expired = (k: ScopedKey) => k.expiresAt !== null && Date.parse(k.expiresAt
 /** The keys, each with Revoke, which asks first. Shared by My account and the user drawer. */
 export function KeyList({ keys, busy, onRevoke }: { keys: ScopedKey[]; busy: boolean; onRevoke: (k: ScopedKey) => Promise<unknown> }) {
   const [asking, setAsking] = useState<number | null>(null);
+  const list = useRef<HTMLUListElement>(null);
+  const asked = useRef<number | null>(null);
+  // Keyboard users keep their place: the question takes the focus on its safe answer, and gives it back to Revoke.
+  useEffect(() => {
+    if (asking !== null) list.current?.querySelector<HTMLElement>('[data-keep]')?.focus();
+    else if (asked.current !== null) list.current?.querySelector<HTMLElement>(`[data-revoke="${asked.current}"]`)?.focus();
+    asked.current = asking;
+  }, [asking]);
   if (keys.length === 0) return <p>No scoped keys.</p>;
   return (
-    <ul class="list keys">
+    <ul class="list keys" ref={list}>
       {keys.map((k) => (
         <li key={k.id}>
           <div>
@@ -33,12 +41,14 @@ export function KeyList({ keys, busy, onRevoke }: { keys: ScopedKey[]; busy: boo
               <Button class="danger" busy={busy} busyLabel="Revoking…" onClick={() => void onRevoke(k).then(() => setAsking(null))}>
                 Yes, revoke {k.name}
               </Button>
-              <Button onClick={() => setAsking(null)}>Keep it</Button>
+              <button type="button" data-keep onClick={() => setAsking(null)}>
+                Keep it
+              </button>
             </div>
           ) : (
-            <Button class="danger" disabled={busy} aria-label={`Revoke ${k.name}…`} onClick={() => setAsking(k.id)}>
+            <button type="button" class="danger" data-revoke={k.id} disabled={busy} aria-label={`Revoke ${k.name}…`} onClick={() => setAsking(k.id)}>
               Revoke…
-            </Button>
+            </button>
           )}
         </li>
       ))}
