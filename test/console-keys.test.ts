@@ -49,6 +49,8 @@ describe('console: scoped keys in My account and in the user drawer', () => {
       await name.waitFor();
       expect(await card.getByRole('checkbox', { name: 'self.read' }).count()).toBe(1);
       expect(await card.getByRole('checkbox', { name: 'users.list' }).count()).toBe(0);
+      // Each with its description (GET /me/permissions), though lena may not read the whole catalogue.
+      await card.getByText('Read your own account.').waitFor();
       await checkPage(page, 'account-keys-empty');
 
       await press(name, ...[...'player'].map((ch) => ch), 'Tab');

@@ -105,11 +105,7 @@ export function ScopedKeys({ user }: { user: User }) {
   const load$ = async () => setKeys(await call(api.GET('/api/v1/auth/me/api-keys')));
   useEffect(() => {
     void load.run(async () => {
-      const mine = await call(api.GET('/api/v1/auth/users/{id}/permissions', { params: { path: { id: String(user.id) } } }));
-      // Descriptions need roles.read; without it the names alone are shown.
-      const described = await api.GET('/api/v1/auth/permissions').then(({ data }) => data ?? [], () => []);
-      const byName = new Map(described.map((p) => [p.name, p]));
-      setHeld(mine.effective.map((n) => byName.get(n) ?? { name: n, description: '', source: 'usher' }));
+      setHeld(await call(api.GET('/api/v1/auth/me/permissions')));
       await load$();
     });
   }, [user.id]);
