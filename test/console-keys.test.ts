@@ -30,7 +30,7 @@ describe('console: scoped keys in My account and in the user drawer', () => {
   let lenaKey: string;
   let lenaId: number;
   beforeAll(async () => {
-    server = await startServer('sqlite');
+    server = await startServer('sqlite', { settings: { permissions: [{ name: 'cert.create', description: 'Issue a certificate.' }] } });
     c = client(server.url);
     adminKey = await setupAdmin(c, 'admin', 'admin-password');
     const lena = await createUser(server, c, adminKey, { username: 'lena', password: 'lena-long-password' });
@@ -131,6 +131,18 @@ describe('console: scoped keys in My account and in the user drawer', () => {
       expect(await card.getByLabel('Days until it expires').inputValue()).toBe('7');
       await checkPage(page, 'account-keys-refused');
       expect(((await c.get(`${AUTH}/me/api-keys`, { key: lenaKey })).body as unknown[]).length).toBe(1);
+
+      // A permission taken from lena after the page listed it: said beside the permissions.
+      expect((await c.patch(`${AUTH}/users/${lenaId}/permissions`, { key: adminKey, body: { grant: ['cert.create'] } })).status).toBe(200);
+      await page.reload();
+      await press(card.getByText('Make a scoped key'), 'Enter');
+      await card.getByRole('checkbox', { name: 'cert.create' }).check();
+      await card.getByText('Issue a certificate.').waitFor();
+      expect((await c.patch(`${AUTH}/users/${lenaId}/permissions`, { key: adminKey, body: { revoke: ['cert.create'] } })).status).toBe(200);
+      await name.fill('certs');
+      await card.getByRole('button', { name: 'Make key' }).click();
+      await expect.poll(() => card.locator('.checklist + .outcome [role=alert]').textContent()).toBe('You do not hold cert.create now, so a key of yours cannot have it. Untick it.');
+      expect(await name.inputValue()).toBe('certs');
     });
   });
 
