@@ -818,6 +818,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/me/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The permissions you hold
+         * @description As you are authenticated now: through your role and direct grants, within a scoped key's scope, without what a device is not given. What a scoped key of yours may hold; readable without `roles:read`.
+         *
+         *     Capability `self:read`.
+         */
+        get: operations["getMePermissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/roles": {
         parameters: {
             query?: never;
@@ -7744,6 +7766,116 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The catalogue. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Permission"][];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getMePermissions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Held now, each with its description, in the order of `GET /permissions`. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -65,6 +65,9 @@ const SENTENCES: Record<string, string | ((wait: string | null) => string)> = {
   'role.exists': 'A role of that name exists already. Choose another name.',
   'role.built_in': 'Built-in roles (user, admin) come from policies/policy.csv: they cannot be changed, renamed or deleted here.',
   'role.not_found': 'That role does not exist any more. Reload the page to see the roles as they are.',
+  'api_key.name_taken': 'You have a key of that name already. Choose another name.',
+  'api_key.limit': 'You have 100 scoped keys, the most there can be. Revoke one you no longer use first.',
+  'api_key.not_found': 'That key does not exist any more. Reload the page to see the keys as they are.',
   'user.last_admin': 'This is the last enabled admin: make another account an admin first, or the console would have no one to run it.',
 };
 

@@ -155,6 +155,30 @@ describe.each(DB_KINDS)('roles and permissions on %s', (kind) => {
     expect(deleted).toMatchObject({ detail: { change: 'role_deleted', role: 'temp', movedTo: 'user', moved: 1 } });
   });
 
+  it('answers GET /me/permissions with what the caller holds now, described, within a scoped key\'s scope', async () => {
+    const all = (await c.get(`${AUTH}/permissions`, { key: admin })).body as { name: string }[];
+    expect((await c.get(`${AUTH}/me/permissions`, { key: admin })).body).toEqual(all);
+
+    const { user: u, key } = await user();
+    const mine = await c.get(`${AUTH}/me/permissions`, { key });
+    expect(mine.status).toBe(200);
+    expect(mine.body.map((p: { name: string }) => p.name).sort()).toEqual(['self.api-key', 'self.api-keys', 'self.read', 'self.recovery-code', 'self.sessions', 'self.update']);
+    expect(mine.body.find((p: { name: string }) => p.name === 'self.read')).toMatchObject({ source: 'usher', description: expect.stringMatching(/./) });
+    // Without roles:read, the catalogue itself stays closed.
+    expect(errorCode(await c.get(`${AUTH}/permissions`, { key }))).toBe('auth.forbidden');
+
+    // A direct grant of the host app's permission shows at once, with the app's description.
+    expect((await c.patch(`${USERS}/${u.id}/permissions`, { key: admin, body: { grant: ['cert.create'] } })).status).toBe(200);
+    expect((await c.get(`${AUTH}/me/permissions`, { key })).body).toContainEqual({ ...APP_PERMISSIONS[0], source: 'app' });
+
+    // A scoped key sees its scope, not its owner's rights.
+    const scoped = await c.post(`${AUTH}/me/api-keys`, { key, body: { name: 'reader', permissions: ['self.read', 'cert.create'] } });
+    expect(scoped.status, scoped.text).toBe(201);
+    const seen = await c.get(`${AUTH}/me/permissions`, { key: scoped.body.key });
+    expect(seen.body.map((p: { name: string }) => p.name).sort()).toEqual(['cert.create', 'self.read']);
+    expect(errorCode(await c.get(`${AUTH}/me/permissions`))).toBe('auth.unauthenticated');
+  });
+
   it('grants and revokes permissions of one user, in effect on the next request', async () => {
     const { user: u, key } = await user();
     expect(errorCode(await c.get(USERS, { key }))).toBe('auth.forbidden');

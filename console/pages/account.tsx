@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, call, href, type User } from '../api';
 import { deviceName } from '../device';
 import { Button, Card, Field, Outcome, PageHeading, Secret, useAction, usePasswordHint } from '../ui';
+import { ScopedKeys } from './scoped-keys';
 
 type Session = { id: string; kind: 'browser' | 'app'; name: string | null; lastSeenAt: string; ip: string | null; userAgent: string | null; current: boolean };
 
@@ -209,6 +210,7 @@ export function AccountPage({ user, onUser }: { user: User; onUser: (u: User) =>
       <Profile user={user} onUser={onUser} />
       <Password user={user} />
       <ApiKey />
+      <ScopedKeys user={user} />
       <RecoveryCode />
       <Sessions />
     </>

@@ -4,6 +4,7 @@ import type { components } from '../api-types';
 import { deviceName } from '../device';
 import { Button, Card, Dialog, Field, Outcome, Secret, useAction } from '../ui';
 import { PermissionChecklist, type Permission } from './roles';
+import { DrawerKeys } from './drawer-keys';
 
 type Invite = components['schemas']['Invite'];
 const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : 'never');
@@ -417,6 +418,7 @@ export function UserDrawer({ id, meId, onClose, onDeleted }: { id: number; meId:
           <Permissions user={user} />
           <Invites userId={user.id} />
           <Sessions user={user} />
+          <DrawerKeys userId={user.id} />
           <DangerZone user={user} self={user.id === meId} onDeleted={() => onDeleted(user.username)} />
         </>
       )}

@@ -105,6 +105,22 @@ export function policyEndpoints({ base, policy, authz }: PolicyRouteDeps): Endpo
     }),
     endpoint({
       method: 'get',
+      path: '/me/permissions',
+      tag: TAG,
+      summary: 'The permissions you hold',
+      description:
+        'As you are authenticated now: through your role and direct grants, within a scoped key\'s scope, without what a device is not given. What a scoped key of yours may hold; readable without `roles:read`.',
+      access: 'self:read',
+      responses: { 200: { description: 'Held now, each with its description, in the order of `GET /permissions`.', body: z.array(permissionSchema) } },
+      handle: ({ caller }) => ({
+        body: authz.permissions.filter((p) => {
+          const pair = parsePermission(p.name);
+          return pair !== null && authz.can(caller, ...pair);
+        }),
+      }),
+    }),
+    endpoint({
+      method: 'get',
       path: '/roles',
       tag: TAG,
       summary: 'Every role',
