@@ -933,7 +933,7 @@ export interface paths {
         };
         /**
          * Why a user holds a permission, or not
-         * @description Step by step: the account, admin's super role, the user's role, each role it inherits, a direct grant, the IdP group rules that would give a role holding it at sign-in.
+         * @description Step by step, for a `permission`: the account, admin's super role, the user's role, each role it inherits, a direct grant, the organisation binding, the IdP group rules that would give a role holding it at sign-in. For a resource (`type`, `id`, `action`, default `read`): the account, admin, each grant on it or on every one of the type, the IdP group rules that would grant it.
          *
          *     Capability `authz:explain`.
          */
@@ -1300,10 +1300,10 @@ export interface components {
         };
         ExplainStep: {
             /**
-             * @description What the step looked at; more kinds may be added (organisation binding, resource grant, scoped key): treat an unknown kind as information.
+             * @description What the step looked at; more kinds may be added: treat an unknown kind as information.
              * @enum {string}
              */
-            kind: "account" | "super-role" | "role" | "inherited-role" | "direct" | "group-rule";
+            kind: "account" | "super-role" | "role" | "inherited-role" | "direct" | "org-role" | "org-direct" | "grant" | "group-rule";
             /**
              * @description `allow`: gives the permission now; `deny`: refuses whatever the others give; `none`: neither.
              * @enum {string}
@@ -1318,6 +1318,12 @@ export interface components {
             group?: string;
             /** @description `group-rule`: `proxy`, `oidc:<id>` or `*`. */
             provider?: string;
+            /** @description `org-role`, `org-direct`: the organisation the binding holds in. */
+            orgId?: number;
+            /** @description `grant`: the grant (`GET /users/{id}/grants`). */
+            grantId?: number;
+            /** @description `grant`: `api`, `default` or `group:<provider>:<group>`. */
+            source?: string;
         };
         /** @description `{ "all": true }`, or the ids (text) granted: ready for an SQL `IN`. */
         ResourceSet: {
@@ -8916,8 +8922,13 @@ export interface operations {
             query: {
                 /** @description The user id. */
                 user: string;
-                /** @description A permission name: `users.list` (or `users:list`). */
-                permission: string;
+                permission?: string;
+                /** @description A declared resource type (`library`), with `id`. */
+                type?: string;
+                /** @description The resource id, or `*`. */
+                id?: string;
+                /** @description An action of the type; `read` when absent. */
+                action?: string;
             };
             header?: never;
             path?: never;
