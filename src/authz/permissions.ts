@@ -39,14 +39,14 @@ export const permissionName = (object: string, action: string) => `${object}.${a
 
 /**
  * What a device token (an app signed in through an invite or a recovery code) never does, whatever its user
- * holds: read or mint a credential that would outlive the device. Taken from a lost phone, the token then
- * dies with the device's session (end it, or the user's epoch moves on) and leaves nothing behind. Setting
- * the account's password stays possible: the seed's players do it from their settings.
+ * holds: read or mint an API key, or mint credentials for others. Taken from a lost phone, the token then
+ * dies with the device's session (end it, or the user's epoch moves on) and leaves no key behind. The
+ * account's own way back in stays the player's to set, as seed 004 says: the password and the recovery
+ * code ("a code they mint for themselves from the player's settings").
  */
 export const DEVICE_WITHHELD: ReadonlySet<string> = new Set([
   'self.api-key',
   'self.api-keys',
-  'self.recovery-code',
   'users.rotate-api-key',
   'users.api-keys',
   'users.reset-password',
