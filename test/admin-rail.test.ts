@@ -79,8 +79,8 @@ describe.each(DB_KINDS)('the last-admin rail under concurrency on %s', (kind) =>
     const losers = new Map<string, number>();
     for (const t of tallies) for (const [code, n] of t) losers.set(code, (losers.get(code) ?? 0) + n);
     expect([...losers.values()].reduce((x, y) => x + y, 0)).toBe(TRIALS);
-    // The loser is refused by the last-admin rail, or by a rule it no longer passes once demoted.
-    expect([...losers.keys()].filter((code) => !['user.last_admin', 'auth.forbidden', 'authz.escalation'].includes(code)), JSON.stringify([...losers])).toEqual([]);
-    expect(losers.get('user.last_admin') ?? 0).toBeGreaterThan(0);
+    // The loser is refused inside its transaction: its actor, read again there, is no longer an admin (the
+    // guard answers before the last-admin rail is reached), or the rail itself refuses.
+    expect([...losers.keys()].filter((code) => !['user.last_admin', 'auth.forbidden', 'authz.escalation', 'authz.target_holds_more'].includes(code)), JSON.stringify([...losers])).toEqual([]);
   });
 });
