@@ -3,7 +3,7 @@ import { Errors, invalidField } from '../errors.js';
 import { resourceId } from '../config/parsers.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
-import { rowId } from '../ids.js';
+import { MAX_ROW_ID, rowId } from '../ids.js';
 import { userIdParams } from '../users/schemas.js';
 import type { UserService } from '../users/service.js';
 import type { UsherAuthz } from './access.js';
@@ -19,7 +19,7 @@ const idField = z
   .transform((raw, ctx) => {
     const id = resourceId(raw);
     if (id === undefined) {
-      ctx.addIssue({ code: 'custom', message: "must be a resource id (1-128 characters, no space or comma) or '*'" });
+      ctx.addIssue({ code: 'custom', message: "must be a resource id (1-128 characters, no space, comma or control character) or '*'" });
       return z.NEVER;
     }
     return id;
@@ -116,7 +116,7 @@ export function grantEndpoints({ base, access, users }: GrantRouteDeps): Endpoin
       capabilities: '`users:read` to ask about another user',
       body: z.strictObject({
         checks: z.array(check).min(1).max(MAX_CHECKS),
-        user: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional().meta({ description: 'Whom to ask about; the caller when absent.' }),
+        user: z.number().int().positive().max(MAX_ROW_ID).optional().meta({ description: 'Whom to ask about; the caller when absent.' }),
       }),
       responses: { 200: { description: 'One answer per check.', body: z.strictObject({ results: z.array(z.boolean()) }) } },
       errors: [Errors.forbidden, Errors.userNotFound],
