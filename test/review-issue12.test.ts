@@ -3,6 +3,7 @@ import { startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
+import { SYSTEM_ORIGIN } from '../src/events/stream.js';
 
 /** Findings of the security review of issue 12's morning (scoped keys, grants, sessions routes). */
 const AUTH = '/api/v1/auth';
@@ -65,6 +66,18 @@ describe.each(DB_KINDS)('issue 12 review on %s', (kind) => {
       const check = await c.post(`${AUTH}/authz/check`, { key, body: { checks: [{ type: 'library', id: 5, action: 'write' }] } });
       expect(check.status, check.text).toBe(200);
       expect(check.body).toEqual({ results: [false] });
+    });
+  });
+
+  describe("an admin's device token", () => {
+    it("cannot set another user's password through PATCH /users/{id} (reset-password is withheld from it)", async () => {
+      const { token } = await server.usher.devices.issue(adminId, { name: 'Admin phone' }, SYSTEM_ORIGIN);
+      const { user } = await someone();
+      const res = await c.patch(`${USERS}/${user.id}`, { headers: { authorization: `Bearer ${token}` }, body: { password: 'taken-over-password-1' } });
+      expect(res.status, res.text).toBe(403);
+      expect(errorCode(res)).toBe('auth.forbidden');
+      const login = await c.post(`${AUTH}/login`, { body: { username: user.username, password: 'taken-over-password-1' } });
+      expect(login.status).toBe(401);
     });
   });
 
