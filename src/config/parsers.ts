@@ -288,7 +288,7 @@ export interface GroupGrantConfig {
 
 const RESOURCE_TYPE = /^[a-z][a-z0-9_-]{0,63}$/;
 const RESOURCE_ACTION = /^[a-z][a-z0-9_.-]{0,63}$/;
-// No control character: PostgreSQL refuses a NUL in text.
+// eslint-disable-next-line no-control-regex -- no control character: PostgreSQL refuses a NUL in text
 const RESOURCE_ID = /^[^\s,\u0000-\u001f\u007f]{1,128}$/;
 const GRANT_PROVIDER = /^(\*|proxy|oidc:[a-z0-9][a-z0-9_-]{0,63})$/;
 
