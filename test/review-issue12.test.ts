@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type TestServer } from './helpers/app.js';
+import { startInstances, startServer, type TestServer } from './helpers/app.js';
 import { DB_KINDS } from './helpers/db.js';
 import { client, errorCode, type Client } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
@@ -119,5 +119,35 @@ describe.each(DB_KINDS)('issue 12 review on %s', (kind) => {
       const res = await c.post(`${AUTH}/authz/check`, { key: admin, body: { user: 2 ** 40, checks: [{ permission: 'self.read' }] } });
       expect([400, 404], res.text).toContain(res.status);
     });
+  });
+});
+
+describe.each(DB_KINDS)('access grants across two instances on %s', (kind) => {
+  let a: TestServer;
+  let b: TestServer;
+  let ca: Client;
+  let cb: Client;
+
+  beforeAll(async () => {
+    [a, b] = await startInstances(kind, 2, {
+      settings: { auth: { apiKeyCacheTtl: 0 }, cluster: { pollInterval: '100ms' }, resources: [{ type: 'library', actions: ['read', 'write'] }] },
+    });
+    ca = client(a!.url);
+    cb = client(b!.url);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  it('a grant revoked through A stops allowing on B (as a policy change does, within the poll)', async () => {
+    const admin = await setupAdmin(ca);
+    const { user, key } = await createUser(a, ca, admin, { username: 'rv-two', password: 'a-long-password' });
+    const made = await ca.post(`${USERS}/${user.id}/grants`, { key: admin, body: { type: 'library', id: 3 } });
+    expect(made.status, made.text).toBe(201);
+    const onB = async () => (await cb.post(`${AUTH}/authz/check`, { key, body: { checks: [{ type: 'library', id: 3 }] } })).body.results[0];
+    await expect.poll(onB).toBe(true);
+    expect((await ca.del(`${USERS}/${user.id}/grants/${made.body.id}`, { key: admin })).status).toBe(204);
+    await expect.poll(onB).toBe(false);
   });
 });
