@@ -360,7 +360,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       [
         ...userEndpoints({ base: API_BASE, users, authz, schemas, grantsOf: (id) => grants.list(id), applyUpdate: accountUpdate(users, limiter, sessions) }),
         ...loginEndpoints(users, sessions, deviceTokens, new PasswordLogin(users, limiter), (req) => idpLogoutUrl(oidcClients, sessionOf(req)?.oidc, `${config.publicUrl ?? ''}/`)),
-        ...sessionEndpoints(users, sessions, deviceTokens),
+        ...sessionEndpoints(users, sessions, deviceTokens, authz),
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl }),
         ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),

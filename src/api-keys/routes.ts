@@ -101,8 +101,8 @@ export function scopedKeyEndpoints(keys: ScopedKeyService): Endpoint[] {
       access: 'users:api-keys',
       params: userIdParams,
       responses: { 200: list },
-      errors: [Errors.userNotFound],
-      handle: async ({ params }) => ({ body: (await keys.list(params.id)).map(toPublicKey) }),
+      errors: [Errors.userNotFound, Errors.escalation],
+      handle: async ({ params, caller }) => ({ body: (await keys.list(params.id, caller)).map(toPublicKey) }),
     }),
     endpoint({
       method: 'delete',
@@ -113,9 +113,9 @@ export function scopedKeyEndpoints(keys: ScopedKeyService): Endpoint[] {
       access: 'users:api-keys',
       params: userKeyParams,
       responses: { 204: { description: 'Revoked.' } },
-      errors: [Errors.apiKeyNotFound, Errors.userNotFound],
-      handle: async ({ req, params }) => {
-        await keys.revoke(params.id, params.keyId, originOf(req));
+      errors: [Errors.apiKeyNotFound, Errors.userNotFound, Errors.escalation],
+      handle: async ({ req, params, caller }) => {
+        await keys.revoke(params.id, params.keyId, originOf(req), caller);
         return { status: 204 };
       },
     }),

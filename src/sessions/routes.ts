@@ -8,6 +8,8 @@ import { eventOf } from '../events/stream.js';
 import { deviceOf } from '../authn/methods/device-token.js';
 import { sessionOf, type SessionManager, type SessionView } from './manager.js';
 import type { DeviceRecord, DeviceTokens } from './devices.js';
+import type { Authorizer } from '../authz/enforcer.js';
+import type { AuthUser } from '../authn/types.js';
 
 const TAG = 'Sessions';
 
@@ -42,7 +44,13 @@ function deviceView(d: DeviceRecord, current: string | undefined): SessionView {
 }
 
 /** GET /me/sessions, DELETE /me/sessions/{sessionId}, GET and DELETE /users/{id}/sessions, DELETE /users/{id}/sessions/{sessionId}: browser sessions and device tokens alike. */
-export function sessionEndpoints(users: UserService, sessions: SessionManager, devices: DeviceTokens): Endpoint[] {
+export function sessionEndpoints(users: UserService, sessions: SessionManager, devices: DeviceTokens, authz: Authorizer): Endpoint[] {
+  /** The user acted on; nobody reaches the sessions of an account that holds more than they do (an admin's, for a non-admin). */
+  const target = async (caller: AuthUser, id: number) => {
+    const user = await users.require(id);
+    if (!authz.reaches(caller, user)) throw Errors.escalation('This account holds permissions you lack: you cannot reach its sessions.');
+    return user;
+  };
   return [
     endpoint({
       method: 'get',
@@ -90,9 +98,9 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       access: 'users:end-sessions',
       params: userIdParams,
       responses: { 200: { description: "The user's live sessions.", body: z.array(sessionSchema) } },
-      errors: [Errors.userNotFound],
-      handle: async ({ req, params }) => {
-        await users.require(params.id);
+      errors: [Errors.userNotFound, Errors.escalation],
+      handle: async ({ req, params, caller }) => {
+        await target(caller, params.id);
         const browsers = await sessions.list(params.id, sessionOf(req)?.userId === params.id ? req.sessionID : undefined);
         const apps = (await devices.list(params.id)).map((d) => deviceView(d, deviceOf(req)?.id));
         return { body: [...browsers, ...apps].sort((a, b) => a.createdAt.localeCompare(b.createdAt)) };
@@ -107,9 +115,9 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       access: 'users:end-sessions',
       params: userIdParams.extend({ sessionId: z.string().meta({ description: 'A session id from `GET /users/{id}/sessions`.' }) }),
       responses: { 204: { description: 'Ended.' } },
-      errors: [Errors.userNotFound, Errors.sessionNotFound],
-      handle: async ({ req, params }) => {
-        await users.require(params.id);
+      errors: [Errors.userNotFound, Errors.sessionNotFound, Errors.escalation],
+      handle: async ({ req, params, caller }) => {
+        await target(caller, params.id);
         if (!/^[A-Za-z0-9_-]{22}$/.test(params.sessionId)) throw Errors.sessionNotFound();
         if (await devices.end(params.id, params.sessionId)) {
           await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin', kind: 'device', id: params.sessionId })]);
@@ -129,9 +137,9 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       access: 'users:end-sessions',
       params: userIdParams,
       responses: { 204: { description: 'Ended.' } },
-      errors: [Errors.userNotFound],
-      handle: async ({ req, params }) => {
-        await users.require(params.id);
+      errors: [Errors.userNotFound, Errors.escalation],
+      handle: async ({ req, params, caller }) => {
+        await target(caller, params.id);
         await devices.endAll(params.id);
         await sessions.endAll(params.id);
         await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin', all: true })]);
