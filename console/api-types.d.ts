@@ -4314,7 +4314,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4323,7 +4323,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
                             message: string;
                         };
                     };
@@ -4440,7 +4440,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4449,7 +4449,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
                             message: string;
                         };
                     };
@@ -4568,7 +4568,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4577,7 +4577,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
                             message: string;
                         };
                     };
@@ -6388,7 +6388,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6397,7 +6397,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
                             message: string;
                         };
                     };
@@ -6516,7 +6516,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6525,7 +6525,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation";
                             message: string;
                         };
                     };
