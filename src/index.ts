@@ -381,7 +381,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const serveMetrics = metrics && metricsHandler(metrics.registry, config.metrics.token);
     if (serveMetrics && config.metrics.listen) metricsServer = await listenForMetrics(serveMetrics, config.metrics.listen, log);
     // Changes made through other instances on this database: started last, so nothing after it can fail.
-    const policyPoll = pollPolicy(authz, config.cluster.pollIntervalMs, log, grants);
+    const policyPoll = pollPolicy(authz, config.cluster.pollIntervalMs, log);
 
     return {
       config,

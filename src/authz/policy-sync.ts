@@ -14,15 +14,15 @@ export interface PolicyPoll {
  * deciding with the policy it has. A notification from other instances (Redis pub/sub) can call the same
  * `authz.sync()` between polls.
  */
-export function pollPolicy(authz: Authorizer, intervalMs: number, log: Logger, also?: { sync(): Promise<boolean> }): PolicyPoll {
+export function pollPolicy(authz: Authorizer, intervalMs: number, log: Logger): PolicyPoll {
   let running: Promise<void> | undefined;
   let failing = false;
   const tick = () => {
     if (running) return;
-    // `also`: what else each instance holds of the database (users' access grants), read again the same way.
-    running = Promise.all([authz.sync(), also?.sync()])
+    running = authz
+      .sync()
       .then(
-        ([installed]) => {
+        (installed) => {
           if (failing) log.info('policy poll: the database answers again');
           failing = false;
           if (installed) log.debug({ version: authz.version, digest: authz.digest }, 'policy poll: installed a change made through another instance');

@@ -66,18 +66,6 @@ export const grantsRepo = {
     await trx('grants').where({ id }).update({ actions: actionsColumn(actions) });
   },
 
-  /** The grants' version: it moves on with every change of the table (`bump`, in the change's transaction). */
-  async version(db: Queryable): Promise<number> {
-    const row = (await db('locks').where({ name: 'grants' }).first('version')) as { version: number | string } | undefined;
-    return Number(row?.version ?? 0);
-  },
-
-  /** Marks a change of the grants; answers the new version as this transaction sees it. */
-  async bump(trx: Knex.Transaction): Promise<number> {
-    await trx('locks').where({ name: 'grants' }).increment('version', 1);
-    return grantsRepo.version(trx);
-  },
-
   /** True when it was there. */
   async remove(trx: Knex.Transaction, id: number): Promise<boolean> {
     return (await trx('grants').where({ id }).delete()) > 0;

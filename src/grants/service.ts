@@ -33,13 +33,11 @@ const sameActions = (a: readonly string[], b: readonly string[]) => a.length ===
  * Access grants to the host app's resources (config `resources:`). Every user's grants are held in memory,
  * compiled, so `can()` and `resources()` are synchronous lookups on the request path. A change made through
  * this instance is written with its audit event in one transaction, and the user's grants are read again
- * before the change answers; another instance reads them all again at its next poll (`sync()`, when their version moved).
+ * before the change answers (another instance sees them at its next start).
  */
 export class GrantService {
   private held = new Map<number, Held>();
   private reloading: Promise<void> = Promise.resolve();
-  /** The grants' version `held` is of (the `locks` row 'grants'): another instance's change moves it on. */
-  private version = -1;
   readonly types: ReadonlyMap<string, ResourceConfig>;
 
   private constructor(
@@ -54,7 +52,9 @@ export class GrantService {
   /** Reads every user's grants. */
   static async open(db: Db, events: EventStream, resources: readonly ResourceConfig[], groupRules: readonly GroupGrantConfig[] = []): Promise<GrantService> {
     const service = new GrantService(db, events, resources, groupRules);
-    await service.readAll();
+    const byUser = new Map<number, Grant[]>();
+    for (const g of await grantsRepo.all(db)) byUser.set(g.userId, [...(byUser.get(g.userId) ?? []), g]);
+    for (const [userId, grants] of byUser) service.held.set(userId, { grants, compiled: compileGrants(grants) });
     // A deleted user's grants go with their row (ON DELETE CASCADE).
     events.on((e) => void (e.targetUserId !== null && service.held.delete(e.targetUserId)), { types: ['user.deleted'] });
     return service;
@@ -101,7 +101,7 @@ export class GrantService {
   /** Grants `input` to the user; 409 grant.exists when they have a grant on that resource already. */
   async create(userId: number, input: GrantInput, origin: Origin): Promise<Grant> {
     const wanted = this.validate(input);
-    const { grant, events, version } = await this.db.transaction(async (trx) => {
+    const { grant, events } = await this.db.transaction(async (trx) => {
       await usersRepo.lock(trx);
       await this.target(trx, userId);
       await this.checkHolds(trx, origin, wanted);
@@ -113,16 +113,16 @@ export class GrantService {
       }
       const events = [grantEvent(origin, 'grant.created', grant)];
       await this.events.record(trx, events);
-      return { grant, events, version: await grantsRepo.bump(trx) };
+      return { grant, events };
     });
-    await this.reload(userId, version);
+    await this.reload(userId);
     await this.events.publish(events);
     return grant;
   }
 
   /** Revokes one grant of the user (whatever made it); only one on resources and actions the actor holds. */
   async revoke(userId: number, grantId: number, origin: Origin): Promise<void> {
-    const { events, version } = await this.db.transaction(async (trx) => {
+    const events = await this.db.transaction(async (trx) => {
       await usersRepo.lock(trx);
       await this.target(trx, userId);
       const grant = await grantsRepo.find(trx, userId, grantId);
@@ -131,9 +131,9 @@ export class GrantService {
       await grantsRepo.remove(trx, grant.id);
       const events = [grantEvent(origin, 'grant.revoked', grant)];
       await this.events.record(trx, events);
-      return { events, version: await grantsRepo.bump(trx) };
+      return events;
     });
-    await this.reload(userId, version);
+    await this.reload(userId);
     await this.events.publish(events);
   }
 
@@ -149,8 +149,6 @@ export class GrantService {
         events.push(grantEvent(origin, 'grant.created', grant));
       }
     }
-    // Other instances read them at their next poll; this one when the account is committed (`created`).
-    if (events.length > 0) await grantsRepo.bump(trx);
     return events;
   }
 
@@ -166,9 +164,9 @@ export class GrantService {
    */
   async syncGroups(userId: number, provider: string, groups: readonly string[], origin: Origin): Promise<void> {
     if (this.plan(userId, this.held.get(userId)?.grants ?? [], provider, groups).length === 0) return;
-    const { events, version } = await this.db.transaction(async (trx) => {
+    const events = await this.db.transaction(async (trx) => {
       await usersRepo.lock(trx);
-      if (!(await usersRepo.findById(trx, userId))) return { events: [], version: undefined };
+      if (!(await usersRepo.findById(trx, userId))) return [];
       const events: UsherEvent[] = [];
       for (const step of this.plan(userId, await grantsRepo.ofUser(trx, userId), provider, groups)) {
         if (step.kind === 'remove') {
@@ -182,39 +180,13 @@ export class GrantService {
         }
       }
       await this.events.record(trx, events);
-      return { events, version: events.length > 0 ? await grantsRepo.bump(trx) : undefined };
+      return events;
     });
-    await this.reload(userId, version);
+    await this.reload(userId);
     await this.events.publish(events);
   }
 
-  /**
-   * Reads every user's grants again when another instance changed them (the grants' version moved past the
-   * one held); answers whether it did. The policy poll (policy-sync.ts) calls it; never blocks a decision.
-   */
-  sync(): Promise<boolean> {
-    const next = this.reloading.then(async () => {
-      if ((await grantsRepo.version(this.db)) <= this.version) return false;
-      await this.readAll();
-      return true;
-    });
-    this.reloading = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    return next;
-  }
-
   // ---- internals ----
-
-  /** Every user's grants, at the version read first (a change committed meanwhile is read again at the next sync). */
-  private async readAll(): Promise<void> {
-    const version = await grantsRepo.version(this.db);
-    const byUser = new Map<number, Grant[]>();
-    for (const g of await grantsRepo.all(this.db)) byUser.set(g.userId, [...(byUser.get(g.userId) ?? []), g]);
-    this.held = new Map([...byUser].map(([userId, grants]) => [userId, { grants, compiled: compileGrants(grants) }]));
-    this.version = version;
-  }
 
   private plan(userId: number, current: readonly Grant[], provider: string, groups: readonly string[]) {
     const prefix = `group:${provider}:`;
@@ -259,16 +231,12 @@ export class GrantService {
     }
   }
 
-  /**
-   * Reads a user's grants again, after a committed change of `version` (undefined: none, or not known);
-   * reloads run one after another. Held is then of that version only when no other change came between.
-   */
-  private reload(userId: number, version?: number): Promise<void> {
+  /** Reads a user's grants again, after a committed change; reloads run one after another. */
+  private reload(userId: number): Promise<void> {
     const next = this.reloading.then(async () => {
       const grants = await grantsRepo.ofUser(this.db, userId);
       if (grants.length === 0) this.held.delete(userId);
       else this.held.set(userId, { grants, compiled: compileGrants(grants) });
-      if (version === this.version + 1) this.version = version;
     });
     this.reloading = next.catch(() => undefined);
     return next;
