@@ -4443,7 +4443,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4452,7 +4452,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -4697,7 +4697,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4706,7 +4706,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -6517,7 +6517,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6526,7 +6526,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more";
                             message: string;
                         };
                     };
@@ -6645,7 +6645,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused */
+            /** @description auth.csrf, auth.forbidden, auth.not_provisioned, auth.proxy_username_refused, authz.escalation, authz.target_holds_more */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6654,7 +6654,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused";
+                            code: "auth.csrf" | "auth.forbidden" | "auth.not_provisioned" | "auth.proxy_username_refused" | "authz.escalation" | "authz.target_holds_more";
                             message: string;
                         };
                     };

@@ -61,6 +61,7 @@ import { inviteEndpoints } from './invites/routes.js';
 import { connectEndpoints } from './authn/connect-routes.js';
 import { CodeSignIn } from './authn/code-sign-in.js';
 import { EndpointTable } from './http/endpoint-table.js';
+import { originOf } from './http/origin.js';
 import { documentEndpoints } from './http/document-route.js';
 import { consoleConfigEndpoints, consoleRouter } from './http/console.js';
 import { accountUpdate } from './http/account-update.js';
@@ -378,7 +379,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl, reach: (id, origin) => users.requireFor(id, origin, 'invites.read') }),
         ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),
-        ...scopedKeyEndpoints(scopedKeys),
+        ...scopedKeyEndpoints(scopedKeys, (req, id) => users.withTarget(id, originOf(req), 'users.api-keys', async () => undefined)),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit, (caller) => authz.canIn(caller, null, 'audit', 'read')),
         ...orgEndpoints({ base: API_BASE, orgs, authz }),

@@ -64,17 +64,20 @@ export class ScopedKeyService {
     return { key, record };
   }
 
-  /** The user's keys, oldest first; 404 when there is no such user. */
-  async list(userId: number): Promise<ScopedKeyRecord[]> {
-    if (!(await usersRepo.findById(this.db, userId))) throw Errors.userNotFound();
+  /** The user's keys, oldest first; 404 when there is no such user, 403 when `actor` holds less than them. */
+  async list(userId: number, actor?: Subject & { id: number }): Promise<ScopedKeyRecord[]> {
+    const owner = await usersRepo.findById(this.db, userId);
+    if (!owner) throw Errors.userNotFound();
+    this.checkReach(actor, owner);
     return apiKeysRepo.listOf(this.db, userId);
   }
 
   /** Deletes the user's key; it is refused from this instance's next request on. 404 for a key not theirs. */
-  async revoke(userId: number, keyId: number, origin: Origin): Promise<void> {
+  async revoke(userId: number, keyId: number, origin: Origin, actor?: Subject & { id: number }): Promise<void> {
     const events = await this.db.transaction(async (trx) => {
       const owner = await usersRepo.findForUpdate(trx, userId);
       if (!owner) throw Errors.userNotFound();
+      this.checkReach(actor, owner);
       const removed = await apiKeysRepo.remove(trx, userId, keyId);
       if (!removed) throw Errors.apiKeyNotFound();
       // The owner as target: the authentication caches drop the owner's entries when they hear it.
@@ -102,6 +105,11 @@ export class ScopedKeyService {
       out.add(permissionName(...pair));
     });
     return [...out].sort();
+  }
+
+  /** Nobody acts on the keys of an account that holds more than they do (an admin's, for a non-admin). */
+  private checkReach(actor: (Subject & { id: number }) | undefined, owner: { id: number; role: string }): void {
+    if (typeof actor === 'object' && !this.authz.reaches(actor, owner)) throw Errors.escalation('This account holds permissions you lack: you cannot reach its keys.');
   }
 
   private async recorded(trx: Knex.Transaction, events: UsherEvent[]): Promise<UsherEvent[]> {

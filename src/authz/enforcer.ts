@@ -201,6 +201,20 @@ export class Authorizer {
     return holdsIn(this.state, who, orgId, permissionName(object, action));
   }
 
+  /**
+   * May `actor` act on `target`'s credentials and sessions: do they hold (within their key's scope) every
+   * permission the target holds, the target's own-account `self.*` aside? Admins reach everyone; nobody
+   * else reaches an admin. Oneself, always.
+   */
+  reaches(actor: Exclude<Subject, string>, target: { readonly id: number; readonly role: string }): boolean {
+    if (actor.id === target.id) return true;
+    const held = [...(this.state.byRole.get(target.role) ?? []), ...(this.state.direct.get(target.id) ?? [])];
+    return held.every((name) => {
+      const at = name.indexOf('.');
+      return name.startsWith('self.') || this.can(actor, name.slice(0, at), name.slice(at + 1));
+    });
+  }
+
   /** Is `name` a permission of the catalogue (`users.list`)? */
   isDeclared(name: string): boolean {
     return this.permissions.some((p) => p.name === name);

@@ -201,7 +201,8 @@ export class PolicyService {
   /** What is given everywhere must be held everywhere: an organisation role's power does not count. */
   private checkHolds(policy: CompiledPolicy, origin: Origin, given: ReadonlySet<string>, actor: { id: number; role: string } | null): void {
     if (origin.actor.kind !== 'user' || actor === null) return;
-    const holds = globalPermissionsOf(policy, actor);
+    const { scope, withhold } = origin.limits ?? {};
+    const holds = new Set([...globalPermissionsOf(policy, actor)].filter((p) => (scope === undefined || scope.has(p)) && !withhold?.has(p)));
     const lacking = [...given].filter((p) => !holds.has(p)).sort();
     if (lacking.length > 0) throw Errors.escalation(`You do not hold ${lacking.join(', ')}, so you cannot grant it.`);
   }

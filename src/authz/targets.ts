@@ -24,13 +24,17 @@ async function actorIn(trx: Knex.Transaction, origin: Origin): Promise<UserRecor
  * - no acting on more (`rail`): only a global admin acts on an admin, or on anyone holding a permission the
  *   actor lacks (403 authz.target_holds_more).
  */
-export function checkTarget(policy: CompiledPolicy, actor: UserRecord, target: UserRecord, permission: string, rail: boolean): void {
-  if (!holdsIn(policy, actor, target.orgId, permission)) {
-    throw holdsIn(policy, actor, actor.orgId, permission) ? Errors.userNotFound() : Errors.forbidden();
+export function checkTarget(policy: CompiledPolicy, actor: UserRecord, target: UserRecord, permission: string, rail: boolean, limits: Origin['limits'] = {}): void {
+  // A scoped key's scope and a device token's withheld permissions bound what the actor holds here too.
+  const bounded = { ...actor, scope: limits.scope, withhold: limits.withhold };
+  if (!holdsIn(policy, bounded, target.orgId, permission)) {
+    throw holdsIn(policy, bounded, actor.orgId, permission) ? Errors.userNotFound() : Errors.forbidden();
   }
-  if (!rail || actor.role === SUPER_ROLE || actor.id === target.id) return;
-  if (target.role === SUPER_ROLE) throw Errors.targetHoldsMore(`${target.username} is an admin; only an admin may do this.`);
-  const mine = new Set(permissionsOf(policy, actor).effective);
+  if (!rail || actor.id === target.id) return;
+  const mine = new Set(permissionsOf(policy, actor).effective.filter((p) => (limits.scope === undefined || limits.scope.has(p)) && !limits.withhold?.has(p)));
+  // A global admin acting with its full rights acts on anyone; bounded by a key's scope, on no one holding more.
+  if (actor.role === SUPER_ROLE && limits.scope === undefined) return;
+  if (target.role === SUPER_ROLE && actor.role !== SUPER_ROLE) throw Errors.targetHoldsMore(`${target.username} is an admin; only an admin may do this.`);
   // self.* is power over one's own account alone: a custom role without it still acts on those who have it.
   const lacking = permissionsOf(policy, target).effective.filter((p) => !mine.has(p) && !p.startsWith('self.'));
   if (lacking.length > 0) throw Errors.targetHoldsMore(`${target.username} holds ${lacking.join(', ')}, which you do not; only someone holding it may do this.`);
@@ -45,7 +49,7 @@ export function userGuard(authz: Authorizer): UserGuard & {
     const actor = await actorIn(trx, origin);
     if (actor === null) return;
     if (actor === 'holds-nothing') throw Errors.forbidden();
-    checkTarget(await authz.policyAt(trx), actor, user, permission, rail);
+    checkTarget(await authz.policyAt(trx), actor, user, permission, rail, origin.limits);
   };
   return {
     target: (trx, origin, user, permission) => target(trx, origin, user, permission, true),

@@ -288,10 +288,11 @@ export interface GroupGrantConfig {
 
 const RESOURCE_TYPE = /^[a-z][a-z0-9_-]{0,63}$/;
 const RESOURCE_ACTION = /^[a-z][a-z0-9_.-]{0,63}$/;
-const RESOURCE_ID = /^[^\s,]{1,128}$/;
+// eslint-disable-next-line no-control-regex -- no control character: PostgreSQL refuses a NUL in text
+const RESOURCE_ID = /^[^\s,\u0000-\u001f\u007f]{1,128}$/;
 const GRANT_PROVIDER = /^(\*|proxy|oidc:[a-z0-9][a-z0-9_-]{0,63})$/;
 
-/** A resource id as the API and the table hold it: text, 1-128 characters, no space or comma. */
+/** A resource id as the API and the table hold it: text, 1-128 characters, no space, comma or control character. */
 export function resourceId(raw: unknown): string | undefined {
   const value = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : raw;
   return typeof value === 'string' && RESOURCE_ID.test(value) ? value : undefined;
@@ -331,7 +332,7 @@ export const resourceList: Parser<readonly ResourceConfig[]> = (raw) => {
       if (!Array.isArray(defaultForNewUsers) || defaultForNewUsers.length > 1000) return bad(`[${i}].defaultForNewUsers must be a list of resource ids or '*'`, defaultForNewUsers);
       for (const id of defaultForNewUsers) {
         const text = resourceId(id);
-        if (text === undefined) return bad(`[${i}].defaultForNewUsers must hold resource ids (1-128 characters, no space or comma) or '*'`, id);
+        if (text === undefined) return bad(`[${i}].defaultForNewUsers must hold resource ids (1-128 characters, no space, comma or control character) or '*'`, id);
         if (!defaults.includes(text)) defaults.push(text);
       }
     }

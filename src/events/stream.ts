@@ -124,6 +124,11 @@ export interface UsherEvent {
 export interface Origin {
   readonly actor: Actor;
   readonly ip?: string | null;
+  /**
+   * What the request's credential limits the actor to (a scoped key's scope, a device token's withheld
+   * permissions): checks that the actor grants nothing they lack apply it too. Never recorded.
+   */
+  readonly limits?: { readonly scope?: ReadonlySet<string>; readonly withhold?: ReadonlySet<string> };
 }
 
 export const SYSTEM_ORIGIN: Origin = Object.freeze({ actor: SYSTEM });

@@ -3,7 +3,7 @@ import { Errors, type AppError } from '../errors.js';
 import { resourceId } from '../config/parsers.js';
 import type { Authorizer, Subject } from '../authz/enforcer.js';
 import { parsePermission } from '../authz/permissions.js';
-import type { ResourceSet } from './model.js';
+import type { GrantSubject, ResourceSet } from './model.js';
 import type { GrantService } from './service.js';
 
 /** A question about one of the host app's resources: `{ type: 'library', id: 3, action: 'read' }`. */
@@ -52,7 +52,7 @@ export class UsherAuthz {
    * The resources of `type` the user may `action` on: `{ all: true }` (admins, a `*` grant) or `{ ids }`,
    * the ids as text: `WHERE id IN (...)` with them as bound parameters (`ids: []`: nothing; skip the query).
    */
-  resources(user: { id: number; role: string }, type: string, action = 'read'): ResourceSet {
+  resources(user: GrantSubject, type: string, action = 'read'): ResourceSet {
     return this.grants.resources(user, type, action);
   }
 

@@ -32,7 +32,12 @@ export type ResourceSet = { readonly all: true } | { readonly ids: readonly stri
 export interface GrantSubject {
   readonly id: number;
   readonly role: string;
+  /** A scoped API key's permissions: its holder passes no role check, so admin's implicit grants do not apply. */
+  readonly scope?: ReadonlySet<string>;
 }
+
+/** Does the subject reach every resource through the super role? Never through a scoped key (a role check). */
+export const implicitAll = (user: GrantSubject, superRole: string) => user.role === superRole && user.scope === undefined;
 
 export function compileGrants(grants: readonly Pick<Grant, 'type' | 'resourceId' | 'actions'>[]): UserGrants {
   const out = new Map<string, Map<string, Set<string>>>();

@@ -19,7 +19,7 @@ const idField = z
   .transform((raw, ctx) => {
     const id = resourceId(raw);
     if (id === undefined) {
-      ctx.addIssue({ code: 'custom', message: "must be a resource id (1-128 characters, no space or comma) or '*'" });
+      ctx.addIssue({ code: 'custom', message: "must be a resource id (1-128 characters, no space, comma or control character) or '*'" });
       return z.NEVER;
     }
     return id;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Request } from 'express';
 import { Errors } from '../errors.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
@@ -43,6 +44,11 @@ function deviceView(d: DeviceRecord, current: string | undefined): SessionView {
 
 /** GET /me/sessions, DELETE /me/sessions/{sessionId}, GET and DELETE /users/{id}/sessions, DELETE /users/{id}/sessions/{sessionId}: browser sessions and device tokens alike. */
 export function sessionEndpoints(users: UserService, sessions: SessionManager, devices: DeviceTokens): Endpoint[] {
+  /**
+   * The user acted on, through the users guard: out of an org admin's organisation 404; an account holding
+   * more than the caller (an admin's, for a non-admin) 403: nobody reaches its sessions.
+   */
+  const target = (req: Request, id: number) => users.withTarget(id, originOf(req), 'users.end-sessions', async () => undefined);
   return [
     endpoint({
       method: 'get',
@@ -90,9 +96,9 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       access: 'users:end-sessions',
       params: userIdParams,
       responses: { 200: { description: "The user's live sessions.", body: z.array(sessionSchema) } },
-      errors: [Errors.userNotFound],
+      errors: [Errors.userNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
-        await users.require(params.id);
+        await target(req, params.id);
         const browsers = await sessions.list(params.id, sessionOf(req)?.userId === params.id ? req.sessionID : undefined);
         const apps = (await devices.list(params.id)).map((d) => deviceView(d, deviceOf(req)?.id));
         return { body: [...browsers, ...apps].sort((a, b) => a.createdAt.localeCompare(b.createdAt)) };
@@ -107,9 +113,9 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       access: 'users:end-sessions',
       params: userIdParams.extend({ sessionId: z.string().meta({ description: 'A session id from `GET /users/{id}/sessions`.' }) }),
       responses: { 204: { description: 'Ended.' } },
-      errors: [Errors.userNotFound, Errors.sessionNotFound],
+      errors: [Errors.userNotFound, Errors.sessionNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
-        await users.require(params.id);
+        await target(req, params.id);
         if (!/^[A-Za-z0-9_-]{22}$/.test(params.sessionId)) throw Errors.sessionNotFound();
         if (await devices.end(params.id, params.sessionId)) {
           await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin', kind: 'device', id: params.sessionId })]);
@@ -131,8 +137,7 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
       responses: { 204: { description: 'Ended.' } },
       errors: [Errors.userNotFound, Errors.targetHoldsMore],
       handle: async ({ req, params }) => {
-        // Out of an org admin's organisation: 404; holding more than the caller: 403.
-        await users.withTarget(params.id, originOf(req), 'users.end-sessions', async () => undefined);
+        await target(req, params.id);
         await devices.endAll(params.id);
         await sessions.endAll(params.id);
         await users.events.publish([eventOf(originOf(req), 'session.ended', params.id, { reason: 'ended_by_admin', all: true })]);

@@ -77,7 +77,7 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
     return body;
   }
 
-  async function update(req: Request, res: Response, id: number, caller: User, body: z.output<UserSchemas['update']>) {
+  async function update(req: Request, res: Response, id: number, caller: User & { readonly withhold?: ReadonlySet<string> }, body: z.output<UserSchemas['update']>) {
     const { currentPassword, ...fields } = body;
     if (fields.role !== undefined) can(caller, 'users', 'set-role');
     // Letting an external account use a password goes around its provider's MFA and group checks.
@@ -85,6 +85,10 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
     // Moving a user to another organisation is a global admin's (seed 003: "Superuser only").
     if (fields.organizationId !== undefined) can(caller, 'users', 'set-org');
     if (fields.password === null && !authz.can(caller, 'users', 'update')) throw Errors.forbidden('password: only an admin can clear a password');
+    // Another user's password is a credential that outlives a device: what withholds resetting it withholds this.
+    if (typeof fields.password === 'string' && id !== caller.id && caller.withhold?.has('users.reset-password')) {
+      throw Errors.forbidden("password: this credential may not set another user's password");
+    }
     return { body: toPublicUser(await applyUpdate(req, res, id, fields as UserPatch, currentPassword)) };
   }
 
