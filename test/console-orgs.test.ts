@@ -24,7 +24,7 @@ describe('console: organisations, the drawer’s Organisation and Access blocks,
   let c: Client;
   let adminKey: string;
   const orgId = async (name: string) => ((await c.get(`${AUTH}/orgs`, { key: adminKey })).body as { id: number; name: string }[]).find((o) => o.name === name)?.id;
-  const userNamed = async (username: string) => ((await c.get(`${AUTH}/users?q=${username}`, { key: adminKey })).body as { id: number; username: string; organizationId: number | null; orgRole: string | null }[]).find((u) => u.username === username)!;
+  const userNamed = async (username: string) => ((await c.get(`${AUTH}/users?q=${username}`, { key: adminKey })).body as { id: number; username: string; organizationId: number | null; orgRole: string | null; active: boolean }[]).find((u) => u.username === username)!;
   const grantsOf = async (id: number) => ((await c.get(`${AUTH}/users/${id}/grants`, { key: adminKey })).body as { type: string; resourceId: string; actions: string[] }[]).map((g) => `${g.type}:${g.resourceId}:${g.actions.join('+')}`);
 
   beforeAll(async () => {
@@ -159,7 +159,7 @@ describe('console: organisations, the drawer’s Organisation and Access blocks,
     const { user: outsider } = await createUser(server, c, adminKey, { username: 'olga' });
     await withBrowser(async (page) => {
       await signIn(page, server.url, 'acme-boss', 'boss-long-password');
-      await expect.poll(() => nav(page).getByRole('link').allTextContents()).toContain('Organisations');
+      await expect.poll(() => nav(page).getByRole('link').allTextContents()).toEqual(['Users', 'Roles', 'Organisations', 'Audit', 'My account']);
       await nav(page).getByRole('link', { name: 'Users' }).click();
       await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
       await expect.poll(() => page.locator('table.users tbody tr td:first-child strong').allTextContents()).toEqual(['acme-boss', 'dave']);
@@ -180,6 +180,10 @@ describe('console: organisations, the drawer’s Organisation and Access blocks,
       const drawer = page.getByRole('dialog', { name: 'eve' });
       await drawer.getByText('In Acme. Only a global admin changes it.').waitFor();
       await checkPage(page, 'org-admin-drawer');
+      // Disabling is a global admin's: refused with the sentence, beside the button.
+      await drawer.getByRole('button', { name: 'Disable' }).click();
+      await expect.poll(() => drawer.getByRole('alert').filter({ hasText: /./ }).allTextContents()).toEqual(['Your account is not allowed to do this.']);
+      expect((await userNamed('eve')).active).toBe(true);
       await page.keyboard.press('Escape');
 
       // Someone outside: a direct link to their drawer says not found.
@@ -194,7 +198,7 @@ describe('console: organisations, the drawer’s Organisation and Access blocks,
       expect(await page.locator('li.org h2').allTextContents()).toEqual(['Acme']);
       expect(await page.getByRole('button', { name: /Create organisation|Edit|Delete/ }).count()).toBe(0);
       // Roles: creating one is refused with the sentence.
-      if (await nav(page).getByRole('link', { name: 'Roles' }).count()) {
+      {
         await page.goto(`${server.url}/roles`);
         await page.getByRole('button', { name: '+ Create role' }).click();
         const roleDialog = page.getByRole('dialog', { name: 'Create role' });
