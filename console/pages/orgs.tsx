@@ -84,7 +84,7 @@ function OrgItem({ org, manage, onChanged }: { org: Org; manage: boolean; onChan
 /** Organisations: list for whoever may read them; create, edit and delete for `orgs:manage` (global admins). */
 export function OrgsPage({ me }: { me: User }) {
   const [orgs, setOrgs] = useState<Org[] | null>(null);
-  const [manage, setManage] = useState(false);
+  const [manage, setManage] = useState<boolean | null>(null);
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [done, setDone] = useState<string | null>(null);
@@ -105,6 +105,7 @@ export function OrgsPage({ me }: { me: User }) {
   return (
     <>
       <PageHeading>Organisations</PageHeading>
+      {manage === false && <p class="hint">Only a global admin creates, renames or deletes organisations.</p>}
       {manage && (
         <form
           class="card"
@@ -137,7 +138,7 @@ export function OrgsPage({ me }: { me: User }) {
       ) : (
         <ul class="orgs">
           {orgs.map((o) => (
-            <OrgItem key={`${o.id}-${o.updatedAt}`} org={o} manage={manage} onChanged={changed} />
+            <OrgItem key={`${o.id}-${o.updatedAt}`} org={o} manage={manage === true} onChanged={changed} />
           ))}
         </ul>
       )}

@@ -73,7 +73,7 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
         ) : path === '/users' ? (
           may.users ? <UsersPage me={user} /> : <Refused what="list users" />
         ) : path === '/roles' ? (
-          may.roles ? <RolesPage /> : <Refused what="see the roles" />
+          may.roles ? <RolesPage meId={user.id} /> : <Refused what="see the roles" />
         ) : path === '/orgs' ? (
           may.orgs ? <OrgsPage me={user} /> : <Refused what="see the organisations" />
         ) : path === '/audit' ? (
