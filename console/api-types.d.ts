@@ -946,6 +946,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The resource types the host app declares
+         * @description Config `resources:` as declared: each type with the actions that may be granted on it (an empty list when none is declared). The console builds its Access controls from it.
+         *
+         *     Signed in; any user.
+         */
+        get: operations["getResources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/users/{id}/grants": {
         parameters: {
             query?: never;
@@ -1324,6 +1346,11 @@ export interface components {
             grantId?: number;
             /** @description `grant`: `api`, `default` or `group:<provider>:<group>`. */
             source?: string;
+        };
+        ResourceType: {
+            type: string;
+            actions: string[];
+            description: string;
         };
         /** @description `{ "all": true }`, or the ids (text) granted: ready for an SQL `IN`. */
         ResourceSet: {
@@ -9000,6 +9027,116 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "user.not_found";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.too_large";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description request.unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request.unsupported_media_type";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description session.store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "session.store_unavailable";
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getResources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description In the order declared. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceType"][];
+                };
+            };
+            /** @description auth.conflicting_credentials, auth.key_in_url, request.invalid, request.malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.conflicting_credentials" | "auth.key_in_url" | "request.invalid" | "request.malformed_json";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.invalid_api_key, auth.invalid_device_token, auth.unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.invalid_api_key" | "auth.invalid_device_token" | "auth.unauthenticated";
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description auth.not_provisioned, auth.proxy_username_refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "auth.not_provisioned" | "auth.proxy_username_refused";
                             message: string;
                         };
                     };

@@ -68,6 +68,12 @@ const SENTENCES: Record<string, string | ((wait: string | null) => string)> = {
   'api_key.name_taken': 'You have a key of that name already. Choose another name.',
   'api_key.limit': 'You have 100 scoped keys, the most there can be. Revoke one you no longer use first.',
   'api_key.not_found': 'That key does not exist any more. Reload the page to see the keys as they are.',
+  'org.exists': 'An organisation of that name exists already. Choose another name.',
+  'org.in_use': 'This organisation has members: say what happens to them before deleting it.',
+  'org.not_found': 'That organisation does not exist any more. Reload the page to see the organisations as they are.',
+  'user.not_found': 'There is no such user, or it is not yours to see.',
+  'grant.exists': 'This user has a grant on that resource already: revoke it first to change its actions.',
+  'grant.not_found': 'That grant is gone already. Reload to see the grants as they are.',
   'user.last_admin': 'This is the last enabled admin: make another account an admin first, or the console would have no one to run it.',
 };
 

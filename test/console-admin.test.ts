@@ -35,14 +35,14 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
   });
   afterAll(() => server.close());
 
-  it('shows Users, Roles and Audit to an admin, marks the current page, and hides what a caller may not see', async () => {
+  it('shows Users, Roles, Organisations and Audit to an admin, marks the current page, and hides what a caller may not see', async () => {
     await withBrowser(async (page) => {
       await signIn(page, server.url);
       // The links appear once the API has said what this caller may see.
-      await expect.poll(() => nav(page).getByRole('link').allTextContents()).toEqual(['Users', 'Roles', 'Audit', 'My account']);
+      await expect.poll(() => nav(page).getByRole('link').allTextContents()).toEqual(['Users', 'Roles', 'Organisations', 'Audit', 'My account']);
       expect(await nav(page).getByRole('link', { name: 'My account' }).getAttribute('aria-current')).toBe('page');
       // By keyboard: Tab to Roles and press Enter.
-      await nav(page).getByRole('link', { name: 'Audit' }).focus();
+      await nav(page).getByRole('link', { name: 'Organisations' }).focus();
       await page.keyboard.press('Shift+Tab');
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'Roles and permissions', level: 1 }).waitFor();

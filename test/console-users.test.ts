@@ -142,6 +142,9 @@ describe('console: Users', () => {
       );
       await dialog.getByLabel('Role').selectOption('admin');
       await expect.poll(() => hint.textContent()).toBe(`Required - admins sign in to this console. At least ${min} characters.`);
+      // No resource type declared here (GET /resources answers []): no Access field.
+      expect((await client(server.url).get(`${AUTH}/resources`, { key: adminKey })).body).toEqual([]);
+      expect(await dialog.getByLabel('Access').count()).toBe(0);
       await checkPage(page, 'users-create');
 
       // Tab and Shift+Tab never leave the dialog.

@@ -54,6 +54,17 @@ describe.each(DB_KINDS)('access grants on %s', (kind) => {
   };
   const brief = (grants: GrantBody[]) => grants.map((g) => `${g.type}:${g.resourceId}:${g.actions.join('+')}:${g.source}`).sort();
 
+  it('lists the declared resource types with their actions to anyone signed in (GET /resources)', async () => {
+    const { key } = await user();
+    const res = await c.get(`${AUTH}/resources`, { key });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual([
+      { type: 'library', actions: ['read', 'write'], description: 'A music library.' },
+      { type: 'share', actions: ['read'], description: 'A shared folder.' },
+    ]);
+    expect((await c.get(`${AUTH}/resources`)).status).toBe(401);
+  });
+
   it('gives the default grants to the setup admin and to users made with POST /users, in their creation, audited', async () => {
     expect(brief(await grantsOf(adminId))).toEqual(['library:1:read:default']);
     const { user: bob, key } = await user();

@@ -1,5 +1,6 @@
 import { useEffect, useId, useState } from 'preact/hooks';
 import { api, call, problemOf, type Problem } from '../api';
+import { myPermissions } from '../mine';
 import type { components } from '../api-types';
 import { Button, Dialog, Field, Outcome, PageHeading, useAction } from '../ui';
 
@@ -202,7 +203,7 @@ function DeleteRole({ role, roles, onDeleted }: { role: Role; roles: Role[]; onD
 
 const names = (list: string[]) => (list.length ? list.join(', ') : 'none');
 
-function RoleItem({ role, roles, onEdit, onDeleted }: { role: Role; roles: Role[]; onEdit: () => void; onDeleted: (text: string) => void }) {
+function RoleItem({ role, roles, manage, onEdit, onDeleted }: { role: Role; roles: Role[]; manage: boolean; onEdit: () => void; onDeleted: (text: string) => void }) {
   return (
     <li class="card role">
       <div class="entry-head">
@@ -210,7 +211,7 @@ function RoleItem({ role, roles, onEdit, onDeleted }: { role: Role; roles: Role[
           {role.name}
           {role.builtIn && <span class="tag">built-in</span>}
         </h2>
-        {!role.builtIn && (
+        {!role.builtIn && manage && (
           <div class="actions">
             <Button onClick={onEdit} aria-label={`Edit ${role.name}`}>
               Edit
@@ -229,13 +230,15 @@ function RoleItem({ role, roles, onEdit, onDeleted }: { role: Role; roles: Role[
         <summary>Effective: {role.effective.length} permissions</summary>
         <p class="mono perms">{names(role.effective)}</p>
       </details>
-      {role.builtIn ? <p class="hint">Built-in roles come from policies/policy.csv: they cannot be changed or deleted here.</p> : <DeleteRole role={role} roles={roles} onDeleted={onDeleted} />}
+      {role.builtIn ? <p class="hint">Built-in roles come from policies/policy.csv: they cannot be changed or deleted here.</p> : manage && <DeleteRole role={role} roles={roles} onDeleted={onDeleted} />}
     </li>
   );
 }
 
 /** Roles and permissions (needs `roles:read`; changes need `roles:manage`). */
-export function RolesPage() {
+export function RolesPage({ meId }: { meId: number }) {
+  // Changes need roles.manage, a global-only permission: an org admin reads the roles without the controls.
+  const [manage, setManage] = useState<boolean | null>(null);
   const [roles, setRoles] = useState<Role[] | null>(null);
   const [permissions, setPermissions] = useState<Permission[]>([]);
   const [editing, setEditing] = useState<Role | 'new' | null>(null);
@@ -249,16 +252,23 @@ export function RolesPage() {
   const [done, setDone] = useState<string | null>(null);
   useEffect(() => {
     document.title = 'Roles · Usher';
+    myPermissions(meId).then(
+      (held) => setManage(held.has('roles.manage')),
+      () => setManage(false),
+    );
     void reload();
   }, []);
   return (
     <>
       <div class="page-head">
         <PageHeading>Roles and permissions</PageHeading>
-        <Button class="primary" onClick={() => setEditing('new')} disabled={roles === null}>
-          + Create role
-        </Button>
+        {manage && (
+          <Button class="primary" onClick={() => setEditing('new')} disabled={roles === null}>
+            + Create role
+          </Button>
+        )}
       </div>
+      {manage === false && <p class="hint">You may read the roles; changing them needs roles.manage, which only a global admin holds.</p>}
       <p class="hint">A user holds one role, what it inherits, and any permissions granted to them alone (in their drawer under Users).</p>
       {editing && roles && (
         <RoleDialog
@@ -283,6 +293,7 @@ export function RolesPage() {
               key={r.name}
               role={r}
               roles={roles}
+              manage={manage === true}
               onEdit={() => setEditing(r)}
               onDeleted={(text) => {
                 setDone(text);

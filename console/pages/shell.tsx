@@ -6,11 +6,13 @@ import { AccountPage } from './account';
 import { UsersPage } from './users';
 import { RolesPage } from './roles';
 import { AuditPage } from './audit';
+import { OrgsPage } from './orgs';
 
 /** The navigation, in order; `need` names what the API must allow (null: everyone). */
 const PAGES = [
   { path: '/users', label: 'Users', need: 'users' },
   { path: '/roles', label: 'Roles', need: 'roles' },
+  { path: '/orgs', label: 'Organisations', need: 'orgs' },
   { path: '/audit', label: 'Audit', need: 'audit' },
   { path: '/account', label: 'My account', need: null },
 ] as const;
@@ -21,14 +23,15 @@ const Refused = ({ what }: { what: string }) => <Outcome problem={{ code: 'auth.
 export function Shell({ user, path, onUser }: { user: User; path: string; onUser: (u: User) => void }) {
   const signOut = useAction();
   // Who may see a page is the roles' business (issue 12), not a role name: ask the API, and a 403 hides the page.
-  const [may, setMay] = useState<{ users: boolean; roles: boolean; audit: boolean } | null>(null);
+  const [may, setMay] = useState<{ users: boolean; roles: boolean; orgs: boolean; audit: boolean } | null>(null);
   useEffect(() => {
     const ok = (request: Promise<{ response: Response }>) => request.then(({ response }) => response.ok, () => false);
     Promise.all([
       ok(api.GET('/api/v1/auth/users', { params: { query: { limit: '1' } } })),
       ok(api.GET('/api/v1/auth/roles')),
       ok(api.GET('/api/v1/auth/audit', { params: { query: { limit: '1' } } })),
-    ]).then(([users, roles, audit]) => setMay({ users, roles, audit }));
+      ok(api.GET('/api/v1/auth/orgs')),
+    ]).then(([users, roles, audit, orgs]) => setMay({ users, roles, orgs, audit }));
   }, [user.id, user.role]);
   useEffect(() => {
     // Users come in the next slice: for now the console's home is My account.
@@ -68,9 +71,11 @@ export function Shell({ user, path, onUser }: { user: User; path: string; onUser
         ) : may === null ? (
           <p role="status">Loading…</p>
         ) : path === '/users' ? (
-          may.users ? <UsersPage meId={user.id} /> : <Refused what="list users" />
+          may.users ? <UsersPage me={user} /> : <Refused what="list users" />
         ) : path === '/roles' ? (
-          may.roles ? <RolesPage /> : <Refused what="see the roles" />
+          may.roles ? <RolesPage meId={user.id} /> : <Refused what="see the roles" />
+        ) : path === '/orgs' ? (
+          may.orgs ? <OrgsPage me={user} /> : <Refused what="see the organisations" />
         ) : path === '/audit' ? (
           may.audit ? <AuditPage /> : <Refused what="read the audit log" />
         ) : (

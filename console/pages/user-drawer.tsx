@@ -5,6 +5,9 @@ import { deviceName } from '../device';
 import { Button, Card, Dialog, Field, Outcome, Secret, useAction } from '../ui';
 import { PermissionChecklist, type Permission } from './roles';
 import { DrawerKeys } from './drawer-keys';
+import { OrgBlock } from './drawer-org';
+import { AccessBlock } from './drawer-access';
+import type { Org } from '../orgs';
 
 type Invite = components['schemas']['Invite'];
 const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : 'never');
@@ -400,7 +403,8 @@ function DangerZone({ user, self, onDeleted }: { user: User; self: boolean; onDe
 }
 
 /** A user's drawer: Account, Permissions, Invites, Sessions, Danger zone. Changes show in the list when it closes. */
-export function UserDrawer({ id, meId, onClose, onDeleted }: { id: number; meId: number; onClose: () => void; onDeleted: (username: string) => void }) {
+export function UserDrawer({ id, me, orgs, onClose, onDeleted }: { id: number; me: User; orgs: Org[]; onClose: () => void; onDeleted: (username: string) => void }) {
+  const meId = me.id;
   const [user, setUser] = useState<User | null>(null);
   const load = useAction();
   useEffect(() => {
@@ -415,6 +419,8 @@ export function UserDrawer({ id, meId, onClose, onDeleted }: { id: number; meId:
       {user && (
         <>
           <Account user={user} onUser={setUser} />
+          <OrgBlock user={user} me={me} orgs={orgs} onUser={setUser} />
+          <AccessBlock user={user} />
           <Permissions user={user} />
           <Invites userId={user.id} />
           <Sessions user={user} />

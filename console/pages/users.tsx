@@ -1,10 +1,11 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, href, problemOf, type Problem } from '../api';
+import { api, href, problemOf, type Problem, type User } from '../api';
+import { readOrgs, type Org } from '../orgs';
 import { Button, Outcome, PageHeading } from '../ui';
 import { CreateUserDialog } from './user-create';
 import { UserDrawer } from './user-drawer';
 
-type UserRow = { id: number; username: string; name: string | null; role: string; active: boolean; hasPassword: boolean; lastActiveAt: string | null };
+type UserRow = { id: number; username: string; name: string | null; role: string; active: boolean; hasPassword: boolean; lastActiveAt: string | null; organizationId: number | null; orgRole: string | null };
 
 /** The list's state, kept in the address bar's query so a reload or a shared link shows the same page. */
 interface ListState {
@@ -49,20 +50,35 @@ function SortHeader({ label, field, state, onSort }: { label: string; field: Lis
 }
 
 /** Users: search, sort by a column, page through; needs `users:list` (the navigation hides it from others). */
-export function UsersPage({ meId }: { meId: number }) {
+export function UsersPage({ me }: { me: User }) {
+  // The Organisation column shows once there are organisations this caller may read.
+  const [orgs, setOrgs] = useState<Org[]>([]);
   const [state, setState] = useState<ListState>(() => readState(location.search));
   const [typed, setTyped] = useState(state.q);
   // The rows with the total and the offset they came with, so the range never runs ahead of the rows.
   const [shown, setShown] = useState<{ rows: UserRow[]; total: number; offset: number; q: string } | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [creating, setCreating] = useState(false);
-  const [opened, setOpened] = useState<number | null>(null);
+  // The open drawer is in the address too (?user=7), so a link can open one user's drawer.
+  const [opened, setOpenedState] = useState<number | null>(() => {
+    const id = Number(new URLSearchParams(location.search).get('user'));
+    return Number.isInteger(id) && id > 0 ? id : null;
+  });
+  const setOpened = (id: number | null) => {
+    setOpenedState(id);
+    const p = new URLSearchParams(location.search);
+    if (id === null) p.delete('user');
+    else p.set('user', String(id));
+    const text = p.toString();
+    history.replaceState(null, '', href(`/users${text ? `?${text}` : ''}`));
+  };
   const [done, setDone] = useState<string | null>(null);
   // Bumped to fetch the same page again after a change.
   const [version, setVersion] = useState(0);
 
   useEffect(() => {
     document.title = 'Users · Usher';
+    void readOrgs().then(setOrgs);
     const onPop = () => {
       const next = readState(location.search);
       setState(next);
@@ -110,10 +126,12 @@ export function UsersPage({ meId }: { meId: number }) {
       </div>
       {creating && (
         <CreateUserDialog
+          me={me}
+          orgs={orgs}
           onClose={() => setCreating(false)}
-          onCreated={(username) => {
+          onCreated={(username, note) => {
             setCreating(false);
-            setDone(`Created ${username}.`);
+            setDone(`Created ${username}.${note ? ` ${note}` : ''}`);
             setVersion((v) => v + 1);
           }}
         />
@@ -135,7 +153,8 @@ export function UsersPage({ meId }: { meId: number }) {
       {opened !== null && (
         <UserDrawer
           id={opened}
-          meId={meId}
+          me={me}
+          orgs={orgs}
           onDeleted={(username) => {
             setOpened(null);
             setDone(`Deleted ${username}.`);
@@ -158,6 +177,7 @@ export function UsersPage({ meId }: { meId: number }) {
               <tr>
                 <SortHeader label="Name" field="username" state={state} onSort={onSort} />
                 <SortHeader label="Role" field="role" state={state} onSort={onSort} />
+                {orgs.length > 0 && <th scope="col">Organisation</th>}
                 <SortHeader label="Last active" field="lastActiveAt" state={state} onSort={onSort} />
               </tr>
             </thead>
@@ -173,6 +193,12 @@ export function UsersPage({ meId }: { meId: number }) {
                     {!u.active && <span class="tag warn">disabled</span>}
                   </td>
                   <td>{u.role}</td>
+                  {orgs.length > 0 && (
+                    <td>
+                      {u.organizationId === null ? '' : (orgs.find((o) => o.id === u.organizationId)?.name ?? `#${u.organizationId}`)}
+                      {u.orgRole && <span class="tag">org {u.orgRole}</span>}
+                    </td>
+                  )}
                   <td>{when(u.lastActiveAt)}</td>
                 </tr>
               ))}

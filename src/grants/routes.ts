@@ -56,6 +56,21 @@ export function grantEndpoints({ base, access, users }: GrantRouteDeps): Endpoin
   return [
     endpoint({
       method: 'get',
+      path: '/resources',
+      tag: TAG,
+      summary: 'The resource types the host app declares',
+      description: 'Config `resources:` as declared: each type with the actions that may be granted on it (an empty list when none is declared). The console builds its Access controls from it.',
+      access: 'signed-in',
+      responses: {
+        200: {
+          description: 'In the order declared.',
+          body: z.array(z.strictObject({ type: z.string(), actions: z.array(z.string()), description: z.string() }).meta({ id: 'ResourceType' })),
+        },
+      },
+      handle: () => ({ body: [...grants.types.values()].map((r) => ({ type: r.type, actions: [...r.actions], description: r.description })) }),
+    }),
+    endpoint({
+      method: 'get',
       path: '/users/{id}/grants',
       tag: TAG,
       summary: "A user's access grants",

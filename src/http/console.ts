@@ -12,7 +12,7 @@ import { endpoint, type Endpoint } from './endpoint.js';
  * these paths answer index.html: any other path still gets the host's (or Usher's) 404, and /api/* never
  * reaches the console.
  */
-export const CONSOLE_PAGES = ['/', '/login', '/connect', '/account', '/users', '/roles', '/audit'] as const;
+export const CONSOLE_PAGES = ['/', '/login', '/connect', '/account', '/users', '/roles', '/orgs', '/audit'] as const;
 
 /** Where `npm run build:console` writes the console: dist/console at the package's root. */
 export function consoleDir(): string {
