@@ -78,7 +78,7 @@ describe('console: sign-in by password', () => {
       // The focus moved to the new page's heading; Tab goes on to its first field.
       await expect.poll(() => page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
       await page.keyboard.press('Tab');
-      expect(await page.evaluate(() => document.activeElement?.id)).toBe(await page.getByLabel('Name').getAttribute('id'));
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe(await page.getByLabel('Name', { exact: true }).first().getAttribute('id'));
       // From the top of the page, Tab reaches the skip link first, then the navigation.
       await page.reload();
       await page.getByRole('heading', { name: 'My account' }).waitFor();
