@@ -2,20 +2,12 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
 import { withBrowser } from './helpers/browser.js';
-import { checkPage } from './helpers/console.js';
+import { checkPage, signIn } from './helpers/console.js';
 import { client } from './helpers/http.js';
 import { setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
 const alertText = (page: Page) => page.getByRole('alert').filter({ hasText: /\S/ }).first().textContent();
-
-async function signIn(page: Page, url: string) {
-  await page.goto(`${url}/login`);
-  await page.getByLabel('Username', { exact: true }).fill('admin');
-  await page.getByLabel('Password', { exact: true }).fill('admin-password');
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('heading', { name: 'My account' }).waitFor();
-}
 
 describe('console: My account', () => {
   let server: TestServer;

@@ -1,21 +1,13 @@
-import type { Locator, Page } from 'playwright-core';
+import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
 import { withBrowser } from './helpers/browser.js';
-import { checkPage } from './helpers/console.js';
+import { checkPage, signIn } from './helpers/console.js';
 import { client, errorCode, type Client } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
 const DAY = 24 * 60 * 60 * 1000;
-
-async function signIn(page: Page, url: string, username: string, password: string) {
-  await page.goto(`${url}/login`);
-  await page.getByLabel('Username', { exact: true }).fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('heading', { name: 'My account' }).waitFor();
-}
 
 /** Focuses a control and presses keys: no mouse. */
 async function press(control: Locator, ...keys: string[]) {

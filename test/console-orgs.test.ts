@@ -1,23 +1,12 @@
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/app.js';
 import { withBrowser } from './helpers/browser.js';
-import { checkPage } from './helpers/console.js';
+import { checkPage, nav, range, signIn } from './helpers/console.js';
 import { client, type Client } from './helpers/http.js';
 import { createUser, setupAdmin } from './helpers/users.js';
 
 const AUTH = '/api/v1/auth';
 
-async function signIn(page: Page, url: string, username = 'admin', password = 'admin-password') {
-  await page.goto(`${url}/login`);
-  await page.getByLabel('Username', { exact: true }).fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('heading', { name: 'My account' }).waitFor();
-}
-
-const nav = (page: Page) => page.getByRole('navigation', { name: 'Console' });
-const range = (page: Page) => page.getByRole('navigation', { name: 'Pages' }).getByRole('status').textContent();
 
 describe('console: organisations, the drawer’s Organisation and Access blocks, and an org admin', () => {
   let server: TestServer;

@@ -1,7 +1,8 @@
-import { useEffect, useId, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, call, type User } from '../api';
 import { myPermissions } from '../mine';
 import type { Org } from '../orgs';
+import { OrgFields } from './org-fields';
 import { Button, Card, Outcome, useAction } from '../ui';
 
 /** The drawer's Organisation block: a global admin moves the user and sets their org role; others read it. */
@@ -11,8 +12,6 @@ export function OrgBlock({ user, me, orgs, onUser }: { user: User; me: User; org
   const [orgId, setOrgId] = useState(user.organizationId === null ? '' : String(user.organizationId));
   const [orgRole, setOrgRole] = useState(user.orgRole ?? '');
   const action = useAction();
-  const orgFieldId = useId();
-  const roleId = useId();
   useEffect(() => {
     myPermissions(me.id).then(
       (held) => setSetsOrg(held.has('users.set-org')),
@@ -40,30 +39,7 @@ export function OrgBlock({ user, me, orgs, onUser }: { user: User; me: User; org
             void save();
           }}
         >
-          <div class="pair">
-            <div class="field">
-              <label for={orgFieldId}>Organisation</label>
-              <select id={orgFieldId} value={orgId} onChange={(e) => setOrgId(e.currentTarget.value)}>
-                <option value="">None</option>
-                {orgs.map((o) => (
-                  <option key={o.id} value={String(o.id)}>
-                    {o.name}
-                  </option>
-                ))}
-              </select>
-            </div>
-            <div class="field">
-              <label for={roleId}>Org role</label>
-              <select id={roleId} value={orgRole} disabled={!orgId} onChange={(e) => setOrgRole(e.currentTarget.value)}>
-                <option value="">None</option>
-                {roles.map((r) => (
-                  <option key={r} value={r}>
-                    {r}
-                  </option>
-                ))}
-              </select>
-            </div>
-          </div>
+          <OrgFields orgs={orgs} roles={roles} orgId={orgId} orgRole={orgRole} onOrg={setOrgId} onRole={setOrgRole} />
           <Button type="submit" busy={action.busy} busyLabel="Saving…">
             Save organisation
           </Button>

@@ -2,6 +2,7 @@ import { useEffect, useId, useState } from 'preact/hooks';
 import { api, call, consoleConfig, isProblem, type User } from '../api';
 import { myPermissions } from '../mine';
 import { readResourceTypes, typeLabel, type Org, type ResourceType } from '../orgs';
+import { OrgFields } from './org-fields';
 import { Button, Dialog, Field, Outcome, useAction } from '../ui';
 
 const LISTENER_HINT = 'Optional - leave blank for a player-only account that pairs via an invite code.';
@@ -31,8 +32,6 @@ export function CreateUserDialog({ me, orgs, onClose, onCreated }: { me: User; o
   const [types, setTypes] = useState<ResourceType[]>([]);
   const [access, setAccess] = useState('');
   const [ids, setIds] = useState('');
-  const orgFieldId = useId();
-  const orgRoleId = useId();
   const accessId = useId();
   const [username, setUsername] = useState('');
   const [role, setRole] = useState('user');
@@ -88,30 +87,7 @@ export function CreateUserDialog({ me, orgs, onClose, onCreated }: { me: User; o
         </div>
         <Field label="Password" type="password" value={password} onValue={setPassword} autoComplete="new-password" hint={hint} />
         {setsOrg && orgs.length > 0 && (
-          <div class="pair">
-            <div class="field">
-              <label for={orgFieldId}>Organisation</label>
-              <select id={orgFieldId} value={orgId} onChange={(e) => setOrgId(e.currentTarget.value)}>
-                <option value="">None</option>
-                {orgs.map((o) => (
-                  <option key={o.id} value={String(o.id)}>
-                    {o.name}
-                  </option>
-                ))}
-              </select>
-            </div>
-            <div class="field">
-              <label for={orgRoleId}>Org role</label>
-              <select id={orgRoleId} value={orgRole} disabled={!orgId} onChange={(e) => setOrgRole(e.currentTarget.value)}>
-                <option value="">None</option>
-                {roles.map((r) => (
-                  <option key={r} value={r}>
-                    {r}
-                  </option>
-                ))}
-              </select>
-            </div>
-          </div>
+          <OrgFields orgs={orgs} roles={roles} orgId={orgId} orgRole={orgRole} onOrg={setOrgId} onRole={setOrgRole} />
         )}
         {types.length > 0 && (
           <div class="field">

@@ -54,3 +54,18 @@ export async function checkPage(page: Page, name: string): Promise<void> {
   await expectAccessible(page);
   await screenshots(page, name);
 }
+
+/** Signs in through the login page as a person would, and waits for My account. */
+export async function signIn(page: Page, url: string, username = 'admin', password = 'admin-password'): Promise<void> {
+  await page.goto(`${url}/login`);
+  await page.getByLabel('Username', { exact: true }).fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { name: 'My account' }).waitFor();
+}
+
+/** The console's navigation. */
+export const nav = (page: Page) => page.getByRole('navigation', { name: 'Console' });
+
+/** A list page's "1–50 of 90", as its pager says it. */
+export const range = (page: Page) => page.getByRole('navigation', { name: 'Pages' }).getByRole('status').textContent();
