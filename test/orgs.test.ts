@@ -157,9 +157,9 @@ describe.each(DB_KINDS)('organisations on %s', (kind) => {
     expect(granted.body).toMatchObject({ direct: [], organizationId: acme, orgRole: null });
     expect(granted.body.inOrganization).toEqual(['cert.create']);
     const aliceNow = (await server.usher.users.get(alice.id))!;
-    expect(server.usher.authz.authorizer.canIn(aliceNow, acme, 'cert', 'create')).toBe(true);
-    expect(server.usher.authz.authorizer.canIn(aliceNow, globex, 'cert', 'create')).toBe(false);
-    expect(server.usher.authz.authorizer.canIn(aliceNow, null, 'cert', 'create')).toBe(false);
+    expect(server.usher.authz.canIn(aliceNow, acme, 'cert', 'create')).toBe(true);
+    expect(server.usher.authz.canIn(aliceNow, globex, 'cert', 'create')).toBe(false);
+    expect(server.usher.authz.canIn(aliceNow, null, 'cert', 'create')).toBe(false);
     const entry = (await auditEntries(server, c, admin, 'policy.changed', alice.id))[0];
     expect(entry).toMatchObject({ actor: { userId: orgAdmin.id }, detail: { change: 'user_permissions', granted: 'cert.create', orgId: acme } });
     const revoked = await c.patch(`${USERS}/${alice.id}/permissions`, { key: orgAdmin.key, body: { revoke: ['cert.create'] } });

@@ -1,7 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { Errors, type AppError } from '../errors.js';
 import { resourceId } from '../config/parsers.js';
-import type { Authorizer, Subject } from '../authz/enforcer.js';
+import type { Authorizer, Subject, UserSubject } from '../authz/enforcer.js';
 import { parsePermission } from '../authz/permissions.js';
 import type { GrantSubject, ResourceSet } from './model.js';
 import type { GrantService } from './service.js';
@@ -46,6 +46,14 @@ export class UsherAuthz {
     if (id === undefined) return false;
     const user = typeof who === 'string' ? { id: 0, role: who } : who;
     return this.grants.can(user, what.type, id, what.action ?? 'read');
+  }
+
+  /**
+   * May the user do `action` on `object` inside organisation `orgId` (null: outside every one)? Their global
+   * role and grants hold everywhere; their organisation role only in their own organisation (docs/permissions.md).
+   */
+  canIn(who: UserSubject, orgId: number | null, object: string, action: string): boolean {
+    return this.authorizer.canIn(who, orgId, object, action);
   }
 
   /**
