@@ -379,7 +379,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         ...inviteEndpoints({ invites, publicUrl: config.publicUrl, reach: (id, origin) => users.requireFor(id, origin, 'invites.read') }),
         ...connectEndpoints(sessions, new CodeSignIn(users, invites, deviceTokens, new LoginLimiter(backend, config.loginLimit, 'connect'))),
         ...recoveryCodeEndpoints(users),
-        ...scopedKeyEndpoints(scopedKeys, (req, id) => users.withTarget(id, originOf(req), 'users.api-keys', async () => undefined)),
+        ...scopedKeyEndpoints(scopedKeys, (req, id) => users.reach(id, originOf(req), 'users.api-keys')),
         ...publicAuthEndpoints(users, schemas),
         ...auditEndpoints(audit, (caller) => authz.canIn(caller, null, 'audit', 'read')),
         ...orgEndpoints({ base: API_BASE, orgs, authz }),

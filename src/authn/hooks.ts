@@ -18,16 +18,29 @@ export const rejectDisabled: PostAuthHook = ({ user, method }) => {
 
 const LAST_ACTIVE_EVERY_MS = 60_000;
 
+/**
+ * A last-use writer: for one id at most once a minute (counting from the stored time too), off the request's
+ * critical path; a failed write is logged, never the request's failure. Answers the time written, if it wrote.
+ */
+function onceAMinute(log: Logger, what: string, write: (id: number, now: number) => Promise<unknown>) {
+  const written = new Map<number, number>();
+  return (id: number, stored: number | null): number | undefined => {
+    const now = Date.now();
+    if (now - Math.max(written.get(id) ?? 0, stored ?? 0) < LAST_ACTIVE_EVERY_MS) return undefined;
+    // Forgetting only costs one more write per id.
+    if (written.size >= 10_000) written.clear();
+    written.set(id, now);
+    write(id, now).catch((err: unknown) => log.warn({ err, id }, `could not record ${what}`));
+    return now;
+  };
+}
+
 /** Records lastActiveAt, written at most once a minute per user and never on the request's critical path. */
 export function trackLastActive(users: UserService, log: Logger): PostAuthHook {
-  const written = new Map<number, number>();
+  const touch = onceAMinute(log, 'lastActiveAt', (id, now) => users.touchLastActive(id, now));
   return ({ user }) => {
-    const now = Date.now();
-    const last = Math.max(written.get(user.id) ?? 0, user.lastActiveAt ?? 0);
-    if (now - last < LAST_ACTIVE_EVERY_MS) return;
-    written.set(user.id, now);
-    user.lastActiveAt = now;
-    users.touchLastActive(user.id, now).catch((err: unknown) => log.warn({ err, userId: user.id }, 'could not record lastActiveAt'));
+    const now = touch(user.id, user.lastActiveAt);
+    if (now !== undefined) user.lastActiveAt = now;
   };
 }
 
@@ -41,15 +54,10 @@ export function trackDeviceUse(tokens: Pick<DeviceTokens, 'touch'>): PostAuthHoo
 
 /** Records a scoped key's lastUsedAt, at most once a minute per key, never on the critical path nor failing the request. */
 export function trackScopedKeyUse(keys: Pick<ScopedKeyService, 'touch'>, log: Logger): PostAuthHook {
-  const written = new Map<number, number>();
+  const touch = onceAMinute(log, 'a scoped key’s lastUsedAt', (id, now) => keys.touch(id, now));
   return (_identity, req) => {
     const key = scopedKeyOf(req);
-    if (!key) return;
-    const now = Date.now();
-    if (now - Math.max(written.get(key.id) ?? 0, key.lastUsedAt ?? 0) < LAST_ACTIVE_EVERY_MS) return;
-    if (written.size >= 10_000) written.clear();
-    written.set(key.id, now);
-    keys.touch(key.id, now).catch((err: unknown) => log.warn({ err, keyId: key.id }, 'could not record a scoped key’s lastUsedAt'));
+    if (key) touch(key.id, key.lastUsedAt);
   };
 }
 

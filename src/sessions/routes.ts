@@ -48,7 +48,7 @@ export function sessionEndpoints(users: UserService, sessions: SessionManager, d
    * The user acted on, through the users guard: out of an org admin's organisation 404; an account holding
    * more than the caller (an admin's, for a non-admin) 403: nobody reaches its sessions.
    */
-  const target = (req: Request, id: number) => users.withTarget(id, originOf(req), 'users.end-sessions', async () => undefined);
+  const target = (req: Request, id: number) => users.reach(id, originOf(req), 'users.end-sessions');
   return [
     endpoint({
       method: 'get',

@@ -152,6 +152,11 @@ export class UserService {
     });
   }
 
+  /** Refuses, as withTarget does, unless `origin` may act on the user with `permission` (routes whose change lives elsewhere). */
+  async reach(id: number, origin: Origin, permission: string): Promise<void> {
+    await this.withTarget(id, origin, permission, async () => undefined);
+  }
+
   /** The user, when `origin` may read them with `permission` (404 out of an org admin's reach). */
   async requireFor(id: number, origin: Origin, permission: string): Promise<UserRecord> {
     return this.transaction(async (trx) => {
