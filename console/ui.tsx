@@ -148,6 +148,7 @@ export function PageHeading({ children }: { children: ComponentChildren }) {
  */
 export function Dialog({ title, onClose, children, class: className }: { title: string; onClose: () => void; children: ComponentChildren; class?: string }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const ours = useRef(false);
   const id = useId();
   // Read while rendering, before anything inside takes the focus.
   const [opener] = useState(() => document.activeElement as HTMLElement | null);
@@ -155,6 +156,7 @@ export function Dialog({ title, onClose, children, class: className }: { title: 
     const dialog = ref.current!;
     dialog.showModal();
     return () => {
+      ours.current = true;
       // Closed first: while it is modal, the page behind is inert and cannot take the focus.
       dialog.close();
       opener?.focus();
@@ -168,6 +170,11 @@ export function Dialog({ title, onClose, children, class: className }: { title: 
       onCancel={(e) => {
         e.preventDefault();
         onClose();
+      }}
+      // The browser may close a modal itself (a cancel it does not let the page refuse, without a recent
+      // user gesture): follow it, so the state and the focus stay right.
+      onClose={() => {
+        if (!ours.current) onClose();
       }}
     >
       <h2 id={id}>{title}</h2>

@@ -91,7 +91,7 @@ describe('console: Roles, Audit, and the drawer’s Permissions and Sessions', (
       }
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'detached' });
-      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('+ Create role');
+      await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe('+ Create role');
 
       await open.click();
       // request.invalid names the field: said beside the name.

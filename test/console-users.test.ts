@@ -147,7 +147,7 @@ describe('console: Users', () => {
       // Escape closes it, and the focus is back on the button that opened it.
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'detached' });
-      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('+ Create user');
+      await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe('+ Create user');
 
       // Refusals, each a sentence; what was typed stays.
       await open.click();
