@@ -25,7 +25,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/crypto/**/*.ts', 'src/db/**/*.ts', 'src/events/**/*.ts', 'src/users/**/*.ts', 'src/sessions/**/*.ts', 'src/authz/**/*.ts', 'src/authn/**/*.ts', 'src/invites/**/*.ts', 'src/api-keys/**/*.ts'],
+    files: ['src/crypto/**/*.ts', 'src/db/**/*.ts', 'src/events/**/*.ts', 'src/users/**/*.ts', 'src/sessions/**/*.ts', 'src/authz/**/*.ts', 'src/authn/**/*.ts', 'src/invites/**/*.ts', 'src/api-keys/**/*.ts', 'src/cluster/**/*.ts'],
     ignores: ['**/*routes.ts', 'src/authn/chain.ts', 'src/authn/hooks.ts'],
     rules: {
       'no-restricted-imports': [

@@ -15,6 +15,7 @@ import { requireAuth, requireRole } from './authz/guards.js';
 import { PolicyService } from './authz/policy-service.js';
 import { policyEndpoints } from './authz/routes.js';
 import { pollPolicy } from './authz/policy-sync.js';
+import { Cluster } from './cluster/cluster.js';
 import { explainEndpoints } from './authz/explain-routes.js';
 import { userGuard } from './authz/targets.js';
 import { OrgGroupRoles } from './authz/group-org-roles.js';
@@ -211,6 +212,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   let devices: DeviceTokens | undefined;
   let audit: AuditLog | undefined;
   let metricsServer: Server | undefined;
+  let cluster: Cluster | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
@@ -262,6 +264,18 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     if (await recordPolicyChange(db, events, authz.digest, authz.roles.size)) log.info({ digest: authz.digest }, 'the access policy changed since the last start');
 
     backend = await openSessionBackend(config, db, log);
+    // Changes made through other instances reach the caches (src/cluster): at once over Redis, else at the poll.
+    const sessionBackend = backend;
+    events.onChangedElsewhere((userId) => sessionBackend.forget(userId));
+    cluster = await Cluster.start({
+      db,
+      events,
+      log,
+      redis: config.redisUrl ? { url: config.redisUrl, prefix: config.redisPrefix } : undefined,
+      syncPolicy: () => authz.sync(),
+      syncGrants: () => grants.sync(),
+    });
+    const changeLog = cluster.changes;
     const sessions = new SessionManager(backend, keys, config, log);
     const deviceTokens = new DeviceTokens(db, keys, events, log, { idleTimeoutMs: config.session.deviceIdleTimeoutMs, cacheTtlMs: config.apiKeyCacheTtlMs }, options.clock);
     devices = deviceTokens;
@@ -397,7 +411,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const serveMetrics = metrics && metricsHandler(metrics.registry, config.metrics.token);
     if (serveMetrics && config.metrics.listen) metricsServer = await listenForMetrics(serveMetrics, config.metrics.listen, log);
     // Changes made through other instances on this database: started last, so nothing after it can fail.
-    const policyPoll = pollPolicy(authz, config.cluster.pollIntervalMs, log, [() => grants.sync()]);
+    const policyPoll = pollPolicy(authz, config.cluster.pollIntervalMs, log, [() => grants.sync(), () => changeLog.sync()]);
 
     return {
       config,
@@ -431,6 +445,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       },
       async close() {
         await policyPoll.stop();
+        await cluster?.close();
         if (metricsServer) await closeServer(metricsServer);
         devices?.close();
         await audit?.close();
@@ -439,6 +454,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       },
     };
   } catch (err) {
+    await cluster?.close();
     if (metricsServer) await closeServer(metricsServer);
     devices?.close();
     await audit?.close();

@@ -23,17 +23,30 @@ export class UserCache<K, V extends Entry = UserRecord> {
      * 'user': a change drops only that user's entries (credential lookups). 'any': every change empties
      * the cache, for answers that depend on other users too (a role sync held back by the last-admin rail).
      */
-    invalidate: 'user' | 'any' = 'user',
+    private readonly invalidate: 'user' | 'any' = 'user',
   ) {
     events.on(({ type, targetUserId }) => {
       // A failed or refused login changes nothing: an attacker must not be able to empty the cache.
       if (targetUserId === null || type === 'login.failed' || type === 'login.rate_limited') return;
-      // Lookups under way (whoever they are for) are never cached after a change.
-      this.generation++;
-      this.pending.clear();
-      if (invalidate === 'any') this.cache.clear();
-      else for (const [key, entry] of this.cache) if (ownerOf(entry.value) === targetUserId) this.cache.delete(key);
+      this.forgetUser(targetUserId);
     });
+    // A change made through another instance (src/cluster) goes the same way.
+    events.onChangedElsewhere((userId) => (userId === null ? this.forgetAll() : this.forgetUser(userId)));
+  }
+
+  /** Drops the user's entries (every entry in 'any' mode); lookups under way, whoever they are for, are never cached. */
+  forgetUser(userId: number): void {
+    this.generation++;
+    this.pending.clear();
+    if (this.invalidate === 'any') this.cache.clear();
+    else for (const [key, entry] of this.cache) if (ownerOf(entry.value) === userId) this.cache.delete(key);
+  }
+
+  /** Drops every entry, and never caches a lookup under way. */
+  forgetAll(): void {
+    this.generation++;
+    this.pending.clear();
+    this.cache.clear();
   }
 
   get(key: K): V | Promise<V | null> {

@@ -152,6 +152,7 @@ export class EventStream {
   private readonly recorders: Recorder[] = [];
   private readonly listeners: Listener[] = [];
   private readonly deliveryObservers: DeliveryObserver[] = [];
+  private readonly elsewhere: ((userId: number | null) => void)[] = [];
   private running = 0;
 
   constructor(private readonly log: Logger) {}
@@ -169,6 +170,25 @@ export class EventStream {
   async record(trx: Knex.Transaction, events: readonly UsherEvent[]): Promise<void> {
     if (events.length === 0) return;
     for (const recorder of this.recorders) await recorder(trx, events);
+  }
+
+  /**
+   * Hears that a user changed through another instance sharing the database (null: anyone may have): told by
+   * src/cluster (Redis pub/sub, or the database's change log), so that caches drop what they hold of them.
+   */
+  onChangedElsewhere(handle: (userId: number | null) => void): void {
+    this.elsewhere.push(handle);
+  }
+
+  /** Tells the onChangedElsewhere listeners; synchronous, a failing one is logged. */
+  changedElsewhere(userId: number | null): void {
+    for (const handle of this.elsewhere) {
+      try {
+        handle(userId);
+      } catch (err) {
+        this.log.warn({ err, userId }, 'cluster change listener failed');
+      }
+    }
   }
 
   /** Hears how long each published event took to deliver (metrics); synchronous, it must not throw. */

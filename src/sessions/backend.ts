@@ -40,6 +40,11 @@ export interface SessionBackend {
    * a login under way, before sign-in, is not one. Costs one indexed count (see each backend).
    */
   countActive(): Promise<number>;
+  /**
+   * Drops what this instance caches of the user's sessions (null: of everyone's), told by src/cluster that
+   * another instance changed them. Only the SQL store caches; Redis is read on every request.
+   */
+  forget(userId: number | null): void;
   close(): Promise<void>;
 }
 
@@ -201,12 +206,12 @@ class GuardedStore extends session.Store implements SessionStore {
 /**
  * Keeps recently read sessions of the SQL store in memory for `ttlMs`, so a cookie request costs no query.
  * Writes and destroys through this process update it at once; another instance sharing the database
- * sees a logout made here after at most `ttlMs` (the user-level kill switch, the session epoch, is
+ * sees a logout made here when src/cluster tells it (forget()), at worst after `ttlMs` (the user-level kill switch, the session epoch, is
  * checked against the user record, whose cache is invalidated the same way).
  */
 class CachedStore extends session.Store {
   /** `json` for get(), whose caller (express-session) changes what it gets; `frozen` for read(), parsed once. */
-  private readonly cache = new Map<string, { json: string; frozen?: Readonly<session.SessionData>; expires: number }>();
+  private readonly cache = new Map<string, { json: string; frozen?: Readonly<session.SessionData>; expires: number; userId: number | undefined }>();
 
   constructor(
     private readonly inner: session.Store,
@@ -245,10 +250,16 @@ class CachedStore extends session.Store {
     });
   }
 
+  /** Drops the cached sessions of a user (every one for null): another instance ended or changed them. */
+  forget(userId: number | null): void {
+    if (userId === null) this.cache.clear();
+    else for (const [sid, entry] of this.cache) if (entry.userId === userId) this.cache.delete(sid);
+  }
+
   private remember(sid: string, data: session.SessionData) {
     if (this.ttlMs <= 0) return;
     if (this.cache.size >= 10_000) this.cache.clear();
-    this.cache.set(sid, { json: JSON.stringify(data), expires: Date.now() + this.ttlMs });
+    this.cache.set(sid, { json: JSON.stringify(data), expires: Date.now() + this.ttlMs, userId: data.userId });
   }
 }
 
@@ -324,7 +335,8 @@ class CountedRedisStore extends session.Store {
 
 function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
   const knexStore = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 60_000, onDbCleanupError: (err) => log.warn({ err }, 'session cleanup failed') });
-  const store = new GuardedStore(new CachedStore(knexStore, cacheTtlMs), log);
+  const cached = new CachedStore(knexStore, cacheTtlMs);
+  const store = new GuardedStore(cached, log);
   return {
     kind: 'sql',
     store,
@@ -359,6 +371,7 @@ function sqlBackend(db: Db, log: Logger, cacheTtlMs: number): SessionBackend {
         | undefined;
       return Number(row?.n ?? 0);
     },
+    forget: (userId) => cached.forget(userId),
     async close() {
       clearTimeout(knexStore.nextDbCleanup);
     },
@@ -435,6 +448,7 @@ function redisBackend(client: RedisClientType, prefix: string, log: Logger): Ses
     limiter: (name, points, windowMs) =>
       new RateLimiterRedis({ storeClient: client, useRedisPackage: true, keyPrefix: `${prefix}${name}`, points, duration: Math.ceil(windowMs / 1000) }),
     countActive: () => counted.count(),
+    forget() {},
     async close() {
       client.destroy();
     },
@@ -451,6 +465,7 @@ export async function openSessionBackend(config: UsherConfig, db: Db, log: Logge
     index: guardIndex(backend.index, log),
     limiter: (name, points, windowMs) => guardLimiter(backend.limiter(name, points, windowMs), log),
     countActive: () => backend.countActive().catch((err: unknown) => Promise.reject(storeFailure(log, err))),
+    forget: (userId) => backend.forget(userId),
     close: () => backend.close(),
   };
 }

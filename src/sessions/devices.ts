@@ -40,7 +40,7 @@ const CACHE_MAX = 10_000;
  * user's session epoch moves on (disable, password reset...), like browser sessions.
  *
  * A found token is cached for `cacheTtlMs` (as API keys are): every token this process ends leaves the
- * cache at once; one ended by another instance sharing the database, within that time.
+ * cache at once; one ended by another instance sharing the database, when src/cluster tells (at worst within that time).
  */
 export class DeviceTokens {
   private readonly cache = new Map<string, { device: DeviceRecord; expires: number }>();
@@ -62,6 +62,8 @@ export class DeviceTokens {
     /** The time, in ms, that last use and the idle timeout are counted in (tests drive it). */
     readonly clock: () => number = Date.now,
   ) {
+    // A token ended, or its user changed, through another instance (src/cluster).
+    events.onChangedElsewhere((userId) => (userId === null ? this.forgetAll() : this.forget(userId)));
     this.pruner = setInterval(() => void this.prune().catch((err: unknown) => this.log.warn({ err }, 'device tokens: pruning failed')), PRUNE_EVERY_MS).unref();
   }
 
@@ -200,12 +202,14 @@ export class DeviceTokens {
   async prune(): Promise<number> {
     await Promise.all(this.writes);
     const pruned = await devicesRepo.prune(this.db, this.clock() - this.settings.idleTimeoutMs);
-    if (pruned > 0) {
-      this.generation++;
-      this.pending.clear();
-      this.cache.clear();
-    }
+    if (pruned > 0) this.forgetAll();
     return pruned;
+  }
+
+  private forgetAll(): void {
+    this.generation++;
+    this.pending.clear();
+    this.cache.clear();
   }
 
   /** Drops the user's cached devices, and any lookup under way. */

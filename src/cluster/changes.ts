@@ -1,0 +1,95 @@
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import type { EventStream, EventType, UsherEvent } from '../events/stream.js';
+
+/** Events that change nothing another instance caches: authentication noise, never worth a message or a row. */
+const NOT_CHANGES: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.failed', 'login.rate_limited', 'session.created', 'proxy.untrusted_headers', 'invite.redeem_failed']);
+
+/**
+ * Whose cached entries an event makes stale on other instances: a user id, null for everyone's (an identity
+ * provider's logout, which names no user), or undefined for none (a policy or organisation change holds no
+ * user's entry: the policy poll installs it).
+ */
+export function staleUserOf(event: UsherEvent): number | null | undefined {
+  if (NOT_CHANGES.has(event.type)) return undefined;
+  if (event.targetUserId !== null) return event.targetUserId;
+  return event.type === 'session.ended' ? null : undefined;
+}
+
+/** How far back sync() looks: far longer than any transaction stays open. A change seen later still costs at most the cache TTL. */
+const WINDOW_MS = 60_000;
+
+/**
+ * The database's log of changes other instances cache (table cluster_changes), for instances sharing a
+ * database without Redis, and for any instance while its Redis subscription is down. A change's row is
+ * written in its transaction (a recorder of the event stream); a change with no transaction (a logout: the
+ * session store is not the database's transaction) gets its row once published. `sync()`, called at every
+ * `cluster.pollInterval`, tells the event stream about rows other instances wrote (`changedElsewhere`).
+ *
+ * Like grant_changes, it reads back over a window rather than past the last number seen: a transaction that
+ * took its number earlier may commit later, and is still read once.
+ */
+export class ChangeLog {
+  /** Rows sync() acted on (seq → when), within the window. */
+  private readonly seen = new Map<number, number>();
+  /** Events whose row their transaction wrote. */
+  private readonly written = new WeakSet<UsherEvent>();
+  private prunedAt = 0;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly events: EventStream,
+    private readonly instance: string,
+    log: Logger,
+  ) {
+    events.recordWith(async (trx, batch) => {
+      const rows = this.rowsOf(batch);
+      for (const e of batch) this.written.add(e);
+      if (rows.length > 0) await trx('cluster_changes').insert(rows);
+    });
+    events.on((e) => {
+      if (this.written.has(e)) return;
+      const rows = this.rowsOf([e]);
+      if (rows.length === 0) return;
+      return this.db('cluster_changes')
+        .insert(rows)
+        .then(
+          () => undefined,
+          (err: unknown) => log.warn({ err, event: e.type }, 'cluster: could not note a change for other instances; they see it within the cache TTL'),
+        );
+    });
+  }
+
+  private rowsOf(batch: readonly UsherEvent[]) {
+    const now = Date.now();
+    const rows: { user_id: number | null; instance: string; at: number }[] = [];
+    for (const e of batch) {
+      const user = staleUserOf(e);
+      if (user !== undefined) rows.push({ user_id: user, instance: this.instance, at: now });
+    }
+    return rows;
+  }
+
+  /** Tells the event stream about the changes other instances noted since the last call; answers how many users (or everyone) it told of. */
+  async sync(now = Date.now()): Promise<number> {
+    const rows = (await this.db('cluster_changes').where('at', '>=', now - WINDOW_MS).whereNot({ instance: this.instance }).orderBy('seq').select('seq', 'user_id')) as {
+      seq: number | string;
+      user_id: number | string | null;
+    }[];
+    const users = new Set<number | null>();
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      if (this.seen.has(seq)) continue;
+      this.seen.set(seq, now);
+      users.add(row.user_id === null ? null : Number(row.user_id));
+    }
+    for (const [seq, at] of this.seen) if (at < now - WINDOW_MS) this.seen.delete(seq);
+    if (users.has(null)) this.events.changedElsewhere(null);
+    else for (const user of users) this.events.changedElsewhere(user);
+    if (now - this.prunedAt > WINDOW_MS) {
+      this.prunedAt = now;
+      await this.db('cluster_changes').where('at', '<', now - 10 * WINDOW_MS).delete();
+    }
+    return users.size;
+  }
+}

@@ -1,0 +1,147 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInstances, type TestServer } from './helpers/app.js';
+import { CASES, type Case, type Cluster } from './helpers/cluster-cases.js';
+import { DB_KINDS } from './helpers/db.js';
+import { client } from './helpers/http.js';
+import { PrivateRedis, REDIS_URL, deletePrefix, freshPrefix, pingRedis } from './helpers/redis.js';
+import { setupAdmin } from './helpers/users.js';
+
+/**
+ * Issue 14, part 3: a change made through instance A reaches instance B's caches. B's cache TTL and its poll
+ * of the database are an hour, so that only the path under test can explain B agreeing: Redis pub/sub in the
+ * first block, the database's change log (a short cluster.pollInterval, no Redis) in the second. bench/cluster.ts
+ * times the same cases.
+ */
+const HOUR = '1h';
+const RESOURCES = [{ type: 'library' }];
+
+/** For each case: B answers the old way (its caches warm), A makes the change, B comes to answer the new way. */
+async function showAgreement(cluster: Cluster, c: Case, n: number, opts: { immediate?: boolean } = {}) {
+  const p = await c.prepare(cluster, n);
+  const warm = await p.probe();
+  expect(p.before(warm), `${c.name}: B before the change: ${warm.status} ${warm.text}`).toBe(true);
+  // Twice: the second answer comes from B's caches.
+  expect(p.before(await p.probe())).toBe(true);
+  const changed = await p.change();
+  expect(changed.status, `${c.name}: the change on A: ${changed.text}`).toBeLessThan(300);
+  if (opts.immediate) {
+    const now = await p.probe();
+    expect(p.agreed(now), `${c.name}: B right after: ${now.status} ${now.text}`).toBe(true);
+    return;
+  }
+  await expect.poll(async () => p.agreed(await p.probe()), { timeout: 10_000, interval: 20, message: `${c.name}: B never agreed` }).toBe(true);
+}
+
+describe.each(DB_KINDS)('two instances on %s and Redis: a change on A reaches B over pub/sub', (kind) => {
+  let a: TestServer;
+  let b: TestServer;
+  let cluster: Cluster;
+  const prefix = freshPrefix();
+
+  beforeAll(async () => {
+    await pingRedis();
+    [a, b] = await startInstances(kind, 2, {
+      settings: { redis: { url: REDIS_URL, keyPrefix: prefix }, auth: { apiKeyCacheTtl: HOUR }, cluster: { pollInterval: HOUR }, resources: RESOURCES },
+    });
+    cluster = { a: a!, b: b!, admin: await setupAdmin(client(a!.url)) };
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await deletePrefix(prefix);
+  });
+
+  CASES.forEach((c, i) => {
+    it(c.name, () => showAgreement(cluster, c, i));
+  });
+
+  // Sessions live in Redis, read on every request (no cache): B refuses an ended one at once, message or not.
+  CASES.filter((c) => c.sessionStore).forEach((c, i) => {
+    it(`${c.name}: the session store is shared, so B refuses at once`, () => showAgreement(cluster, c, 100 + i, { immediate: true }));
+  });
+
+  it('ignores a malformed message on the channel, and goes on hearing the others', async () => {
+    const { createClient } = await import('redis');
+    const raw = createClient({ url: REDIS_URL });
+    await raw.connect();
+    try {
+      await raw.publish(`${prefix}cluster`, 'not json');
+      await raw.publish(`${prefix}cluster`, JSON.stringify({ from: 'x', type: 'user.disabled', user: 'everyone' }));
+    } finally {
+      raw.destroy();
+    }
+    await showAgreement(cluster, CASES[0]!, 200);
+  });
+});
+
+describe.each(DB_KINDS)('two instances on %s without Redis: a change on A reaches B at its next poll', (kind) => {
+  let a: TestServer;
+  let b: TestServer;
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    // A long cache TTL: only the poll of the change log (every 100 ms) can make B forget.
+    [a, b] = await startInstances(kind, 2, { settings: { auth: { apiKeyCacheTtl: HOUR }, cluster: { pollInterval: '100ms' }, resources: RESOURCES } });
+    cluster = { a: a!, b: b!, admin: await setupAdmin(client(a!.url)) };
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  CASES.forEach((c, i) => {
+    it(c.name, () => showAgreement(cluster, c, i));
+  });
+});
+
+describe.each(DB_KINDS)('two instances on %s whose Redis goes away', (kind) => {
+  let redis: PrivateRedis;
+  let a: TestServer;
+  let b: TestServer;
+  let cluster: Cluster;
+  const lines: { msg: string }[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as { msg: string });
+        done();
+      },
+    }),
+  );
+  const logged = (text: string) => lines.filter((l) => l.msg.includes(text)).length;
+
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+    // The poll every 100 ms: what keeps B in step while Redis is away.
+    [a, b] = await startInstances(kind, 2, {
+      settings: { redis: { url: redis.url, keyPrefix: freshPrefix() }, auth: { apiKeyCacheTtl: HOUR }, cluster: { pollInterval: '100ms' }, resources: RESOURCES },
+      hooks: { logger },
+    });
+    cluster = { a: a!, b: b!, admin: await setupAdmin(client(a!.url)) };
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await redis?.stop();
+  });
+
+  it('logs the loss once per instance, keeps B in step through the database meanwhile, and logs the return', async () => {
+    expect(logged('lost the Redis subscription')).toBe(0);
+    await redis.stop();
+    await expect.poll(() => logged('lost the Redis subscription'), { timeout: 10_000 }).toBe(2);
+    // While Redis is away: a key rotated on A is refused on B at B's next poll (an hour's TTL otherwise).
+    const rotation = CASES.find((c) => c.name.startsWith('key rotation'))!;
+    await showAgreement(cluster, rotation, 1);
+    // (A change that ends sessions would be A's 503 now: its sessions are in Redis.)
+    const moved = CASES.find((c) => c.name.startsWith('organisation change'))!;
+    await showAgreement(cluster, moved, 2);
+    // Reconnection kept failing all along: still one line per instance.
+    expect(logged('lost the Redis subscription')).toBe(2);
+    await redis.start();
+    await expect.poll(() => logged('Redis subscription restored'), { timeout: 15_000 }).toBe(2);
+    expect(logged('lost the Redis subscription')).toBe(2);
+  });
+});
