@@ -2,8 +2,11 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { EventStream, EventType, UsherEvent } from '../events/stream.js';
 
-/** Events that change nothing another instance caches: authentication noise, never worth a message or a row. */
-const NOT_CHANGES: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.failed', 'login.rate_limited', 'session.created', 'proxy.untrusted_headers', 'invite.redeem_failed']);
+/**
+ * Events that change nothing another instance caches of the user: authentication noise, and a creation (no
+ * instance holds an entry of a user who did not exist; a first login must not cost a row). Never a row.
+ */
+const NOT_CHANGES: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.failed', 'login.rate_limited', 'session.created', 'proxy.untrusted_headers', 'invite.redeem_failed', 'user.created']);
 
 /**
  * Whose cached entries an event makes stale on other instances: a user id, null for everyone's (an identity

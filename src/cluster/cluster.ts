@@ -7,8 +7,8 @@ import { RedisChannel, type ChangeMessage } from './redis-channel.js';
 
 /** Changes that other instances install by reading the policy again (custom roles, users' direct permissions). */
 const POLICY_CHANGES: ReadonlySet<string> = new Set<EventType>(['policy.changed']);
-/** Changes that other instances install by reading the user's grants again (a new user's defaults included). */
-const GRANT_CHANGES: ReadonlySet<string> = new Set<EventType>(['grant.created', 'grant.revoked', 'user.created']);
+/** Changes that other instances install by reading the user's grants again (a new user's defaults are grant.created too). */
+const GRANT_CHANGES: ReadonlySet<string> = new Set<EventType>(['grant.created', 'grant.revoked']);
 
 export interface ClusterOptions {
   readonly db: Knex;

@@ -25,6 +25,7 @@ export interface ChannelHandlers {
  */
 export class RedisChannel {
   private up = true;
+  private started = false;
   private closed = false;
 
   private constructor(
@@ -35,20 +36,23 @@ export class RedisChannel {
   ) {}
 
   static async open(url: string, channel: string, log: Logger, handlers: ChannelHandlers): Promise<RedisChannel> {
+    let self: RedisChannel | undefined = undefined;
     const options = {
       url,
       // A message that cannot go now is dropped, never queued: the change log covers the outage.
       disableOfflineQueue: true,
-      socket: { connectTimeout: 5_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) },
+      // At start a failure is thrown (the server refuses to start, as the session store does); later, retried for ever.
+      socket: { connectTimeout: 5_000, reconnectStrategy: (retries: number, cause: Error) => (self?.started ? Math.min(100 * 2 ** retries, 2_000) : cause) },
     };
     const publisher: RedisClientType = createClient(options);
     const subscriber: RedisClientType = createClient(options);
-    const self = new RedisChannel(publisher, subscriber, channel, log);
+    self = new RedisChannel(publisher, subscriber, channel, log);
     // Errors are reported through 'end'/'ready' below; an unhandled 'error' would crash the process.
     publisher.on('error', () => {});
-    subscriber.on('error', () => self.down(handlers));
-    subscriber.on('end', () => self.down(handlers));
-    subscriber.on('reconnecting', () => self.down(handlers));
+    const opened = self;
+    subscriber.on('error', () => opened.down(handlers));
+    subscriber.on('end', () => opened.down(handlers));
+    subscriber.on('reconnecting', () => opened.down(handlers));
     try {
       await publisher.connect();
       await subscriber.connect();
@@ -63,12 +67,13 @@ export class RedisChannel {
     }
     // Once subscribed, 'ready' means the client subscribed again after an outage (node-redis resubscribes).
     subscriber.on('ready', () => {
-      if (self.up || self.closed) return;
-      self.up = true;
+      if (opened.up || opened.closed) return;
+      opened.up = true;
       log.info({ channel }, 'cluster: Redis subscription restored; changes made through other instances arrive at once again');
       handlers.restored();
     });
-    return self;
+    opened.started = true;
+    return opened;
   }
 
   /** Whether the subscription is up now. */
@@ -77,7 +82,7 @@ export class RedisChannel {
   }
 
   private down(handlers: ChannelHandlers): void {
-    if (!this.up || this.closed) return;
+    if (!this.up || this.closed || !this.started) return;
     this.up = false;
     this.log.warn(
       { channel: this.channel },
