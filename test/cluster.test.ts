@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChangeLog } from '../src/cluster/changes.js';
+import { EventStream, SYSTEM_ORIGIN, eventOf } from '../src/events/stream.js';
 import { startInstances, type TestServer } from './helpers/app.js';
 import { CASES, type Case, type Cluster } from './helpers/cluster-cases.js';
 import { DB_KINDS } from './helpers/db.js';
@@ -143,5 +145,55 @@ describe.each(DB_KINDS)('two instances on %s whose Redis goes away', (kind) => {
     await redis.start();
     await expect.poll(() => logged('Redis subscription restored'), { timeout: 15_000 }).toBe(2);
     expect(logged('lost the Redis subscription')).toBe(2);
+  });
+});
+
+describe('the change log on postgres (SQLite has one writer: numbers are taken in commit order there)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    [server] = await startInstances('postgres', 1);
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('tells of a change whose number is lower than one already seen but committed after it, once', async () => {
+    const db = server.usher.db;
+    const quiet = pino({ level: 'silent' });
+    // A: the instance making the changes. B: one reading them, told through its own event stream.
+    const onA = new EventStream(quiet);
+    new ChangeLog(db, onA, 'instance-a', quiet);
+    const onB = new EventStream(quiet);
+    const b = new ChangeLog(db, onB, 'instance-b', quiet);
+    const told: (number | null)[] = [];
+    onB.onChangedElsewhere((id) => told.push(id));
+    await b.sync();
+    told.length = 0;
+
+    const change = (user: number) => eventOf(SYSTEM_ORIGIN, 'user.disabled', user);
+    // The slow change takes its number first and stays open.
+    let commitSlow!: () => void;
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const slow = db.transaction(async (trx) => {
+      await onA.record(trx, [change(1001)]);
+      opened();
+      await new Promise<void>((resolve) => (commitSlow = resolve));
+    });
+    await open;
+    await db.transaction((trx) => onA.record(trx, [change(1002)]));
+    await b.sync();
+    expect(told).toEqual([1002]);
+    commitSlow();
+    await slow;
+    await b.sync();
+    expect(told).toEqual([1002, 1001]);
+    // Read once: nothing more on the next polls.
+    await b.sync();
+    expect(told).toEqual([1002, 1001]);
+    // Its own changes an instance never reads back.
+    await db.transaction((trx) => onB.record(trx, [change(1003)]));
+    await b.sync();
+    expect(told).toEqual([1002, 1001]);
   });
 });
