@@ -19,8 +19,11 @@ export function staleUserOf(event: UsherEvent): number | null | undefined {
   return event.type === 'session.ended' ? null : undefined;
 }
 
-/** How far back sync() looks: far longer than any transaction stays open. A change seen later still costs at most the cache TTL. */
+/** How long sync() waits for a skipped number: far longer than any transaction stays open. A change seen later still costs at most the cache TTL. */
 const WINDOW_MS = 60_000;
+
+/** Past this many numbers missing at once, they are not tracked (a jump, not a few transactions still open). */
+const MAX_GAPS = 10_000;
 
 /**
  * The database's log of changes other instances cache (table cluster_changes), for instances sharing a
@@ -29,12 +32,15 @@ const WINDOW_MS = 60_000;
  * session store is not the database's transaction) gets its row once published. `sync()`, called at every
  * `cluster.pollInterval`, tells the event stream about rows other instances wrote (`changedElsewhere`).
  *
- * Like grant_changes, it reads back over a window rather than past the last number seen: a transaction that
- * took its number earlier may commit later, and is still read once.
+ * A transaction that took its number earlier may commit later: sync() reads past the last number read, and
+ * again from each number it skipped (a gap), until that number shows up or is older than a minute (rolled
+ * back, or so late that the cache TTL has the last word). So each poll reads only new rows.
  */
 export class ChangeLog {
-  /** Rows sync() acted on (seq → when), within the window. */
-  private readonly seen = new Map<number, number>();
+  /** The highest number read; undefined until the first sync() took the table's highest as its start. */
+  private high: number | undefined;
+  /** Numbers below `high` not read yet (seq → when first missed). */
+  private readonly gaps = new Map<number, number>();
   /** Events whose row their transaction wrote. */
   private readonly written = new WeakSet<UsherEvent>();
   private prunedAt = 0;
@@ -75,18 +81,29 @@ export class ChangeLog {
 
   /** Tells the event stream about the changes other instances noted since the last call; answers how many users (or everyone) it told of. */
   async sync(now = Date.now()): Promise<number> {
-    const rows = (await this.db('cluster_changes').where('at', '>=', now - WINDOW_MS).whereNot({ instance: this.instance }).orderBy('seq').select('seq', 'user_id')) as {
+    if (this.high === undefined) {
+      // The start: whatever was noted before, this instance's caches were empty then.
+      const row = (await this.db('cluster_changes').max({ high: 'seq' }).first()) as { high: number | string | null } | undefined;
+      this.high = Number(row?.high ?? 0);
+      return 0;
+    }
+    for (const [seq, at] of this.gaps) if (at < now - WINDOW_MS) this.gaps.delete(seq);
+    let from = this.high;
+    for (const seq of this.gaps.keys()) from = Math.min(from, seq - 1);
+    const rows = (await this.db('cluster_changes').where('seq', '>', from).orderBy('seq').select('seq', 'user_id', 'instance')) as {
       seq: number | string;
       user_id: number | string | null;
+      instance: string;
     }[];
     const users = new Set<number | null>();
     for (const row of rows) {
       const seq = Number(row.seq);
-      if (this.seen.has(seq)) continue;
-      this.seen.set(seq, now);
-      users.add(row.user_id === null ? null : Number(row.user_id));
+      if (seq > this.high) {
+        if (seq - this.high - 1 <= MAX_GAPS) for (let missed = this.high + 1; missed < seq; missed++) this.gaps.set(missed, now);
+        this.high = seq;
+      } else if (!this.gaps.delete(seq)) continue; // read already
+      if (row.instance !== this.instance) users.add(row.user_id === null ? null : Number(row.user_id));
     }
-    for (const [seq, at] of this.seen) if (at < now - WINDOW_MS) this.seen.delete(seq);
     if (users.has(null)) this.events.changedElsewhere(null);
     else for (const user of users) this.events.changedElsewhere(user);
     if (now - this.prunedAt > WINDOW_MS) {
