@@ -43,6 +43,8 @@ export class ChangeLog {
   private readonly gaps = new Map<number, number>();
   /** Events whose row their transaction wrote. */
   private readonly written = new WeakSet<UsherEvent>();
+  /** Rows being written after a publication: close() waits for them. */
+  private readonly writing = new Set<Promise<void>>();
   private prunedAt = 0;
 
   constructor(
@@ -60,13 +62,21 @@ export class ChangeLog {
       if (this.written.has(e)) return;
       const rows = this.rowsOf([e]);
       if (rows.length === 0) return;
-      return this.db('cluster_changes')
+      const write: Promise<void> = this.db('cluster_changes')
         .insert(rows)
         .then(
           () => undefined,
           (err: unknown) => log.warn({ err, event: e.type }, 'cluster: could not note a change for other instances; they see it within the cache TTL'),
-        );
+        )
+        .finally(() => this.writing.delete(write));
+      this.writing.add(write);
+      return write;
     });
+  }
+
+  /** Waits for the rows being written (before the database closes). */
+  async close(): Promise<void> {
+    await Promise.all(this.writing);
   }
 
   private rowsOf(batch: readonly UsherEvent[]) {

@@ -84,6 +84,7 @@ export class Cluster {
 
   async close(): Promise<void> {
     await this.channel?.close();
+    await this.changes.close();
   }
 }
 
