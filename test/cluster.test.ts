@@ -114,12 +114,13 @@ describe.each(DB_KINDS)('two instances on %s whose Redis goes away', (kind) => {
     }),
   );
   const logged = (text: string) => lines.filter((l) => l.msg.includes(text)).length;
+  const prefix = freshPrefix();
 
   beforeAll(async () => {
     redis = await PrivateRedis.start();
     // The poll every 100 ms: what keeps B in step while Redis is away.
     [a, b] = await startInstances(kind, 2, {
-      settings: { redis: { url: redis.url, keyPrefix: freshPrefix() }, auth: { apiKeyCacheTtl: HOUR }, cluster: { pollInterval: '100ms' }, resources: RESOURCES },
+      settings: { redis: { url: redis.url, keyPrefix: prefix }, auth: { apiKeyCacheTtl: HOUR }, cluster: { pollInterval: '100ms' }, resources: RESOURCES },
       hooks: { logger },
     });
     cluster = { a: a!, b: b!, admin: await setupAdmin(client(a!.url)) };
@@ -145,6 +146,18 @@ describe.each(DB_KINDS)('two instances on %s whose Redis goes away', (kind) => {
     await redis.start();
     await expect.poll(() => logged('Redis subscription restored'), { timeout: 15_000 }).toBe(2);
     expect(logged('lost the Redis subscription')).toBe(2);
+    // Subscribed again: a message (which the database's log does not hold) reaches B's caches.
+    const told: (number | null)[] = [];
+    b.usher.events.onChangedElsewhere((id) => told.push(id));
+    const { createClient } = await import('redis');
+    const raw = createClient({ url: redis.url });
+    await raw.connect();
+    try {
+      await raw.publish(`${prefix}cluster`, JSON.stringify({ from: 'elsewhere', type: 'user.updated', user: 424242 }));
+    } finally {
+      raw.destroy();
+    }
+    await expect.poll(() => told.includes(424242)).toBe(true);
   });
 });
 

@@ -47,7 +47,8 @@ export class RedisChannel {
     const publisher: RedisClientType = createClient(options);
     const subscriber: RedisClientType = createClient(options);
     self = new RedisChannel(publisher, subscriber, channel, log);
-    // Errors are reported through 'end'/'ready' below; an unhandled 'error' would crash the process.
+    // The subscriber's errors mark an outage (logged once, by down()); the publisher's are the same outage.
+    // Either unhandled would crash the process.
     publisher.on('error', () => {});
     const opened = self;
     subscriber.on('error', () => opened.down(handlers));
