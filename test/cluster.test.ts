@@ -98,6 +98,21 @@ describe.each(DB_KINDS)('two instances on %s without Redis: a change on A reache
   });
 });
 
+describe.each(DB_KINDS)('two instances on %s without Redis, changed before B first polls', (kind) => {
+  let a: TestServer;
+  let b: TestServer;
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  it("B starts reading the change log where it stood at B's start, not at its first poll", async () => {
+    // The change is made well within B's first 5 s: B's first poll must still see it.
+    [a, b] = await startInstances(kind, 2, { settings: { auth: { apiKeyCacheTtl: HOUR }, cluster: { pollInterval: '5s' }, resources: RESOURCES } });
+    await showAgreement({ a: a!, b: b!, admin: await setupAdmin(client(a!.url)) }, CASES[0]!, 1);
+  });
+});
+
 describe.each(DB_KINDS)('two instances on %s whose Redis goes away', (kind) => {
   let redis: PrivateRedis;
   let a: TestServer;
@@ -180,8 +195,7 @@ describe('the change log on postgres (SQLite has one writer: numbers are taken i
     const b = new ChangeLog(db, onB, 'instance-b', quiet);
     const told: (number | null)[] = [];
     onB.onChangedElsewhere((id) => told.push(id));
-    await b.sync();
-    told.length = 0;
+    await b.start();
 
     const change = (user: number) => eventOf(SYSTEM_ORIGIN, 'user.disabled', user);
     // The slow change takes its number first and stays open.

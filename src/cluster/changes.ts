@@ -37,8 +37,8 @@ const MAX_GAPS = 10_000;
  * back, or so late that the cache TTL has the last word). So each poll reads only new rows.
  */
 export class ChangeLog {
-  /** The highest number read; undefined until the first sync() took the table's highest as its start. */
-  private high: number | undefined;
+  /** The highest number read; from start(), the table's highest then. */
+  private high = 0;
   /** Numbers below `high` not read yet (seq → when first missed). */
   private readonly gaps = new Map<number, number>();
   /** Events whose row their transaction wrote. */
@@ -89,14 +89,14 @@ export class ChangeLog {
     return rows;
   }
 
+  /** Starts past what is noted already (this instance's caches were empty then): before the instance serves anything. */
+  async start(): Promise<void> {
+    const row = (await this.db('cluster_changes').max({ high: 'seq' }).first()) as { high: number | string | null } | undefined;
+    this.high = Number(row?.high ?? 0);
+  }
+
   /** Tells the event stream about the changes other instances noted since the last call; answers how many users (or everyone) it told of. */
   async sync(now = Date.now()): Promise<number> {
-    if (this.high === undefined) {
-      // The start: whatever was noted before, this instance's caches were empty then.
-      const row = (await this.db('cluster_changes').max({ high: 'seq' }).first()) as { high: number | string | null } | undefined;
-      this.high = Number(row?.high ?? 0);
-      return 0;
-    }
     for (const [seq, at] of this.gaps) if (at < now - WINDOW_MS) this.gaps.delete(seq);
     let from = this.high;
     for (const seq of this.gaps.keys()) from = Math.min(from, seq - 1);

@@ -43,6 +43,7 @@ export class Cluster {
 
   static async start(options: ClusterOptions): Promise<Cluster> {
     const cluster = new Cluster(options);
+    await cluster.changes.start();
     if (options.redis) await cluster.subscribe(options.redis);
     return cluster;
   }
