@@ -1,3 +1,4 @@
+import { SYSTEM_ORIGIN } from '../../src/events/stream.js';
 import type { Usher } from '../../src/index.js';
 import { client, type Reply } from './http.js';
 
@@ -147,6 +148,19 @@ export const CASES: readonly Case[] = [
       return {
         probe: () => client(cluster.b.url).get(`${AUTH}/me`, withCookie(u.cookie!)),
         change: () => client(cluster.a.url).del(`${USERS}/${u.id}/sessions/${encodeURIComponent(session.id)}`, { key: cluster.admin }),
+        before: status(200),
+        agreed: status(401),
+      };
+    },
+  },
+  {
+    name: 'device token ended by an admin',
+    async prepare(cluster, n) {
+      const u = await person(cluster, `device${n}`);
+      const device = await cluster.a.usher.devices.issue(u.id, { name: `Phone ${n}` }, SYSTEM_ORIGIN);
+      return {
+        probe: () => client(cluster.b.url).get(`${AUTH}/me`, { headers: { authorization: `Bearer ${device.token}` } }),
+        change: () => client(cluster.a.url).del(`${USERS}/${u.id}/sessions/${encodeURIComponent(device.id)}`, { key: cluster.admin }),
         before: status(200),
         agreed: status(401),
       };
