@@ -20,10 +20,10 @@ export class UserCache<K, V extends Entry = UserRecord> {
     private readonly ttlMs: number,
     private readonly load: (key: K) => Promise<V | null>,
     /**
-     * 'user': a change drops only that user's entries (credential lookups). 'any': every change empties
-     * the cache, for answers that depend on other users too (a role sync held back by the last-admin rail).
+     * A change drops its user's entries, and those this says depend on other users too (a proxy login whose
+     * role sync the last-admin rail held back): every user's change drops them.
      */
-    invalidate: 'user' | 'any' = 'user',
+    dependsOnOthers: (value: V) => boolean = () => false,
   ) {
     events.on(({ type, targetUserId }) => {
       // A failed or refused login changes nothing: an attacker must not be able to empty the cache.
@@ -31,8 +31,7 @@ export class UserCache<K, V extends Entry = UserRecord> {
       // Lookups under way (whoever they are for) are never cached after a change.
       this.generation++;
       this.pending.clear();
-      if (invalidate === 'any') this.cache.clear();
-      else for (const [key, entry] of this.cache) if (ownerOf(entry.value) === targetUserId) this.cache.delete(key);
+      for (const [key, entry] of this.cache) if (ownerOf(entry.value) === targetUserId || dependsOnOthers(entry.value)) this.cache.delete(key);
     });
   }
 

@@ -167,6 +167,36 @@ export const usersRepo = {
     return Number(typeof inserted === 'object' ? inserted.id : inserted);
   },
 
+  /**
+   * Inserts the users whose unique columns (username, email, key) are free, in one statement, skipping the
+   * others (a row repeating another of the same call is skipped too): the ids of those inserted, by
+   * username key. On PostgreSQL a row another transaction is inserting with the same value waits for that
+   * transaction to end. `last_active_at`: the accounts are made at sign-in.
+   */
+  async insertIfFree(db: Queryable, rows: readonly NewUserRow[], now: number): Promise<Map<string, number>> {
+    const inserted = (await db('users')
+      .insert(rows.map((row) => ({ ...row, created_at: now, updated_at: now, last_active_at: now })))
+      .onConflict()
+      .ignore()
+      .returning(['id', 'username_key'])) as { id: number | string; username_key: string }[];
+    return new Map(inserted.map((r) => [r.username_key, Number(r.id)]));
+  },
+
+  /** Sets each user's key copy (bound to their id, so written after the insert) in one statement; answers the users. */
+  async setKeyCiphers(db: Queryable, ciphers: ReadonlyMap<number, string>, now: number): Promise<UserRecord[]> {
+    const ids = [...ciphers.keys()];
+    const cases = ids.map(() => 'WHEN ? THEN ?').join(' ');
+    const rows = (await db('users')
+      .whereIn('id', ids)
+      .update({ api_key_cipher: db.raw(`CASE id ${cases} END`, ids.flatMap((id) => [id, ciphers.get(id)!])), updated_at: now })
+      .returning('*')) as UserRow[];
+    return rows.map(fromRow);
+  },
+
+  async removeAll(db: Queryable, ids: readonly number[]): Promise<void> {
+    await db('users').whereIn('id', ids).delete();
+  },
+
   async update(db: Queryable, id: number, changes: UserChanges, now: number): Promise<void> {
     await db('users').where({ id }).update({ ...changes, updated_at: now });
   },
