@@ -102,6 +102,15 @@ export interface UserGuard {
 /** At most this many new external accounts are written in one transaction. */
 const MAX_BATCH = 100;
 
+/**
+ * An error one row of a batch may cause: PostgreSQL's data exceptions, integrity violations and rollbacks
+ * (deadlock, serialization), SQLite's constraint, type and size errors. Not a lost connection nor a timeout.
+ */
+function rowAtFault(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (/^(22|23|40)[0-9A-Z]{3}$/.test(code) || ['SQLITE_CONSTRAINT', 'SQLITE_MISMATCH', 'SQLITE_TOOBIG', 'SQLITE_RANGE'].includes(code));
+}
+
 /** A change's events, before the actor, the target and the time are added. */
 type Planned = readonly [EventType, EventDetail?][];
 
@@ -591,12 +600,15 @@ export class UserService {
       }
     }
     this.waiting.unshift(...later);
+    // One order for every batch (instances sharing a database included): two batches never wait on each other's names crosswise.
+    now.sort((a, b) => (a.prepared.row.username_key < b.prepared.row.username_key ? -1 : 1));
     let made: Map<Creation, { user: UserRecord; events: UsherEvent[] }>;
     try {
       made = await this.transaction((trx) => this.insertBatch(trx, now));
     } catch (err) {
-      if (now.length === 1) now[0]!.reject(err);
-      else for (const c of now) await this.createBatch([c]);
+      // A row at fault (too long, a deadlock with another instance's batch): each alone. The database at fault: all fail now.
+      if (now.length > 1 && rowAtFault(err)) for (const c of now) await this.createBatch([c]);
+      else for (const c of now) c.reject(err);
       return;
     }
     for (const c of now) {
