@@ -581,7 +581,7 @@ export class UserService {
 
   /**
    * One transaction for a batch of new external accounts: their rows, key copies, identities, default grants
-   * and audit rows, each kind in one statement (grants one by one); published once committed. A row whose
+   * and audit rows, each kind in one statement (grants one by one); announced once committed. A row whose
    * username, email or identity is taken is left out (answered null, for the locked path), and so is its user.
    * If the transaction fails, each account is tried alone, so that only the one at fault fails.
    */
@@ -611,7 +611,13 @@ export class UserService {
       else for (const c of now) c.reject(err);
       return;
     }
-    for (const c of now) {
+    // The next batch need not wait for this one's listeners.
+    void this.announce(now, made);
+  }
+
+  /** After a batch's commit: each account's creation steps and events, then its answer. */
+  private async announce(batch: readonly Creation[], made: ReadonlyMap<Creation, { user: UserRecord; events: UsherEvent[] }>): Promise<void> {
+    for (const c of batch) {
       const done = made.get(c);
       if (!done) {
         c.resolve(null);
