@@ -127,6 +127,16 @@ export const usersRepo = {
     return row ? fromRow(row) : null;
   },
 
+  /** The users linked to these subjects of `provider` (identities), by subject, in one query. */
+  async findBySubjects(db: Queryable, provider: string, subjects: readonly string[]): Promise<Map<string, UserRecord>> {
+    const rows = (await db('identities')
+      .join('users', 'users.id', 'identities.user_id')
+      .where('identities.provider', provider)
+      .whereIn('identities.subject', subjects)
+      .select('users.*', 'identities.subject as identity_subject')) as (UserRow & { identity_subject: string })[];
+    return new Map(rows.map((r) => [r.identity_subject, fromRow(r)]));
+  },
+
   async findByUsername(db: Queryable, key: string): Promise<UserRecord | null> {
     const row = (await db<UserRow>('users').where({ username_key: key }).first()) as UserRow | undefined;
     return row ? fromRow(row) : null;

@@ -101,6 +101,8 @@ export interface UserGuard {
 
 /** At most this many new external accounts are written in one transaction. */
 const MAX_BATCH = 100;
+/** At most this many identities are looked up in one query. */
+const MAX_LOOKUPS = 500;
 
 /**
  * An error one row of a batch may cause: PostgreSQL's data exceptions, integrity violations and rollbacks
@@ -128,6 +130,9 @@ export class UserService {
   /** New external accounts waiting for the batch being written to end (createFree). */
   private waiting: Creation[] = [];
   private batching = false;
+  /** Identity lookups waiting for the one running to end (findByIdentity). */
+  private lookups: { provider: string; subject: string; resolve: (user: UserRecord | null) => void; reject: (err: unknown) => void }[] = [];
+  private lookingUp = false;
 
   constructor(
     private readonly db: Db,
@@ -475,10 +480,36 @@ export class UserService {
     return usersRepo.touchLastActive(this.db, id, now);
   }
 
-  /** The user linked to the external identity (provider, subject), or null. */
-  async findByIdentity(provider: string, subject: string): Promise<UserRecord | null> {
-    const id = await identitiesRepo.findUserId(this.db, provider, subject);
-    return id === null ? null : usersRepo.findById(this.db, id);
+  /**
+   * The user linked to the external identity (provider, subject), or null. Lookups asked while one runs
+   * wait for it and are answered together by the next query (a burst of sign-ins: one query, not hundreds
+   * queued for the pool ahead of the creations they lead to).
+   */
+  findByIdentity(provider: string, subject: string): Promise<UserRecord | null> {
+    return new Promise((resolve, reject) => {
+      this.lookups.push({ provider, subject, resolve, reject });
+      if (!this.lookingUp) void this.lookUp();
+    });
+  }
+
+  private async lookUp(): Promise<void> {
+    this.lookingUp = true;
+    try {
+      while (this.lookups.length > 0) {
+        const batch = this.lookups.splice(0, MAX_LOOKUPS);
+        for (const provider of new Set(batch.map((l) => l.provider))) {
+          const mine = batch.filter((l) => l.provider === provider);
+          try {
+            const found = await usersRepo.findBySubjects(this.db, provider, [...new Set(mine.map((l) => l.subject))]);
+            for (const l of mine) l.resolve(found.get(l.subject) ?? null);
+          } catch (err) {
+            for (const l of mine) l.reject(err);
+          }
+        }
+      }
+    } finally {
+      this.lookingUp = false;
+    }
   }
 
   /**
