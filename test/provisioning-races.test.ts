@@ -67,6 +67,20 @@ describe.each(DB_KINDS)('first external logins at once on %s', (kind) => {
     }
   });
 
+  it('answers identity lookups made at once, of several providers, each with its own user or null', async () => {
+    const a = (await users().provisionExternal(account({ subject: 'look-a', username: 'look-a' }), ORIGIN))!.user;
+    const b = (await users().provisionExternal(account({ provider: 'proxy', subject: 'look-a', username: 'look-b' }), ORIGIN))!.user;
+    const asked = [
+      ['oidc:https://issuer.example', 'look-a'],
+      ['proxy', 'look-a'],
+      ['proxy', 'nobody'],
+      ['oidc:https://issuer.example', 'look-a'],
+      ['oidc:other', 'look-a'],
+    ] as const;
+    const found = await Promise.all(asked.map(([provider, subject]) => users().findByIdentity(provider, subject)));
+    expect(found.map((u) => u?.id ?? null)).toEqual([a.id, b.id, null, a.id, null]);
+  });
+
   it('fails only the account at fault when a batch cannot be written', async () => {
     // A subject longer than its column: PostgreSQL refuses the row; SQLite does not check lengths, so there it is made.
     const long = 'x'.repeat(600);
