@@ -152,6 +152,44 @@ describe.each(DB_KINDS)('proxy auth on %s', (kind) => {
       expect(Number(row.user_id)).toBe(replies[0]!.body.id);
     });
 
+    it('gives each name of a burst of first requests, several per name, one account, its identity and one creation audit row', async () => {
+      const names = Array.from({ length: 20 }, (_, i) => `burst-${i}`);
+      // Three requests per name, interleaved, with and without an email: creations are written in batches.
+      const replies = await Promise.all(
+        [0, 1, 2].flatMap((round) => names.map((name) => as(name, 'staff', round === 1 ? {} : { 'Remote-Email': `${name}@example.com` }))),
+      );
+      expect(replies.map((r) => r.status)).toEqual(Array(60).fill(200));
+      for (const name of names) {
+        const ids = new Set(replies.filter((r) => r.body.username === name).map((r) => r.body.id));
+        expect(ids.size, name).toBe(1);
+        const [id] = [...ids];
+        expect(await server.usher.db('users').where({ username_key: name }).select('id')).toEqual([{ id }]);
+        expect((await identities(name)).map((row) => Number(row.user_id))).toEqual([id]);
+        expect(Number((await server.usher.db('audit_log').where({ type: 'user.created', target_user_id: id }).count({ n: '*' }))[0]!.n)).toBe(1);
+      }
+      expect((await server.usher.users.findByUsername('burst-0'))?.email).toBe('burst-0@example.com');
+    });
+
+    it("creating accounts leaves other users' cached answers alone: theirs are still answered without a query", async () => {
+      const headers = remote('steady', 'staff');
+      for (let i = 0; i < 3; i++) expect((await getFrom(server, '127.0.0.1', headers)).status).toBe(200);
+      await server.usher.audit.flush();
+      await expect.poll(async () => (await server.usher.users.findByUsername('steady'))?.lastActiveAt ?? null).not.toBeNull();
+      const made = await Promise.all(Array.from({ length: 5 }, (_, i) => as(`newcomer-${i}`, 'staff')));
+      expect(made.map((r) => r.status)).toEqual(Array(5).fill(200));
+      await server.usher.audit.flush();
+      let queries = 0;
+      const seen: string[] = [];
+      const count = (q: { sql: string }) => void (queries++, seen.push(q.sql));
+      server.usher.db.on('query', count);
+      try {
+        expect((await getFrom(server, '127.0.0.1', headers)).body.username).toBe('steady');
+      } finally {
+        server.usher.db.off('query', count);
+      }
+      expect(queries, seen.join('\n')).toBe(0);
+    });
+
     it('refuses a disabled account (401)', async () => {
       const made = await as('frank', 'staff');
       await server.usher.users.setActive(made.body.id, false);

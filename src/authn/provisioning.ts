@@ -51,6 +51,9 @@ export interface ProvisioningPolicy {
 
 const EMAIL = z.email().max(320);
 
+/** The account has the email the provider gives (any case), or the provider gives none. */
+const sameEmail = (user: UserRecord, identity: ExternalIdentity) => identity.email === undefined || identity.email.toLowerCase() === user.email?.toLowerCase();
+
 /** Changes a provider makes at sign-in are its own: the actor is the identity provider. */
 const originOf = (identity: ExternalIdentity): Origin => ({ actor: { kind: 'idp', provider: identity.provider } });
 
@@ -85,15 +88,28 @@ export class Provisioner {
   ) {}
 
   async resolve(raw: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
+    return (await this.settle(raw, policy)).user;
+  }
+
+  /**
+   * resolve, also telling whether what the provider says was held back because of another user: a role
+   * sync the last-admin rail refused, an email another account holds. Only such an answer can change
+   * when someone else changes (a second admin appears, the email is freed); any other depends on the
+   * user's own account alone.
+   */
+  async settle(raw: ExternalIdentity, policy: ProvisioningPolicy): Promise<{ user: UserRecord; heldBack: boolean }> {
     const identity = cleanProfile(raw);
     this.admit(identity, policy);
     const found = await this.findOrCreate(identity, policy);
-    if (!found.user.active) return found.user;
+    if (!found.user.active) return { user: found.user, heldBack: false };
     // An absent claim changes nothing.
     if (identity.groups !== undefined) await this.groupGrants?.(found.user.id, identity.provider, identity.groups, originOf(identity));
-    const user = await this.syncOrgRole(found.user, identity, policy, found.created);
-    if (found.created) return user;
-    return this.syncProfile(await this.syncRole(user, identity, policy), identity);
+    let user = await this.syncOrgRole(found.user, identity, policy, found.created);
+    // A new account has the role asked for; its email may have been left out.
+    if (found.created) return { user, heldBack: !sameEmail(user, identity) };
+    const role = policy.roleSync === 'always' ? this.roleFromGroups(identity, policy) : undefined;
+    user = await this.syncProfile(await this.syncRole(user, role, identity), identity);
+    return { user, heldBack: (role !== undefined && user.role !== role) || !sameEmail(user, identity) };
   }
 
   /**
@@ -146,15 +162,14 @@ export class Provisioner {
     return result;
   }
 
-  private async syncRole(user: UserRecord, identity: ExternalIdentity, policy: ProvisioningPolicy): Promise<UserRecord> {
-    if (policy.roleSync !== 'always') return user;
-    const role = this.roleFromGroups(identity, policy);
+  /** Gives the role the groups give (undefined: roles are not synced, or the groups say nothing). */
+  private async syncRole(user: UserRecord, role: string | undefined, identity: ExternalIdentity): Promise<UserRecord> {
     return role === undefined || role === user.role ? user : this.users.syncRole(user.id, role, originOf(identity));
   }
 
   private async syncProfile(user: UserRecord, identity: ExternalIdentity): Promise<UserRecord> {
     const name = identity.name !== undefined && identity.name !== user.name ? identity.name : undefined;
-    const email = identity.email !== undefined && identity.email.toLowerCase() !== user.email?.toLowerCase() ? identity.email : undefined;
+    const email = sameEmail(user, identity) ? undefined : identity.email;
     return name === undefined && email === undefined ? user : this.users.syncProfile(user.id, { name, email }, originOf(identity));
   }
 }

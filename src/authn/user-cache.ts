@@ -3,6 +3,7 @@ import type { UserRecord } from '../users/model.js';
 
 /** What a cache holds: a user, or something of one user's (a scoped key with its owner). */
 type Entry = UserRecord | { readonly user: UserRecord };
+const MAX_ENTRIES = 10_000;
 const ownerOf = (value: Entry): number => ('user' in value ? value.user.id : value.id);
 
 /**
@@ -20,10 +21,10 @@ export class UserCache<K, V extends Entry = UserRecord> {
     private readonly ttlMs: number,
     private readonly load: (key: K) => Promise<V | null>,
     /**
-     * 'user': a change drops only that user's entries (credential lookups). 'any': every change empties
-     * the cache, for answers that depend on other users too (a role sync held back by the last-admin rail).
+     * A change drops its user's entries, and those this says depend on other users too (a proxy login whose
+     * role sync the last-admin rail held back): every user's change drops them.
      */
-    private readonly invalidate: 'user' | 'any' = 'user',
+    private readonly dependsOnOthers: (value: V) => boolean = () => false,
   ) {
     events.on(({ type, targetUserId }) => {
       // A failed or refused login changes nothing: an attacker must not be able to empty the cache.
@@ -34,12 +35,14 @@ export class UserCache<K, V extends Entry = UserRecord> {
     events.onChangedElsewhere((userId) => (userId === null ? this.forgetAll() : this.forgetUser(userId)));
   }
 
-  /** Drops the user's entries (every entry in 'any' mode); lookups under way, whoever they are for, are never cached. */
+  /**
+   * Drops the user's entries and those that depend on other users; lookups under way, whoever they are for,
+   * are never cached.
+   */
   forgetUser(userId: number): void {
     this.generation++;
     this.pending.clear();
-    if (this.invalidate === 'any') this.cache.clear();
-    else for (const [key, entry] of this.cache) if (ownerOf(entry.value) === userId) this.cache.delete(key);
+    for (const [key, entry] of this.cache) if (ownerOf(entry.value) === userId || this.dependsOnOthers(entry.value)) this.cache.delete(key);
   }
 
   /** Drops every entry, and never caches a lookup under way. */
@@ -62,7 +65,8 @@ export class UserCache<K, V extends Entry = UserRecord> {
       (value) => {
         forget();
         if (value && this.ttlMs > 0 && generation === this.generation) {
-          if (this.cache.size >= 10_000) this.cache.clear();
+          // Full: the oldest entry goes (a Map iterates in insertion order), never everyone's at once.
+          if (this.cache.size >= MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value as K);
           this.cache.set(key, { value, expires: Date.now() + this.ttlMs });
         }
         return value;

@@ -178,8 +178,9 @@ export class GrantService {
     return events;
   }
 
-  /** After an account's creation is committed: its default grants are read in. */
+  /** After an account's creation is committed: its default grants are read in (none configured: nothing to read). */
   created(userId: number): Promise<void> {
+    if (![...this.types.values()].some((t) => t.defaultForNewUsers.length > 0)) return Promise.resolve();
     return this.reload(userId);
   }
 

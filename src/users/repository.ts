@@ -127,6 +127,16 @@ export const usersRepo = {
     return row ? fromRow(row) : null;
   },
 
+  /** The users linked to these subjects of `provider` (identities), by subject, in one query. */
+  async findBySubjects(db: Queryable, provider: string, subjects: readonly string[]): Promise<Map<string, UserRecord>> {
+    const rows = (await db('identities')
+      .join('users', 'users.id', 'identities.user_id')
+      .where('identities.provider', provider)
+      .whereIn('identities.subject', subjects)
+      .select('users.*', 'identities.subject as identity_subject')) as (UserRow & { identity_subject: string })[];
+    return new Map(rows.map((r) => [r.identity_subject, fromRow(r)]));
+  },
+
   async findByUsername(db: Queryable, key: string): Promise<UserRecord | null> {
     const row = (await db<UserRow>('users').where({ username_key: key }).first()) as UserRow | undefined;
     return row ? fromRow(row) : null;
@@ -165,6 +175,36 @@ export const usersRepo = {
       .insert({ ...row, created_at: now, updated_at: now })
       .returning('id')) as ({ id: number } | number)[];
     return Number(typeof inserted === 'object' ? inserted.id : inserted);
+  },
+
+  /**
+   * Inserts the users whose unique columns (username, email, key) are free, in one statement, skipping the
+   * others (a row repeating another of the same call is skipped too): the ids of those inserted, by
+   * username key. On PostgreSQL a row another transaction is inserting with the same value waits for that
+   * transaction to end. `last_active_at`: the accounts are made at sign-in.
+   */
+  async insertIfFree(db: Queryable, rows: readonly NewUserRow[], now: number): Promise<Map<string, number>> {
+    const inserted = (await db('users')
+      .insert(rows.map((row) => ({ ...row, created_at: now, updated_at: now, last_active_at: now })))
+      .onConflict()
+      .ignore()
+      .returning(['id', 'username_key'])) as { id: number | string; username_key: string }[];
+    return new Map(inserted.map((r) => [r.username_key, Number(r.id)]));
+  },
+
+  /** Sets each user's key copy (bound to their id, so written after the insert) in one statement; answers the users. */
+  async setKeyCiphers(db: Queryable, ciphers: ReadonlyMap<number, string>, now: number): Promise<UserRecord[]> {
+    const ids = [...ciphers.keys()];
+    const cases = ids.map(() => 'WHEN ? THEN ?').join(' ');
+    const rows = (await db('users')
+      .whereIn('id', ids)
+      .update({ api_key_cipher: db.raw(`CASE id ${cases} END`, ids.flatMap((id) => [id, ciphers.get(id)!])), updated_at: now })
+      .returning('*')) as UserRow[];
+    return rows.map(fromRow);
+  },
+
+  async removeAll(db: Queryable, ids: readonly number[]): Promise<void> {
+    await db('users').whereIn('id', ids).delete();
   },
 
   async update(db: Queryable, id: number, changes: UserChanges, now: number): Promise<void> {

@@ -99,6 +99,20 @@ export interface UserGuard {
   placement(trx: Knex.Transaction, origin: Origin, place: { orgId: number | null; orgRole: string | null }, permission: string): Promise<void>;
 }
 
+/** At most this many new external accounts are written in one transaction. */
+const MAX_BATCH = 100;
+/** At most this many identities are looked up in one query. */
+const MAX_LOOKUPS = 500;
+
+/**
+ * An error one row of a batch may cause: PostgreSQL's data exceptions, integrity violations and rollbacks
+ * (deadlock, serialization), SQLite's constraint, type and size errors. Not a lost connection nor a timeout.
+ */
+function rowAtFault(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (/^(22|23|40)[0-9A-Z]{3}$/.test(code) || ['SQLITE_CONSTRAINT', 'SQLITE_MISMATCH', 'SQLITE_TOOBIG', 'SQLITE_RANGE'].includes(code));
+}
+
 /** A change's events, before the actor, the target and the time are added. */
 type Planned = readonly [EventType, EventDetail?][];
 
@@ -113,6 +127,12 @@ export class UserService {
   /** Default access grants of new accounts (src/grants/service.ts). */
   private creationSteps: CreationStep[] = [];
   private guard: UserGuard | undefined;
+  /** New external accounts waiting for the batch being written to end (createFree). */
+  private waiting: Creation[] = [];
+  private batching = false;
+  /** Identity lookups waiting for the one running to end (findByIdentity). */
+  private lookups: { provider: string; subject: string; resolve: (user: UserRecord | null) => void; reject: (err: unknown) => void }[] = [];
+  private lookingUp = false;
 
   constructor(
     private readonly db: Db,
@@ -460,22 +480,73 @@ export class UserService {
     return usersRepo.touchLastActive(this.db, id, now);
   }
 
-  /** The user linked to the external identity (provider, subject), or null. */
-  async findByIdentity(provider: string, subject: string): Promise<UserRecord | null> {
-    const id = await identitiesRepo.findUserId(this.db, provider, subject);
-    return id === null ? null : usersRepo.findById(this.db, id);
+  /**
+   * The user linked to the external identity (provider, subject), or null. Lookups asked while one runs
+   * wait for it and are answered together by the next query (a burst of sign-ins: one query, not hundreds
+   * queued for the pool ahead of the creations they lead to).
+   */
+  findByIdentity(provider: string, subject: string): Promise<UserRecord | null> {
+    return new Promise((resolve, reject) => {
+      this.lookups.push({ provider, subject, resolve, reject });
+      if (!this.lookingUp) void this.lookUp();
+    });
+  }
+
+  private async lookUp(): Promise<void> {
+    this.lookingUp = true;
+    try {
+      while (this.lookups.length > 0) {
+        const batch = this.lookups.splice(0, MAX_LOOKUPS);
+        for (const provider of new Set(batch.map((l) => l.provider))) {
+          const mine = batch.filter((l) => l.provider === provider);
+          try {
+            const found = await usersRepo.findBySubjects(this.db, provider, [...new Set(mine.map((l) => l.subject))]);
+            for (const l of mine) l.resolve(found.get(l.subject) ?? null);
+          } catch (err) {
+            for (const l of mine) l.reject(err);
+          }
+        }
+      }
+    } finally {
+      this.lookingUp = false;
+    }
   }
 
   /**
-   * Finds, links or creates the account of an external identity, under the users lock, so that
-   * concurrent first requests of one identity give one account. Never a bootstrap admin: the role is
-   * the one asked for. An email another account holds is linked (`linkEmail`) or left out.
-   * Null when there is no account to link and `create` is off.
+   * Finds, links or creates the account of an external identity. Never a bootstrap admin: the role is the
+   * one asked for. An email another account holds is linked (`linkEmail`) or left out. Null when there is no
+   * account to link and `create` is off.
+   *
+   * The common case, a new identity whose username and email are free, is created without the users lock
+   * (createFree); anything else is decided under it, so that concurrent first requests of one identity give
+   * one account whichever path they take: the unique constraints on usernames and identities send the
+   * losers of a race to the locked path, which finds the winner's account.
    */
   async provisionExternal(input: ExternalAccount, origin: Origin): Promise<{ user: UserRecord; created: boolean } | null> {
     const { username, role, name, email, authSource } = input;
     const prepared = await this.prepareNew({ username, role, name, email, authSource });
-    const result = await this.transaction(async (trx) => {
+    const made = input.create ? await this.createFree(input, prepared, origin) : null;
+    if (made) return { user: made, created: true };
+    let result: Awaited<ReturnType<UserService['provisionLocked']>>;
+    try {
+      result = await this.provisionLocked(input, prepared, origin);
+    } catch (err) {
+      // The same name, email or identity committed by the lock-free path after this one looked: look again.
+      const raced = uniqueViolation(err) !== null || (err instanceof AppError && (err.code === 'user.username_taken' || err.code === 'user.email_taken'));
+      if (!raced) throw err;
+      result = await this.provisionLocked(input, prepared, origin);
+    }
+    if (!result) return null;
+    if (result.created) await this.afterCreation(result.user.id);
+    await this.events.publish(result.events);
+    return { user: result.user, created: result.created };
+  }
+
+  /** provisionExternal's decisions under the users lock: link, suffix, leave the email out, or create. */
+  private provisionLocked(input: ExternalAccount, original: Prepared, origin: Origin) {
+    // Its own copy of the row: it may leave the email out or change the name, and may be tried twice.
+    const prepared = { ...original, row: { ...original.row } };
+    return this.transaction(async (trx) => {
       await usersRepo.lock(trx);
       const now = Date.now();
       const linkedId = await identitiesRepo.findUserId(trx, input.provider, input.subject);
@@ -510,10 +581,111 @@ export class UserService {
       await identitiesRepo.insert(trx, user.id, input.provider, input.subject, now);
       return { user, created: true, events: await this.createdEvents(trx, origin, user) };
     });
-    if (!result) return null;
-    if (result.created) await this.afterCreation(result.user.id);
-    await this.events.publish(result.events);
-    return { user: result.user, created: result.created };
+  }
+
+  /**
+   * Creates the account of a new external identity without the users lock: creating an account never
+   * lowers the admin count (the last-admin rail), and usernames, emails and identities are unique in the
+   * database. Null, having changed nothing, when any of them is taken (a race, or a name or an email to link):
+   * the locked path decides then. Creations that come while a batch is written wait for the next one, all
+   * written in one transaction: a few statements for the lot (createBatch).
+   */
+  private createFree(input: ExternalAccount, prepared: Prepared, origin: Origin): Promise<UserRecord | null> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ input, prepared, origin, resolve, reject });
+      if (!this.batching) void this.createBatches();
+    });
+  }
+
+  private async createBatches(): Promise<void> {
+    this.batching = true;
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_BATCH);
+        // createBatch answers each creation; should it throw nonetheless, none is left waiting.
+        await this.createBatch(batch).catch((err: unknown) => batch.forEach((c) => c.reject(err)));
+      }
+    } finally {
+      this.batching = false;
+    }
+  }
+
+  /**
+   * One transaction for a batch of new external accounts: their rows, key copies, identities, default grants
+   * and audit rows, each kind in one statement (grants one by one); announced once committed. A row whose
+   * username, email or identity is taken is left out (answered null, for the locked path), and so is its user.
+   * If the transaction fails, each account is tried alone, so that only the one at fault fails.
+   */
+  private async createBatch(batch: Creation[]): Promise<void> {
+    // Two of one batch with the same name, email or identity: the second waits for the next batch, where
+    // the first is committed (the locked path it then takes finds it, rather than racing it).
+    const claimed = new Set<string>();
+    const now: Creation[] = [];
+    const later: Creation[] = [];
+    for (const c of batch) {
+      const claims = [`u\n${c.prepared.row.username_key}`, `i\n${c.input.provider}\n${c.input.subject}`, ...(c.prepared.row.email_key === null ? [] : [`e\n${c.prepared.row.email_key}`])];
+      if (claims.some((k) => claimed.has(k))) later.push(c);
+      else {
+        for (const k of claims) claimed.add(k);
+        now.push(c);
+      }
+    }
+    this.waiting.unshift(...later);
+    // One order for every batch (instances sharing a database included): two batches never wait on each other's names crosswise.
+    now.sort((a, b) => (a.prepared.row.username_key < b.prepared.row.username_key ? -1 : 1));
+    let made: Map<Creation, { user: UserRecord; events: UsherEvent[] }>;
+    try {
+      made = await this.transaction((trx) => this.insertBatch(trx, now));
+    } catch (err) {
+      // A row at fault (too long, a deadlock with another instance's batch): each alone. The database at fault: all fail now.
+      if (now.length > 1 && rowAtFault(err)) for (const c of now) await this.createBatch([c]);
+      else for (const c of now) c.reject(err);
+      return;
+    }
+    // The next batch need not wait for this one's listeners.
+    void this.announce(now, made);
+  }
+
+  /** After a batch's commit: each account's creation steps and events, then its answer. */
+  private async announce(batch: readonly Creation[], made: ReadonlyMap<Creation, { user: UserRecord; events: UsherEvent[] }>): Promise<void> {
+    for (const c of batch) {
+      const done = made.get(c);
+      if (!done) {
+        c.resolve(null);
+        continue;
+      }
+      try {
+        await this.afterCreation(done.user.id);
+        await this.events.publish(done.events);
+        c.resolve(done.user);
+      } catch (err) {
+        c.reject(err);
+      }
+    }
+  }
+
+  private async insertBatch(trx: Knex.Transaction, batch: readonly Creation[]): Promise<Map<Creation, { user: UserRecord; events: UsherEvent[] }>> {
+    const now = Date.now();
+    const ids = await usersRepo.insertIfFree(trx, batch.map((c) => c.prepared.row), now);
+    const placed = batch.filter((c) => ids.has(c.prepared.row.username_key));
+    const made = new Map<Creation, { user: UserRecord; events: UsherEvent[] }>();
+    if (placed.length === 0) return made;
+    const idOf = (c: Creation) => ids.get(c.prepared.row.username_key)!;
+    const users = new Map((await usersRepo.setKeyCiphers(trx, new Map(placed.map((c) => [idOf(c), encryptApiKey(this.keys, c.prepared.apiKey, idOf(c))])), now)).map((u) => [u.id, u]));
+    const linked = await identitiesRepo.insertIfFree(trx, placed.map((c) => ({ userId: idOf(c), provider: c.input.provider, subject: c.input.subject })), now);
+    // An identity linked meanwhile (the same person under another name): this account is not theirs to make.
+    const unlinked = placed.filter((c) => !linked.has(idOf(c))).map(idOf);
+    if (unlinked.length > 0) await usersRepo.removeAll(trx, unlinked);
+    const events: UsherEvent[] = [];
+    for (const c of placed) {
+      if (!linked.has(idOf(c))) continue;
+      const user = users.get(idOf(c))!;
+      const own = await this.creationEvents(trx, c.origin, user);
+      made.set(c, { user, events: own });
+      events.push(...own);
+    }
+    await this.events.record(trx, events);
+    return made;
   }
 
   /**
@@ -657,9 +829,14 @@ export class UserService {
 
   /** A new account's events: its creation, then what the creation steps did (default grants), recorded in `trx`. */
   private async createdEvents(trx: Knex.Transaction, origin: Origin, user: UserRecord): Promise<UsherEvent[]> {
+    return this.recorded(trx, await this.creationEvents(trx, origin, user));
+  }
+
+  /** The same, not recorded yet (a batch records its accounts' events together). */
+  private async creationEvents(trx: Knex.Transaction, origin: Origin, user: UserRecord): Promise<UsherEvent[]> {
     const events = [this.created(origin, user)];
     for (const step of this.creationSteps) events.push(...(await step.inside(trx, user, origin)));
-    return this.recorded(trx, events);
+    return events;
   }
 
   private async afterCreation(userId: number): Promise<void> {
@@ -717,7 +894,7 @@ export class UserService {
     };
   }
 
-  private async insertPrepared(trx: Knex.Transaction, prepared: Awaited<ReturnType<UserService['prepareNew']>>) {
+  private async insertPrepared(trx: Knex.Transaction, prepared: Prepared) {
     let id: number;
     try {
       id = await usersRepo.insert(trx, prepared.row, Date.now());
@@ -740,4 +917,15 @@ export class UserService {
     return Errors.usernameTaken();
   }
 
+}
+
+type Prepared = Awaited<ReturnType<UserService['prepareNew']>>;
+
+/** A new external account waiting for its batch (createFree). */
+interface Creation {
+  input: ExternalAccount;
+  prepared: Prepared;
+  origin: Origin;
+  resolve: (user: UserRecord | null) => void;
+  reject: (err: unknown) => void;
 }

@@ -29,7 +29,8 @@ const validEmail = z.email().max(320);
  * only from a peer in server.trustedProxies, matched on the socket's own address; from anyone else
  * they are ignored and a warning is logged. The account is found, created and given its role by the
  * shared provisioning steps; a known user whose headers have not changed is answered from a short
- * cache, with no query (any user change through this process empties it).
+ * cache, with no query (a change to that user through this process drops it; see settle for what
+ * depends on other users).
  */
 export class ProxyMethod implements AuthMethod {
   readonly name = PROXY_PROVIDER;
@@ -39,7 +40,7 @@ export class ProxyMethod implements AuthMethod {
   private readonly nameHeader: string | undefined;
   private readonly trusted: (address: string | undefined) => boolean;
   private readonly policy: ProvisioningPolicy;
-  private readonly cache: UserCache<string>;
+  private readonly cache: UserCache<string, { user: UserRecord; heldBack: boolean }>;
   /** Header names as configured, for messages (Node gives them in lower case). */
   private readonly labels = new Map<string, string>();
   private lastWarning = 0;
@@ -75,7 +76,8 @@ export class ProxyMethod implements AuthMethod {
       linkVerifiedEmail: false,
     };
     this.events = users.events;
-    this.cache = new UserCache(users.events, cacheTtlMs, (key) => this.provisioner.resolve(this.identityOf(key), this.policy), 'any');
+    // An answer held back by another user (the last-admin rail, a taken email) goes at anyone's change.
+    this.cache = new UserCache(users.events, cacheTtlMs, (key) => this.provisioner.settle(this.identityOf(key), this.policy), (found) => found.heldBack);
   }
 
   applies(req: Request): boolean {
@@ -104,11 +106,11 @@ export class ProxyMethod implements AuthMethod {
     const name = this.nameHeader && this.single(req, this.nameHeader);
     const key = `${userHeader}\n${user}\n${groups ?? ABSENT}\n${email || ABSENT}\n${name || ABSENT}`;
     const found = this.cache.get(key);
-    return found instanceof Promise ? found.then((u) => this.identity(u)) : this.identity(found);
+    return found instanceof Promise ? found.then((f) => this.identity(f)) : this.identity(found);
   }
 
-  private identity(user: UserRecord | null): Identity | null {
-    return user ? { user, method: this.name } : null;
+  private identity(found: { user: UserRecord } | null): Identity | null {
+    return found ? { user: found.user, method: this.name } : null;
   }
 
   /** A header's one value; sent twice (Node joins them with ", ") is a 400: which one would be meant? */
