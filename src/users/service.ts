@@ -119,6 +119,8 @@ export class UserService {
     private readonly keys: ServerKeys,
     private readonly log: Logger,
     readonly events: EventStream,
+    /** Where lists and counts read (src/db/connect.ts openReads); never reads a change must see. */
+    private readonly reads: Db = db,
   ) {}
 
   /**
@@ -186,7 +188,7 @@ export class UserService {
   }
 
   list(query: ListQuery) {
-    return usersRepo.list(this.db, query);
+    return usersRepo.list(this.reads, query);
   }
 
   async count(): Promise<number> {

@@ -1,0 +1,181 @@
+import type { Knex } from 'knex';
+
+/**
+ * The users list at a million rows (issue 14): every page walks an index, and the total is read from
+ * counters the database keeps (migration 20261213100000), not counted.
+ *
+ * - Sorting: `ORDER BY col, id` on an index of (col, id). NULLs come last in both orders: the non-NULL
+ *   rows are one index range and the NULL rows another (`col IS NULL ORDER BY id`), read one after the other.
+ * - Paging: `offset` skips entries of those index ranges, selecting ids only (an index-only walk), then
+ *   reads the page's rows by id; a cursor (`after`) starts the walk at a row-value comparison instead.
+ * - Search: `q` of 3 or more characters is a substring of the username, name or email, found through a
+ *   trigram index (SQLite FTS5, PostgreSQL pg_trgm); shorter, it is a prefix of the username.
+ * - Total: the sum of `user_counts` rows for the role, enabled and organisation filters; with `q` or `id`
+ *   it is a count of the matching rows (through the same indexes: its cost grows with the matches).
+ */
+
+type Db = Knex | Knex.Transaction;
+
+/** Columns a list may be sorted by, keyed by their API names. */
+export const SORT_COLUMNS = {
+  id: 'id',
+  username: 'username_key',
+  name: 'name',
+  email: 'email_key',
+  role: 'role',
+  createdAt: 'created_at',
+  lastActiveAt: 'last_active_at',
+} as const;
+export type SortField = keyof typeof SORT_COLUMNS;
+
+/**
+ * What paging needs to know of each sort column: its values' type (a cursor's value is checked against it),
+ * whether it holds NULLs (they come last in both orders), and whether it is unique (no `id` tie-breaker).
+ * Each has an index ending in `id` (migration 20261213100000), or is unique.
+ */
+export const SORT_KINDS: Record<SortField, { type: 'int' | 'text'; nullable: boolean; unique: boolean }> = {
+  id: { type: 'int', nullable: false, unique: true },
+  username: { type: 'text', nullable: false, unique: true },
+  name: { type: 'text', nullable: true, unique: false },
+  email: { type: 'text', nullable: true, unique: true },
+  role: { type: 'text', nullable: false, unique: false },
+  createdAt: { type: 'int', nullable: false, unique: false },
+  lastActiveAt: { type: 'int', nullable: true, unique: false },
+};
+
+/** Where a cursor page starts: after the row with this sort value and id. */
+export interface Cursor {
+  value: string | number | null;
+  id: number;
+}
+
+export interface ListQuery {
+  offset: number;
+  limit: number;
+  sort: SortField;
+  order: 'asc' | 'desc';
+  /** Keyset paging: the rows after this one (instead of `offset`). */
+  after?: Cursor;
+  q?: string;
+  role?: string;
+  active?: boolean;
+  /** Only these users. */
+  ids?: number[];
+  /** Only members of this organisation (an org admin's list, or the `organizationId` filter). */
+  orgId?: number;
+}
+
+/** The text `?q=` searches on PostgreSQL: the expression of the `users_search_trgm` index (migration 20261213100000). */
+const PG_SEARCH_DOC = "(username_key || E'\\n' || coalesce(lower(name), '') || E'\\n' || coalesce(email_key, ''))";
+/** Above every character: `key < prefix + TOP` ends a prefix range. */
+const TOP = '\u{10FFFF}';
+
+const isPg = (db: Db) => db.client.config.client === 'pg';
+const likeEscape = (q: string) => q.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Substring search needs three characters: a trigram index has nothing to look up for fewer. */
+export const SEARCH_MIN = 3;
+
+function filters(q: ListQuery, pg: boolean) {
+  return (b: Knex.QueryBuilder) => {
+    if (q.ids !== undefined) b.whereIn('id', q.ids);
+    if (q.orgId !== undefined) b.where('org_id', q.orgId);
+    if (q.role !== undefined) b.where('role', q.role);
+    if (q.active !== undefined) b.where('active', q.active);
+    if (!q.q) return;
+    const text = q.q.toLowerCase();
+    if ([...text].length < SEARCH_MIN) {
+      b.where('username_key', '>=', text).where('username_key', '<', text + TOP);
+      // PostgreSQL compares by collation: the range finds them, LIKE keeps exactly the prefix.
+      if (pg) b.whereRaw("username_key LIKE ? ESCAPE '\\'", [`${likeEscape(text)}%`]);
+    } else if (pg) {
+      b.whereRaw(`${PG_SEARCH_DOC} LIKE ? ESCAPE '\\'`, [`%${likeEscape(text)}%`]);
+    } else {
+      // One FTS5 phrase: its trigrams in a row, in one column, is the substring (case-folded).
+      b.whereRaw('id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)', [`"${text.replaceAll('"', '""')}"`]);
+    }
+  };
+}
+
+/** X-Total-Count: counters for the dimensions they keep, else a count of the matches. */
+async function total(db: Db, q: ListQuery, pg: boolean): Promise<number> {
+  const counted =
+    q.q || q.ids !== undefined
+      ? db('users').modify(filters(q, pg)).count({ n: '*' })
+      : db('user_counts')
+          .modify((b) => {
+            if (q.orgId !== undefined) b.where('org_key', q.orgId);
+            if (q.role !== undefined) b.where('role', q.role);
+            if (q.active !== undefined) b.where('active', q.active);
+          })
+          .sum({ n: 'n' });
+  const row = (await counted.first()) as { n: number | string | null } | undefined;
+  return Number(row?.n ?? 0);
+}
+
+/** The page's ids, in order, plus one more when there is a next page. */
+async function pageIds(db: Db, q: ListQuery, pg: boolean): Promise<number[]> {
+  const kind = SORT_KINDS[q.sort];
+  const col = SORT_COLUMNS[q.sort];
+  const want = q.limit + 1;
+  const cmp = q.order === 'desc' ? '<' : '>';
+  const ordered = (b: Knex.QueryBuilder) => {
+    b.orderBy(col, q.order);
+    if (!kind.unique) b.orderBy('id', q.order);
+  };
+  const ids = (rows: { id: number | string }[]) => rows.map((r) => Number(r.id));
+
+  const found: number[] = [];
+  let skip = q.offset;
+  const after = q.after;
+  // A cursor in the NULL rows has left the non-NULL range behind.
+  if (!(after && after.value === null && kind.nullable)) {
+    const range = db('users')
+      .modify(filters(q, pg))
+      .modify((b) => {
+        if (kind.nullable) b.whereNotNull(col);
+        if (!after) return;
+        if (kind.unique) b.where(col, cmp, after.value ?? after.id);
+        else b.whereRaw(`(??, id) ${cmp} (?, ?)`, [col, after.value, after.id]);
+      });
+    const rows = (await range.clone().select('id').modify(ordered).offset(skip).limit(want)) as { id: number }[];
+    found.push(...ids(rows));
+    if (kind.nullable && found.length < want && skip > 0) {
+      if (found.length > 0) skip = 0;
+      else {
+        // The offset is past the non-NULL rows: how far past needs their number.
+        const row = (await range.clone().count({ n: '*' }).first()) as { n: number | string } | undefined;
+        skip = Math.max(0, skip - Number(row?.n ?? 0));
+      }
+    }
+  }
+  if (kind.nullable && found.length < want) {
+    const rows = (await db('users')
+      .modify(filters(q, pg))
+      .whereNull(col)
+      .modify((b) => {
+        if (after && after.value === null) b.where('id', cmp, after.id);
+      })
+      .select('id')
+      .orderBy('id', q.order)
+      .offset(skip)
+      .limit(want - found.length)) as { id: number }[];
+    found.push(...ids(rows));
+  }
+  return found;
+}
+
+/** One page of rows, the total, and the cursor of the next page when there is one. */
+export async function listRows<Row extends { id: number | string }>(db: Db, q: ListQuery): Promise<{ rows: Row[]; total: number; next?: Cursor }> {
+  const pg = isPg(db);
+  const [found, count] = await Promise.all([pageIds(db, q, pg), total(db, q, pg)]);
+  const ids = found.slice(0, q.limit);
+  const byId = new Map<number, Row>();
+  if (ids.length > 0) for (const row of (await db('users').whereIn('id', ids).select('*')) as Row[]) byId.set(Number(row.id), row);
+  const rows = ids.map((id) => byId.get(id)).filter((r): r is Row => r !== undefined);
+  const last = rows.at(-1) as (Row & Record<string, unknown>) | undefined;
+  if (found.length <= q.limit || !last) return { rows, total: count };
+  const raw = last[SORT_COLUMNS[q.sort]] as string | number | null;
+  const value = raw === null || SORT_KINDS[q.sort].type === 'text' ? raw : Number(raw);
+  return { rows, total: count, next: { value, id: Number(last.id) } };
+}
