@@ -15,7 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { join } from 'node:path';
-import knex, { type Knex } from 'knex';
+import knex from 'knex';
+import { seed } from './list-seed.js';
 import {
   ADMIN_USERNAME,
   BenchFailure,
@@ -61,43 +62,6 @@ onCleanup({
     }
   },
 });
-
-// ---- seeding ----
-
-/**
- * Users `from`..`to` (exclusive), as SQL generates them: `member<i>`; a name for 4 in 5, an email for 6 in 7,
- * a last activity for 7 in 10; 1% admins, 2% disabled, 10% in one of ten organisations.
- */
-function seedSql(pg: boolean): string {
-  const series = pg
-    ? 'generate_series(?::bigint, ?::bigint - 1) AS s(i)'
-    : '(WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1) SELECT i FROM n) AS s';
-  const text = (e: string) => (pg ? `(${e})::text` : `CAST(${e} AS TEXT)`);
-  return `INSERT INTO users (username, username_key, name, email, email_key, role, active, org_id, created_at, updated_at, last_active_at)
-    SELECT 'member' || ${text('i')}, 'member' || ${text('i')},
-      CASE WHEN i % 5 = 0 THEN NULL ELSE 'Person ' || ${text('(i * 7919) % 1000003')} END,
-      CASE WHEN i % 7 = 0 THEN NULL ELSE 'member' || ${text('i')} || '@mail' || ${text('i % 100')} || '.example' END,
-      CASE WHEN i % 7 = 0 THEN NULL ELSE 'member' || ${text('i')} || '@mail' || ${text('i % 100')} || '.example' END,
-      CASE WHEN i % 100 = 0 THEN 'admin' ELSE 'user' END,
-      ${pg ? 'i % 50 <> 0' : 'CASE WHEN i % 50 = 0 THEN 0 ELSE 1 END'},
-      CASE WHEN i % 10 = 0 THEN (SELECT min(id) FROM organizations) + (i / 10) % 10 ELSE NULL END,
-      1700000000000 + i * 1000, 1700000000000 + i * 1000,
-      CASE WHEN i % 10 < 3 THEN NULL ELSE 1750000000000 + ((i * 104729) % 1000000) * 1000 END
-    FROM ${series}`;
-}
-
-async function seed(db: Knex, pg: boolean, from: number, to: number): Promise<void> {
-  if (from === 0) {
-    const now = Date.now();
-    await db('organizations').insert(Array.from({ length: 10 }, (_, i) => ({ name: `org-${i}`, name_key: `org-${i}`, created_at: now, updated_at: now })));
-  }
-  // Chunks of 100k: one long statement per step would hold SQLite's write lock for the whole seeding.
-  for (let start = from; start < to; start += 100_000) {
-    await db.raw(seedSql(pg), [start + 1, Math.min(to, start + 100_000) + 1]);
-  }
-  if (pg) await db.raw('VACUUM ANALYZE users');
-  else await db.raw('ANALYZE');
-}
 
 // ---- measuring ----
 

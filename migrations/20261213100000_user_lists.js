@@ -4,7 +4,8 @@
  * - an index per sort column, ending in `id` (the tie-breaker), so a sorted page walks an index;
  * - `user_counts`: users per (organisation, role, enabled), kept by triggers in the changing transaction,
  *   so `X-Total-Count` is a sum of a few rows, not a count(*) scan. On PostgreSQL each connection adds
- *   to its own slot (its backend pid modulo SLOTS): concurrent inserts do not queue on one hot row;
+ *   to its own slot (its backend pid modulo SLOTS): concurrent inserts do not queue on one hot row; the
+ *   sum of a key's slots is its count (a slot alone may go negative);
  * - a substring index for `?q=`: SQLite FTS5 with the trigram tokenizer (an external-content table on
  *   users, kept by triggers), PostgreSQL pg_trgm GIN on one expression (src/users/search.ts repeats it).
  * The row key of "no organisation" is -1: organisation ids are positive.
@@ -41,34 +42,35 @@ export async function up(knex) {
   );
 
   if (isPg(knex)) {
-    await knex.raw(`
-      CREATE FUNCTION users_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        s integer := pg_backend_pid() % ${SLOTS};
-        old_first boolean := TG_OP = 'DELETE';
-      BEGIN
-        IF TG_OP = 'UPDATE' THEN
-          -- Both rows in one order whatever the change: two opposite changes on one slot cannot deadlock.
-          old_first := ROW(coalesce(OLD.org_id, -1), OLD.role, OLD.active) < ROW(coalesce(NEW.org_id, -1), NEW.role, NEW.active);
-        END IF;
-        IF old_first THEN
-          INSERT INTO user_counts AS c (org_key, role, active, slot, n) VALUES (coalesce(OLD.org_id, -1), OLD.role, OLD.active, s, -1)
-            ON CONFLICT (org_key, role, active, slot) DO UPDATE SET n = c.n - 1;
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
-          INSERT INTO user_counts AS c (org_key, role, active, slot, n) VALUES (coalesce(NEW.org_id, -1), NEW.role, NEW.active, s, 1)
-            ON CONFLICT (org_key, role, active, slot) DO UPDATE SET n = c.n + 1;
-        END IF;
-        IF TG_OP = 'UPDATE' AND NOT old_first THEN
-          INSERT INTO user_counts AS c (org_key, role, active, slot, n) VALUES (coalesce(OLD.org_id, -1), OLD.role, OLD.active, s, -1)
-            ON CONFLICT (org_key, role, active, slot) DO UPDATE SET n = c.n - 1;
-        END IF;
-        RETURN NULL;
-      END $$`);
-    await knex.raw('CREATE TRIGGER users_count AFTER INSERT OR DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_count_change()');
-    await knex.raw(`CREATE TRIGGER users_count_update AFTER UPDATE OF role, active, org_id ON users FOR EACH ROW
-      WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.active IS DISTINCT FROM NEW.active OR OLD.org_id IS DISTINCT FROM NEW.org_id)
-      EXECUTE FUNCTION users_count_change()`);
+    // Per statement, from its transition tables: a bulk insert adds to each counter once, not once a row
+    // (a row updated again and again in one transaction leaves a chain of versions to walk each time).
+    // Rows are upserted in key order: two transactions on one slot take them in the same order.
+    /** @param {string} rows */
+    const upsert = (rows) => `
+        INSERT INTO user_counts AS c (org_key, role, active, slot, n)
+        SELECT org_key, role, active, pg_backend_pid() % ${SLOTS}, sum(d) FROM (${rows}) AS change
+        GROUP BY org_key, role, active HAVING sum(d) <> 0 ORDER BY org_key, role, active
+        ON CONFLICT (org_key, role, active, slot) DO UPDATE SET n = c.n + excluded.n`;
+    /** @param {string} t */
+    const keyOf = (t) => `coalesce(${t}.org_id, -1) AS org_key, ${t}.role, ${t}.active`;
+    /** @param {string} name @param {string} body */
+    const fn = (name, body) =>
+      knex.raw(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${body}; RETURN NULL; END $$`);
+    await fn('users_count_insert', upsert(`SELECT ${keyOf('n')}, 1 AS d FROM new_rows n`));
+    await fn('users_count_delete', upsert(`SELECT ${keyOf('o')}, -1 AS d FROM old_rows o`));
+    await fn(
+      'users_count_update',
+      upsert(`SELECT ${keyOf('o')}, -1 AS d FROM old_rows o JOIN new_rows n USING (id)
+                WHERE (o.role, o.active, o.org_id) IS DISTINCT FROM (n.role, n.active, n.org_id)
+              UNION ALL
+              SELECT ${keyOf('n')}, 1 AS d FROM old_rows o JOIN new_rows n USING (id)
+                WHERE (o.role, o.active, o.org_id) IS DISTINCT FROM (n.role, n.active, n.org_id)`),
+    );
+    await knex.raw('CREATE TRIGGER users_count_insert AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION users_count_insert()');
+    await knex.raw('CREATE TRIGGER users_count_delete AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION users_count_delete()');
+    await knex.raw(
+      'CREATE TRIGGER users_count_update AFTER UPDATE ON users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION users_count_update()',
+    );
 
     // pg_trgm lives once per database: serialise concurrent migrations of several schemas, and find its schema.
     await knex.raw("SELECT pg_advisory_xact_lock(hashtext('usher pg_trgm'))");
@@ -83,6 +85,7 @@ export async function up(knex) {
     return;
   }
 
+  /** @param {string} row */
   const key = (row) => `coalesce(${row}.org_id, -1), ${row}.role, ${row}.active, 0`;
   await knex.raw(`CREATE TRIGGER users_count_insert AFTER INSERT ON users BEGIN
     INSERT INTO user_counts (org_key, role, active, slot, n) VALUES (${key('new')}, 1)
@@ -117,9 +120,10 @@ export async function up(knex) {
 export async function down(knex) {
   if (isPg(knex)) {
     await knex.raw('DROP INDEX users_search_trgm');
-    await knex.raw('DROP TRIGGER users_count_update ON users');
-    await knex.raw('DROP TRIGGER users_count ON users');
-    await knex.raw('DROP FUNCTION users_count_change()');
+    for (const name of ['users_count_insert', 'users_count_delete', 'users_count_update']) {
+      await knex.raw(`DROP TRIGGER ${name} ON users`);
+      await knex.raw(`DROP FUNCTION ${name}()`);
+    }
     // pg_trgm stays: other schemas of the database may use it.
   } else {
     for (const name of ['users_search_update', 'users_search_delete', 'users_search_insert', 'users_count_update', 'users_count_delete', 'users_count_insert']) {

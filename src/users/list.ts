@@ -73,6 +73,9 @@ const TOP = '\u{10FFFF}';
 const isPg = (db: Db) => db.client.config.client === 'pg';
 const likeEscape = (q: string) => q.replace(/[\\%_]/g, (c) => `\\${c}`);
 
+/** One FTS5 phrase: its trigrams in a row, in one column, is the substring (case-folded). */
+const ftsPhrase = (text: string) => `"${text.replaceAll('"', '""')}"`;
+
 /** Substring search needs three characters: a trigram index has nothing to look up for fewer. */
 export const SEARCH_MIN = 3;
 
@@ -91,90 +94,128 @@ function filters(q: ListQuery, pg: boolean) {
     } else if (pg) {
       b.whereRaw(`${PG_SEARCH_DOC} LIKE ? ESCAPE '\\'`, [`%${likeEscape(text)}%`]);
     } else {
-      // One FTS5 phrase: its trigrams in a row, in one column, is the substring (case-folded).
-      b.whereRaw('id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)', [`"${text.replaceAll('"', '""')}"`]);
+      b.whereRaw('id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)', [ftsPhrase(text)]);
     }
   };
 }
 
 /** X-Total-Count: counters for the dimensions they keep, else a count of the matches. */
 async function total(db: Db, q: ListQuery, pg: boolean): Promise<number> {
-  const counted =
-    q.q || q.ids !== undefined
-      ? db('users').modify(filters(q, pg)).count({ n: '*' })
-      : db('user_counts')
-          .modify((b) => {
-            if (q.orgId !== undefined) b.where('org_key', q.orgId);
-            if (q.role !== undefined) b.where('role', q.role);
-            if (q.active !== undefined) b.where('active', q.active);
-          })
-          .sum({ n: 'n' });
-  const row = (await counted.first()) as { n: number | string | null } | undefined;
-  return Number(row?.n ?? 0);
+  const n = (row: { n?: number | string | null } | undefined) => Number(row?.n ?? 0);
+  const filtered = q.ids !== undefined || q.orgId !== undefined || q.role !== undefined || q.active !== undefined;
+  if (q.q && !pg && !filtered && [...q.q].length >= SEARCH_MIN) {
+    // The FTS index counts its own matches, without visiting each user's row.
+    const rows = (await db.raw('SELECT count(*) AS n FROM users_search WHERE users_search MATCH ?', [ftsPhrase(q.q.toLowerCase())])) as { n: number }[];
+    return n(rows[0]);
+  }
+  if (q.q || q.ids !== undefined) return n(await db('users').modify(filters(q, pg)).count({ n: '*' }).first());
+  const sum = db('user_counts').sum({ n: 'n' });
+  if (q.orgId !== undefined) sum.where('org_key', q.orgId);
+  if (q.role !== undefined) sum.where('role', q.role);
+  if (q.active !== undefined) sum.where('active', q.active);
+  return n(await sum.first());
 }
 
-/** The page's ids, in order, plus one more when there is a next page. */
-async function pageIds(db: Db, q: ListQuery, pg: boolean): Promise<number[]> {
+/** A run of rows in one index's order: the sort column's values, or its NULLs (by id). */
+interface Segment {
+  query: () => Knex.QueryBuilder;
+  /** The columns it is ordered by, in the list's order or reversed. */
+  keys: string[];
+}
+
+/** The list's segments in its order, from the cursor when there is one. */
+function segments(db: Db, q: ListQuery, pg: boolean): Segment[] {
   const kind = SORT_KINDS[q.sort];
   const col = SORT_COLUMNS[q.sort];
-  const want = q.limit + 1;
   const cmp = q.order === 'desc' ? '<' : '>';
-  const ordered = (b: Knex.QueryBuilder) => {
-    b.orderBy(col, q.order);
-    if (!kind.unique) b.orderBy('id', q.order);
-  };
-  const ids = (rows: { id: number | string }[]) => rows.map((r) => Number(r.id));
-
-  const found: number[] = [];
-  let skip = q.offset;
   const after = q.after;
-  // A cursor in the NULL rows has left the non-NULL range behind.
-  if (!(after && after.value === null && kind.nullable)) {
-    const range = db('users')
-      .modify(filters(q, pg))
-      .modify((b) => {
+  const base = () => db('users').modify(filters(q, pg));
+  const values: Segment = {
+    keys: col === 'id' ? ['id'] : kind.unique ? [col] : [col, 'id'],
+    query: () =>
+      base().modify((b) => {
         if (kind.nullable) b.whereNotNull(col);
         if (!after) return;
         if (kind.unique) b.where(col, cmp, after.value ?? after.id);
         else b.whereRaw(`(??, id) ${cmp} (?, ?)`, [col, after.value, after.id]);
-      });
-    const rows = (await range.clone().select('id').modify(ordered).offset(skip).limit(want)) as { id: number }[];
-    found.push(...ids(rows));
-    if (kind.nullable && found.length < want && skip > 0) {
-      if (found.length > 0) skip = 0;
+      }),
+  };
+  if (!kind.nullable) return [values];
+  const nulls: Segment = {
+    keys: ['id'],
+    query: () =>
+      base()
+        .whereNull(col)
+        .modify((b) => {
+          if (after && after.value === null) b.where('id', cmp, after.id);
+        }),
+  };
+  // A cursor in the NULLs has left the values behind.
+  return after && after.value === null ? [nulls] : [values, nulls];
+}
+
+/** `want` ids from `skip` on, walking the segments in `order`: ids only, so an index alone answers. */
+async function walk(parts: Segment[], order: 'asc' | 'desc', skip: number, want: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const part of parts) {
+    if (found.length >= want) break;
+    const rows = (await part
+      .query()
+      .select('id')
+      .modify((b) => {
+        for (const key of part.keys) b.orderBy(key, order);
+      })
+      .offset(skip)
+      .limit(want - found.length)) as { id: number | string }[];
+    found.push(...rows.map((r) => Number(r.id)));
+    if (found.length < want && skip > 0) {
+      if (rows.length > 0) skip = 0;
       else {
-        // The offset is past the non-NULL rows: how far past needs their number.
-        const row = (await range.clone().count({ n: '*' }).first()) as { n: number | string } | undefined;
+        // The offset is past this segment: how far past needs its length.
+        const row = (await part.query().count({ n: '*' }).first()) as { n: number | string } | undefined;
         skip = Math.max(0, skip - Number(row?.n ?? 0));
       }
     }
   }
-  if (kind.nullable && found.length < want) {
-    const rows = (await db('users')
-      .modify(filters(q, pg))
-      .whereNull(col)
-      .modify((b) => {
-        if (after && after.value === null) b.where('id', cmp, after.id);
-      })
-      .select('id')
-      .orderBy('id', q.order)
-      .offset(skip)
-      .limit(want - found.length)) as { id: number }[];
-    found.push(...ids(rows));
-  }
   return found;
+}
+
+/**
+ * The page's ids in order, and whether a next page exists. An offset past the middle walks from the other
+ * end (the total says where it is): a page at 90% skips 10% of the index, not 90%.
+ */
+async function pageIds(db: Db, q: ListQuery, pg: boolean, total: number | undefined): Promise<{ ids: number[]; more: boolean }> {
+  const parts = segments(db, q, pg);
+  if (total !== undefined && !q.after) {
+    const end = Math.min(total, q.offset + q.limit);
+    if (q.offset >= total) return { ids: [], more: false };
+    if (total - end < q.offset) {
+      const reversed = [...parts].reverse();
+      const ids = await walk(reversed, q.order === 'asc' ? 'desc' : 'asc', total - end, end - q.offset);
+      return { ids: ids.reverse(), more: end < total };
+    }
+  }
+  const ids = await walk(parts, q.order, q.offset, q.limit + 1);
+  return { ids: ids.slice(0, q.limit), more: ids.length > q.limit };
 }
 
 /** One page of rows, the total, and the cursor of the next page when there is one. */
 export async function listRows<Row extends { id: number | string }>(db: Db, q: ListQuery): Promise<{ rows: Row[]; total: number; next?: Cursor }> {
   const pg = isPg(db);
-  const [found, count] = await Promise.all([pageIds(db, q, pg), total(db, q, pg)]);
-  const ids = found.slice(0, q.limit);
+  let count: number;
+  let page: { ids: number[]; more: boolean };
+  if (q.offset > 0) {
+    // A deep page may be nearer the end: the total first, to know.
+    count = await total(db, q, pg);
+    page = await pageIds(db, q, pg, count);
+  } else {
+    [page, count] = await Promise.all([pageIds(db, q, pg, undefined), total(db, q, pg)]);
+  }
   const byId = new Map<number, Row>();
-  if (ids.length > 0) for (const row of (await db('users').whereIn('id', ids).select('*')) as Row[]) byId.set(Number(row.id), row);
-  const rows = ids.map((id) => byId.get(id)).filter((r): r is Row => r !== undefined);
+  if (page.ids.length > 0) for (const row of (await db('users').whereIn('id', page.ids).select('*')) as Row[]) byId.set(Number(row.id), row);
+  const rows = page.ids.map((id) => byId.get(id)).filter((r): r is Row => r !== undefined);
   const last = rows.at(-1) as (Row & Record<string, unknown>) | undefined;
-  if (found.length <= q.limit || !last) return { rows, total: count };
+  if (!page.more || !last) return { rows, total: count };
   const raw = last[SORT_COLUMNS[q.sort]] as string | number | null;
   const value = raw === null || SORT_KINDS[q.sort].type === 'text' ? raw : Number(raw);
   return { rows, total: count, next: { value, id: Number(last.id) } };
