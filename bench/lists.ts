@@ -108,6 +108,7 @@ async function measure(base: string, headers: Record<string, string>, size: numb
   if (!cursor) throw new BenchFailure('no Link header on a deep page');
   add('cursor page at 90% (after=)', await timed(`${base}${cursor}`, headers, n), 15);
   add('offset page at 90% (offset=)', await timed(`${base}${PATH}?limit=50&offset=${deep}`, headers, n, exactTotal), 150);
+  add('offset page at 50% (the worst: as far from both ends)', await timed(`${base}${PATH}?limit=50&offset=${Math.floor(size / 2)}`, headers, Math.min(n, 50)), 150);
   add('offset page at 90%, sort=lastActiveAt desc', await timed(`${base}${PATH}?limit=50&offset=${deep}&sort=lastActiveAt&order=desc`, headers, n), 150);
   const lastActive = nextOf((await request(`${base}${PATH}?limit=50&offset=${deep}&sort=lastActiveAt&order=desc`, { headers, agent, timeoutMs: 30_000 })).headers);
   if (lastActive) add('cursor page at 90%, sort=lastActiveAt desc', await timed(`${base}${lastActive}`, headers, n), 15);
@@ -135,6 +136,48 @@ async function measure(base: string, headers: Record<string, string>, size: numb
   return rows;
 }
 
+// ---- concurrent inserts and the counters (PostgreSQL) ----
+
+const INSERTS = 2000;
+const WRITERS = 10;
+
+/**
+ * Users/s of INSERTS single-user transactions from WRITERS connections, each transaction holding on for
+ * four more round trips after its insert (as a first login's provisioning does): with the counters as
+ * migrated (a slot per connection), with one hot counter row for every connection, and with no counters.
+ */
+async function insertThroughput(schema: string): Promise<Row[]> {
+  const db = knex({ client: 'pg', connection: PG_URL, searchPath: [schema], pool: { min: WRITERS, max: WRITERS } });
+  const rows: Row[] = [];
+  const fn = await db.raw("SELECT pg_get_functiondef('users_count_insert'::regproc) AS def");
+  const slotted = (fn.rows[0] as { def: string }).def;
+  try {
+    for (const variant of ['counters, a slot per connection', 'counters, one hot row', 'no counters']) {
+      if (variant === 'counters, one hot row') await db.raw(slotted.replace(/pg_backend_pid\(\) % \d+/, '0'));
+      if (variant === 'no counters') await db.raw('ALTER TABLE users DISABLE TRIGGER users_count_insert');
+      const tag = randomBytes(3).toString('hex');
+      let next = 0;
+      const t0 = performance.now();
+      const writer = async () => {
+        while (next < INSERTS) {
+          const i = next++;
+          await db.transaction(async (trx) => {
+            await trx('users').insert({ username: `w${tag}-${i}`, username_key: `w${tag}-${i}`, role: 'user', active: true, created_at: 1, updated_at: 1 });
+            for (let k = 0; k < 4; k++) await trx.raw('SELECT 1');
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: WRITERS }, writer));
+      rows.push({ what: `inserts/s, ${WRITERS} writers: ${variant}`, ms: INSERTS / ((performance.now() - t0) / 1000), target: null });
+    }
+  } finally {
+    await db.raw(slotted).catch(() => undefined);
+    await db.raw('ALTER TABLE users ENABLE TRIGGER users_count_insert').catch(() => undefined);
+    await db.destroy();
+  }
+  return rows;
+}
+
 // ---- main ----
 
 async function main(): Promise<number> {
@@ -146,6 +189,7 @@ async function main(): Promise<number> {
   const headers = { 'x-api-key': apiKey };
   const results = new Map<string, Map<number, Row[]>>();
   let missed = 0;
+  let inserts: Row[] = [];
 
   for (const kind of dbs) {
     const pg = kind === 'postgres';
@@ -175,6 +219,7 @@ async function main(): Promise<number> {
         perSize.set(size, rows);
         for (const r of rows) log(`bench: ${kind} ${size}: ${r.what}: p95 ${r.ms.toFixed(1)} ms${r.target === null ? '' : ` (target ${r.target})`}`);
       }
+      if (pg) inserts = await insertThroughput(pgSchema!);
     } finally {
       await db.destroy();
       target.child?.kill('SIGTERM');
@@ -192,6 +237,9 @@ async function main(): Promise<number> {
       return [what, ...cells.map((c) => (c ? c.ms.toFixed(1) : '-')), target === null ? '-' : `<= ${target}`];
     });
     process.stdout.write(`\n${kind}\n${table([header, ...body])}\n`);
+  }
+  if (inserts.length > 0) {
+    process.stdout.write(`\npostgres: concurrent user inserts (each holding its transaction 4 round trips more)\n${table([['variant', 'users/s'], ...inserts.map((r) => [r.what, r.ms.toFixed(0)])])}\n`);
   }
   process.stdout.write(`\n${missed === 0 ? 'all list targets met at the largest size' : `${missed} list figure(s) over target at the largest size`} (shared 2-core machine: noisy)\n`);
   return 0;

@@ -130,17 +130,19 @@ function segments(db: Db, q: ListQuery, pg: boolean): Segment[] {
   const cmp = q.order === 'desc' ? '<' : '>';
   const after = q.after;
   const base = () => db('users').modify(filters(q, pg));
-  const values: Segment = {
-    keys: col === 'id' ? ['id'] : kind.unique ? [col] : [col, 'id'],
-    query: () =>
-      base().modify((b) => {
-        if (kind.nullable) b.whereNotNull(col);
-        if (!after) return;
-        if (kind.unique) b.where(col, cmp, after.value ?? after.id);
-        else b.whereRaw(`(??, id) ${cmp} (?, ?)`, [col, after.value, after.id]);
-      }),
-  };
-  if (!kind.nullable) return [values];
+  const keys = col === 'id' ? ['id'] : kind.unique ? [col] : [col, 'id'];
+  let values: Segment[];
+  if (!after) values = [{ keys, query: () => base().modify((b) => (kind.nullable ? b.whereNotNull(col) : b)) }];
+  else if (kind.unique) values = [{ keys, query: () => base().where(col, cmp, after.value ?? after.id) }];
+  else {
+    // Not `(col, id) > (v, i)`: SQLite would seek on col alone and step through every tie. The ties after the
+    // cursor, then the values after its own: two seeks.
+    values = [
+      { keys: ['id'], query: () => base().where(col, after.value).where('id', cmp, after.id) },
+      { keys, query: () => base().where(col, cmp, after.value) },
+    ];
+  }
+  if (!kind.nullable) return values;
   const nulls: Segment = {
     keys: ['id'],
     query: () =>
@@ -151,7 +153,7 @@ function segments(db: Db, q: ListQuery, pg: boolean): Segment[] {
         }),
   };
   // A cursor in the NULLs has left the values behind.
-  return after && after.value === null ? [nulls] : [values, nulls];
+  return after && after.value === null ? [nulls] : [...values, nulls];
 }
 
 /** `want` ids from `skip` on, walking the segments in `order`: ids only, so an index alone answers. */
