@@ -114,9 +114,10 @@ async function measure(base: string, headers: Record<string, string>, size: numb
   if (lastActive) add('cursor page at 90%, sort=lastActiveAt desc', await timed(`${base}${lastActive}`, headers, n), 15);
   // A few matches: one member's number (their username, email, and the odd name holding the digits).
   const needle = String(Math.floor(size * 0.654321));
-  add(`q=${needle} (a few matches)`, await timed(`${base}${PATH}?limit=50&q=${needle}`, headers, n), 50);
+  log(`bench: ${size}: q=${needle}`);
+  add('q=<a member number> (a few matches)', await timed(`${base}${PATH}?limit=50&q=${needle}`, headers, n), 50);
   add('q=mail42. (1% match: count grows with matches)', await timed(`${base}${PATH}?limit=50&q=mail42.`, headers, Math.min(n, 50)), null);
-  add('q=me (2 chars: username prefix)', await timed(`${base}${PATH}?limit=50&q=me`, headers, Math.min(n, 50)), null);
+  add('q=me (2 chars, username prefix: all match)', await timed(`${base}${PATH}?limit=50&q=me`, headers, Math.min(n, 50)), null);
   for (const sort of ['username', 'name', 'email', 'role', 'createdAt', 'lastActiveAt']) {
     for (const order of ['asc', 'desc']) add(`sort=${sort} ${order}`, await timed(`${base}${PATH}?limit=50&sort=${sort}&order=${order}`, headers, Math.min(n, 100)), 15);
   }

@@ -156,6 +156,12 @@ describe.each(DB_KINDS)('users list paging, counting and search on %s', (kind) =
       expect(await total('role=user&active=true')).toBe(await dbCount({ role: 'user', active: true }));
     };
     await check();
+    // Concurrent creations on several connections (PostgreSQL: several counter slots), then their deletion.
+    const many = await Promise.all(Array.from({ length: 12 }, (_, i) => c.post(USERS, { key: admin, body: { username: `burst-${i}`, ...(i % 3 ? {} : { role: 'admin', password: 'burst-password-1' }) } })));
+    for (const res of many) expect(res.status, res.text).toBe(201);
+    await check();
+    await Promise.all(many.map((res) => c.del(`${USERS}/${res.body.id}`, { key: admin })));
+    await check();
     const made = await c.post(USERS, { key: admin, body: { username: 'counted', password: 'counted-password-1' } });
     await check();
     expect((await c.patch(`${USERS}/${made.body.id}`, { key: admin, body: { role: 'admin' } })).status).toBe(200);

@@ -144,7 +144,9 @@ function segments(db: Db, q: ListQuery, pg: boolean): Segment[] {
   }
   if (!kind.nullable) return values;
   const nulls: Segment = {
-    keys: ['id'],
+    // By (col, id), col being NULL throughout: the order of the (col, id) index, which PostgreSQL then walks
+    // rather than the primary key filtered.
+    keys: [col, 'id'],
     query: () =>
       base()
         .whereNull(col)

@@ -192,7 +192,7 @@ export class UserService {
   }
 
   async count(): Promise<number> {
-    return usersRepo.count(this.db);
+    return usersRepo.count(this.reads);
   }
 
   /** Creates a user with a fresh API key (returned once, to be shown to its owner). */
