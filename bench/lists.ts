@@ -67,9 +67,11 @@ onCleanup({
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-function p95(samples: number[]): number {
+/** The p50 and p95 of the samples: on a shared machine the median shows the query, the p95 the neighbours too. */
+function percentiles(samples: number[]): { p50: number; ms: number } {
   const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]!;
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * p) - 1)]!;
+  return { p50: at(0.5), ms: at(0.95) };
 }
 
 async function timed(url: string, headers: Record<string, string>, n: number, check?: (reply: { status: number; headers: http.IncomingHttpHeaders }) => void) {
@@ -82,21 +84,23 @@ async function timed(url: string, headers: Record<string, string>, n: number, ch
     check?.(reply);
     if (i >= 20) samples.push(ms);
   }
-  return p95(samples);
+  return percentiles(samples);
 }
 
 const nextOf = (headers: http.IncomingHttpHeaders): string | undefined => /<([^>]+)>; rel="next"/.exec(String(headers.link ?? ''))?.[1];
 
 interface Row {
   what: string;
+  /** The p95 (users/s for the insert rows). */
   ms: number;
+  p50?: number;
   target: number | null;
 }
 
 async function measure(base: string, headers: Record<string, string>, size: number, n: number): Promise<Row[]> {
   const users = size + 1; // and the bootstrap admin
   const rows: Row[] = [];
-  const add = (what: string, ms: number, target: number | null) => rows.push({ what, ms, target });
+  const add = (what: string, { ms, p50 }: { ms: number; p50: number }, target: number | null) => rows.push({ what, ms, p50, target });
   const exactTotal = (reply: { headers: http.IncomingHttpHeaders }) => {
     if (reply.headers['x-total-count'] !== String(users)) throw new BenchFailure(`X-Total-Count ${String(reply.headers['x-total-count'])}, expected ${users}`);
   };
@@ -153,9 +157,10 @@ async function insertThroughput(schema: string): Promise<Row[]> {
   const fn = await db.raw("SELECT pg_get_functiondef('users_count_insert'::regproc) AS def");
   const slotted = (fn.rows[0] as { def: string }).def;
   try {
-    for (const variant of ['counters, a slot per connection', 'counters, one hot row', 'no counters']) {
-      if (variant === 'counters, one hot row') await db.raw(slotted.replace(/pg_backend_pid\(\) % \d+/, '0'));
-      if (variant === 'no counters') await db.raw('ALTER TABLE users DISABLE TRIGGER users_count_insert');
+    // Two rounds of the three, the best of each kept: the machine's neighbours come and go.
+    for (const variant of ['counters, a free slot per transaction', 'counters, one hot row', 'no counters', 'counters, a free slot per transaction', 'counters, one hot row', 'no counters']) {
+      await db.raw(variant === 'counters, one hot row' ? slotted.replace('user_counts_slot()', '0') : slotted);
+      await db.raw(`ALTER TABLE users ${variant === 'no counters' ? 'DISABLE' : 'ENABLE'} TRIGGER users_count_insert`);
       const tag = randomBytes(3).toString('hex');
       let next = 0;
       const t0 = performance.now();
@@ -169,7 +174,11 @@ async function insertThroughput(schema: string): Promise<Row[]> {
         }
       };
       await Promise.all(Array.from({ length: WRITERS }, writer));
-      rows.push({ what: `inserts/s, ${WRITERS} writers: ${variant}`, ms: INSERTS / ((performance.now() - t0) / 1000), target: null });
+      const what = `inserts/s, ${WRITERS} writers: ${variant}`;
+      const rate = INSERTS / ((performance.now() - t0) / 1000);
+      const seen = rows.find((r) => r.what === what);
+      if (seen) seen.ms = Math.max(seen.ms, rate);
+      else rows.push({ what, ms: rate, target: null });
     }
   } finally {
     await db.raw(slotted).catch(() => undefined);
@@ -218,7 +227,7 @@ async function main(): Promise<number> {
         have = size;
         const rows = await measure(target.url!, headers, size, n);
         perSize.set(size, rows);
-        for (const r of rows) log(`bench: ${kind} ${size}: ${r.what}: p95 ${r.ms.toFixed(1)} ms${r.target === null ? '' : ` (target ${r.target})`}`);
+        for (const r of rows) log(`bench: ${kind} ${size}: ${r.what}: p50 ${r.p50?.toFixed(1)} ms, p95 ${r.ms.toFixed(1)} ms${r.target === null ? '' : ` (target ${r.target})`}`);
       }
       if (pg) inserts = await insertThroughput(pgSchema!);
     } finally {
@@ -228,14 +237,14 @@ async function main(): Promise<number> {
   }
 
   for (const [kind, perSize] of results) {
-    const header = ['GET /users, p95 ms', ...sizes.map((s) => `${s.toLocaleString('en')} users`), 'target'];
+    const header = ['GET /users, p50 / p95 ms', ...sizes.map((s) => `${s.toLocaleString('en')} users`), 'target'];
     const whats = [...(perSize.get(sizes[0]!) ?? [])].map((r) => r.what);
     const body = whats.map((what) => {
       const cells = sizes.map((s) => perSize.get(s)?.find((r) => r.what === what));
       const target = cells.find((c) => c)?.target ?? null;
       const last = cells.at(-1);
       if (target !== null && last && last.ms > target) missed++;
-      return [what, ...cells.map((c) => (c ? c.ms.toFixed(1) : '-')), target === null ? '-' : `<= ${target}`];
+      return [what, ...cells.map((c) => (c ? `${c.p50!.toFixed(1)} / ${c.ms.toFixed(1)}` : '-')), target === null ? '-' : `p95 <= ${target}`];
     });
     process.stdout.write(`\n${kind}\n${table([header, ...body])}\n`);
   }

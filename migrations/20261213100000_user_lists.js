@@ -3,8 +3,8 @@
  * Lists at a million users (issue 14):
  * - an index per sort column, ending in `id` (the tie-breaker), so a sorted page walks an index;
  * - `user_counts`: users per (organisation, role, enabled), kept by triggers in the changing transaction,
- *   so `X-Total-Count` is a sum of a few rows, not a count(*) scan. On PostgreSQL each connection adds
- *   to its own slot (its backend pid modulo SLOTS): concurrent inserts do not queue on one hot row; the
+ *   so `X-Total-Count` is a sum of a few rows, not a count(*) scan. On PostgreSQL each transaction adds to
+ *   a slot no other open transaction holds: concurrent inserts do not queue on one hot row; the
  *   sum of a key's slots is its count (a slot alone may go negative);
  * - a substring index for `?q=`: SQLite FTS5 with the trigram tokenizer (an external-content table on
  *   users, kept by triggers), PostgreSQL pg_trgm GIN on one expression (src/users/search.ts repeats it).
@@ -47,10 +47,22 @@ export async function up(knex) {
     // Per statement, from its transition tables: a bulk insert adds to each counter once, not once a row
     // (a row updated again and again in one transaction leaves a chain of versions to walk each time).
     // Rows are upserted in key order: two transactions on one slot take them in the same order.
+    // The slot: the first one no other open transaction holds (a transaction-scoped advisory lock, taken
+    // from the connection's own slot on), so concurrent inserts never wait on each other's counter rows.
+    await knex.raw(`CREATE FUNCTION user_counts_slot() RETURNS integer LANGUAGE plpgsql AS $$
+      DECLARE
+        start integer := pg_backend_pid() % ${SLOTS};
+        space integer := hashtext('usher user_counts ' || current_schema());
+      BEGIN
+        FOR k IN 0..${SLOTS - 1} LOOP
+          IF pg_try_advisory_xact_lock(space, (start + k) % ${SLOTS}) THEN RETURN (start + k) % ${SLOTS}; END IF;
+        END LOOP;
+        RETURN start;
+      END $$`);
     /** @param {string} rows */
     const upsert = (rows) => `
         INSERT INTO user_counts AS c (org_key, role, active, slot, n)
-        SELECT org_key, role, active, pg_backend_pid() % ${SLOTS}, sum(d) FROM (${rows}) AS change
+        SELECT org_key, role, active, user_counts_slot(), sum(d) FROM (${rows}) AS change
         GROUP BY org_key, role, active HAVING sum(d) <> 0 ORDER BY org_key, role, active
         ON CONFLICT (org_key, role, active, slot) DO UPDATE SET n = c.n + excluded.n`;
     /** @param {string} t */
@@ -130,6 +142,7 @@ export async function down(knex) {
       await knex.raw(`DROP TRIGGER ${name} ON users`);
       await knex.raw(`DROP FUNCTION ${name}()`);
     }
+    await knex.raw('DROP FUNCTION user_counts_slot()');
     // pg_trgm stays: other schemas of the database may use it.
   } else {
     for (const name of ['users_search_update', 'users_search_delete', 'users_search_insert', 'users_count_update', 'users_count_delete', 'users_count_insert']) {
