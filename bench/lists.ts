@@ -1,10 +1,11 @@
 /**
  * GET /api/v1/auth/users at 10k, 100k and 1M users (issue 14), on SQLite and PostgreSQL, through a running
- * Usher (bench/servers.ts) and its admin's API key: the p95 of the first page, a page reached by a cursor
- * (at 90% of the table), a deep `offset` page (90%), a `?q=` search, the first page sorted by each column in
- * both orders, and `/readyz` while deep pages run beside it; each beside its target. Users are written
- * straight into the table by one INSERT … SELECT over a generated series per step (the triggers keeping the
- * counters and the search index run for each row, as for any insert), growing the same database.
+ * Usher (bench/servers.ts) and its admin's API key: the p50 and p95 of the first page, a page reached by a
+ * cursor (at 90% of the table), deep `offset` pages (50% and 90%), `?q=` searches, the first page sorted by
+ * each column in both orders, and `/readyz` while deep pages run beside it; each beside its target. Users are
+ * written straight into the table by INSERT … SELECT over a generated series, 100k a statement (the triggers
+ * keeping the counters and the search index run, as for any insert), growing the same database. Then, on
+ * PostgreSQL, concurrent single-user inserts with the counters, with one hot counter row, and without.
  *
  *   BENCH_LIST_SIZES=10000,100000   the sizes (default 10000,100000,1000000)
  *   BENCH_LIST_DBS=sqlite           sqlite, postgres or both (default sqlite,postgres)

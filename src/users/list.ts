@@ -6,8 +6,9 @@ import type { Knex } from 'knex';
  *
  * - Sorting: `ORDER BY col, id` on an index of (col, id). NULLs come last in both orders: the non-NULL
  *   rows are one index range and the NULL rows another (`col IS NULL ORDER BY id`), read one after the other.
- * - Paging: `offset` skips entries of those index ranges, selecting ids only (an index-only walk), then
- *   reads the page's rows by id; a cursor (`after`) starts the walk at a row-value comparison instead.
+ * - Paging: `offset` skips entries of those index ranges, selecting ids only (an index-only walk), from
+ *   the nearer end of the list, then reads the page's rows by id. A cursor (`after`) seeks instead: the
+ *   ties of its value after its id (`col = v AND id > i`), then the values after its own (`col > v`).
  * - Search: `q` of 3 or more characters is a substring of the username, name or email, found through a
  *   trigram index (SQLite FTS5, PostgreSQL pg_trgm); shorter, it is a prefix of the username.
  * - Total: the sum of `user_counts` rows for the role, enabled and organisation filters; with `q` or `id`
