@@ -208,6 +208,15 @@ describe.each(DB_KINDS)('users list paging, counting and search on %s', (kind) =
     expect(await found('plai')).toEqual([]);
   });
 
+  it('reads lists on read-only connections of their own on SQLite, on the one pool on PostgreSQL', async () => {
+    const { db, reads } = server.usher;
+    if (kind === 'postgres') expect(reads).toBe(db);
+    else {
+      expect(reads).not.toBe(db);
+      await expect(reads('users').where({ id: -1 }).update({ name: 'x' })).rejects.toThrow(/readonly|read-only|query_only/i);
+    }
+  });
+
   it('serves /readyz, a login and a write while a read transaction is held open', async () => {
     const password = 'reader-password-1';
     await createUser(server, c, admin, { username: 'reader', password });
