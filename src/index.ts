@@ -6,7 +6,7 @@ import { GrantService } from './grants/service.js';
 import { UsherAuthz } from './grants/access.js';
 import { grantEndpoints } from './grants/routes.js';
 import type { UsherConfig } from './config/schema.js';
-import { openDatabase, type Db } from './db/connect.js';
+import { openDatabase, openReads, type Db } from './db/connect.js';
 import { migrateLatest } from './db/migrate.js';
 import { deriveKeys, loadSecret } from './crypto/secret.js';
 import { createLogger } from './logger.js';
@@ -170,6 +170,8 @@ export interface Usher {
   /** Prometheus metrics when `metrics.enabled`, else undefined (docs/metrics.md). */
   readonly metrics: UsherMetricsApi | undefined;
   readonly db: Db;
+  /** Pure reads (lists, counts): on SQLite separate read-only connections, on PostgreSQL `db` itself. */
+  readonly reads: Db;
   readonly log: Logger;
   /** Resolves when the database answers. */
   ready(): Promise<void>;
@@ -208,6 +210,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   const oidcAdmins = config.oidc.providers.flatMap((p) => p.allowedAdminGroups.map((group) => ({ group, role: ADMIN_ROLE, provider: `oidc:${p.id}` })));
   const groupRules = [...proxyAdmins, ...oidcAdmins];
   const db = openDatabase(config);
+  const reads = openReads(config, db);
   let backend: SessionBackend | undefined;
   let devices: DeviceTokens | undefined;
   let audit: AuditLog | undefined;
@@ -237,7 +240,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       fn && e.context?.user ? fn(toPublicUser(e.context.user)) : undefined;
     events.on(hook(options.onUserCreated), { types: ['user.created'] });
     events.on(hook(options.onUserDeleted), { types: ['user.deleted'] });
-    const users = new UserService(db, keys, log, events);
+    const users = new UserService(db, keys, log, events, reads);
     // Every new account gets the default grants in its creating transaction, whatever creates it.
     const grants = await GrantService.open(db, events, resources, config.groupGrants);
     users.onCreate({ inside: (trx, user, origin) => grants.giveDefaults(trx, user, origin), after: (id) => grants.created(id) });
@@ -439,6 +442,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         respond: metricsResponder(metrics.registry, config.metrics.token),
         timeRequests: metrics.timeRequests, server: metricsServer },
       db,
+      reads,
       log,
       async ready() {
         await db.raw('select 1');
@@ -451,6 +455,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
         await audit?.close();
         await backend?.close();
         await db.destroy();
+        if (reads !== db) await reads.destroy();
       },
     };
   } catch (err) {
@@ -460,6 +465,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     await audit?.close();
     await backend?.close();
     await db.destroy();
+    if (reads !== db) await reads.destroy();
     throw err;
   }
 }

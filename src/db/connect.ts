@@ -40,6 +40,33 @@ export function openDatabase(config: UsherConfig): Db {
   });
 }
 
+/** Read-only connections to SQLite for lists and counts: WAL lets them read while the writer writes. */
+export const SQLITE_READERS = 4;
+
+/**
+ * Where pure reads go (lists, counts): on PostgreSQL the same pool as writes; on SQLite a separate pool of
+ * read-only connections, so a slow list does not queue `/readyz`, logins and writes behind the one writer
+ * connection. A read here sees what was committed before it began, never an open transaction's writes.
+ */
+export function openReads(config: UsherConfig, writer: Db): Db {
+  if (config.database.url) return writer;
+  return knex({
+    client: 'sqlite3',
+    connection: { filename: join(resolve(config.dataDir), 'usher.db') },
+    useNullAsDefault: true,
+    pool: {
+      min: 0,
+      max: SQLITE_READERS,
+      afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null) => void) {
+        conn.run('PRAGMA query_only = ON', (err) => {
+          if (err) return done(err);
+          conn.run('PRAGMA busy_timeout = 5000', done);
+        });
+      },
+    },
+  });
+}
+
 /** True when the error is a unique-constraint violation (SQLite or PostgreSQL). */
 export function uniqueViolation(err: unknown): string | null {
   const e = err as { code?: string; constraint?: string; message?: string };

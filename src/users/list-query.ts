@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { invalidField } from '../errors.js';
 import { rowIdProblem } from '../ids.js';
-import { SORT_COLUMNS, type ListQuery, type SortField } from './repository.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { SEARCH_MIN, SORT_COLUMNS, type Cursor, type ListQuery, type SortField } from './list.js';
 
 export const DEFAULT_LIMIT = 50;
 /** react-admin asks for 1000 rows (its prev/next buttons and its export). */
@@ -45,7 +46,7 @@ function idFilter(values: string | string[] | undefined): number[] | undefined {
 }
 
 /**
- * Reads `offset`/`limit`/`sort`/`order`/`q`/`role`/`active`/`id`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
+ * Reads `offset`/`after`/`limit`/`sort`/`order`/`q`/`role`/`active`/`id`, and Navidrome's `_start`/`_end`/`_sort`/`_order`.
  * A value outside an allow-list is a 400, never silently replaced; parameters it does not know are ignored.
  */
 export function parseListQuery(query: Record<string, unknown>): ListQuery {
@@ -87,6 +88,11 @@ export function parseListQuery(query: Record<string, unknown>): ListQuery {
   }
 
   const result: ListQuery = { offset, limit, sort, order };
+  const after = single(query, 'after');
+  if (after !== undefined) {
+    if (offset > 0) throw invalidField('after', `cannot be combined with ${offsetName}`);
+    result.after = decodeCursor(after, sort, order);
+  }
   if (ids !== undefined) result.ids = ids;
   const q = single(query, 'q');
   if (q !== undefined && q !== '') {
@@ -112,7 +118,8 @@ const once = (description: string) => z.string({ error: 'must be given once, as 
 /** The list's query parameters, as the API document shows them; parsed by `parseListQuery`. */
 export const listQuerySchema = z
   .object({
-    offset: once('Rows to skip (default 0).'),
+    offset: once('Rows to skip (default 0). A deep offset walks an index; `after` is faster.'),
+    after: once('Opaque cursor from the `Link: <…>; rel="next"` header of the previous page: the rows after its last one. Needs the same sort and order; not with offset.'),
     limit: once(`Rows to return, 1-${MAX_LIMIT} (default ${DEFAULT_LIMIT}).`),
     _start: once('Navidrome/react-admin spelling of offset.'),
     _end: once('react-admin: the row after the last one wanted (limit = _end - _start).'),
@@ -120,7 +127,9 @@ export const listQuerySchema = z
     _sort: once('Navidrome/react-admin spelling of sort.'),
     order: once('asc or desc.'),
     _order: once('Navidrome/react-admin spelling of order.'),
-    q: once('Text found in the username, name or email (at most 256 characters).'),
+    q: once(
+      `Search, case-insensitive (at most 256 characters): from ${SEARCH_MIN} characters, text found anywhere in the username, name or email; shorter, the start of the username.`,
+    ),
     role: once('Only users of this role.'),
     active: once('true or false: only enabled or disabled users.'),
     id: z
@@ -129,3 +138,15 @@ export const listQuerySchema = z
       .meta({ description: `Only these ids (repeat the parameter; at most ${MAX_IDS}).` }),
   })
   .transform((query) => parseListQuery(query));
+
+/**
+ * The `Link` header's next page: this request's filters and sort with `after` set to the page's last row
+ * (and no offset). Relative to the server, as the request was.
+ */
+export function nextLink(originalUrl: string, query: ListQuery, next: Cursor): string {
+  const url = new URL(originalUrl, 'http://usher.invalid');
+  for (const name of ['offset', '_start', '_end', 'after']) url.searchParams.delete(name);
+  url.searchParams.set('limit', String(query.limit));
+  url.searchParams.set('after', encodeCursor(query.sort, query.order, next));
+  return `<${url.pathname}${url.search}>; rel="next"`;
+}

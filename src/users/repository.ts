@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { UserRecord } from './model.js';
+import { listRows, type Cursor, type ListQuery } from './list.js';
 
 /** Anything that can run a query: the database or a transaction. */
 export type Queryable = Knex | Knex.Transaction;
@@ -81,34 +82,7 @@ export type UserChanges = Partial<Omit<NewUserRow, 'auth_source'>> & {
   recovery_code_created_at?: number | null;
 };
 
-/** Columns a list may be sorted by, keyed by their API names. */
-export const SORT_COLUMNS = {
-  id: 'id',
-  username: 'username_key',
-  name: 'name',
-  email: 'email_key',
-  role: 'role',
-  createdAt: 'created_at',
-  lastActiveAt: 'last_active_at',
-} as const;
-export type SortField = keyof typeof SORT_COLUMNS;
-
-export interface ListQuery {
-  offset: number;
-  limit: number;
-  sort: SortField;
-  order: 'asc' | 'desc';
-  q?: string;
-  role?: string;
-  active?: boolean;
-  /** Only these users. */
-  ids?: number[];
-  /** Only members of this organisation (an org admin's list, or the `organizationId` filter). */
-  orgId?: number;
-}
-
-/** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
-const likePattern = (q: string) => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+export { SORT_COLUMNS, SORT_KINDS, type Cursor, type ListQuery, type SortField } from './list.js';
 
 /** SQL for users, and nothing else. */
 export const usersRepo = {
@@ -157,8 +131,9 @@ export const usersRepo = {
     return row ? fromRow(row) : null;
   },
 
+  /** From the counters the database keeps (migration 20261213100000): no scan of the table. */
   async count(db: Queryable): Promise<number> {
-    const row = (await db('users').count({ n: '*' }).first()) as { n: number | string } | undefined;
+    const row = (await db('user_counts').sum({ n: 'n' }).first()) as { n: number | string | null } | undefined;
     return Number(row?.n ?? 0);
   },
 
@@ -225,33 +200,10 @@ export const usersRepo = {
     await db('users').where({ id }).delete();
   },
 
-  async list(db: Queryable, q: ListQuery): Promise<{ users: UserRecord[]; total: number }> {
-    const filtered = db<UserRow>('users').modify((b) => {
-      if (q.ids !== undefined) b.whereIn('id', q.ids);
-      if (q.orgId !== undefined) b.where('org_id', q.orgId);
-      if (q.role !== undefined) b.where('role', q.role);
-      if (q.active !== undefined) b.where('active', q.active);
-      if (q.q) {
-        const pattern = likePattern(q.q);
-        b.where((w) =>
-          w
-            .whereRaw("username_key LIKE ? ESCAPE '\\'", [pattern])
-            .orWhereRaw("LOWER(name) LIKE ? ESCAPE '\\'", [pattern])
-            .orWhereRaw("email_key LIKE ? ESCAPE '\\'", [pattern]),
-        );
-      }
-    });
-    const countRow = (await filtered.clone().count({ n: '*' }).first()) as { n: number | string } | undefined;
-    const rows = (await filtered
-      .clone()
-      .select('*')
-      // NULLs last in both databases (knex's own nulls option drops the column on SQLite).
-      .orderByRaw('(?? IS NULL) ASC', [SORT_COLUMNS[q.sort]])
-      .orderBy(SORT_COLUMNS[q.sort], q.order)
-      .orderBy('id', q.order)
-      .offset(q.offset)
-      .limit(q.limit)) as UserRow[];
-    return { users: rows.map(fromRow), total: Number(countRow?.n ?? 0) };
+  /** One page and the total; see list.ts. */
+  async list(db: Queryable, q: ListQuery): Promise<{ users: UserRecord[]; total: number; next?: Cursor }> {
+    const { rows, next, total } = await listRows<UserRow>(db, q);
+    return { users: rows.map(fromRow), total, ...(next ? { next } : {}) };
   },
 
   /**

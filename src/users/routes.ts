@@ -5,7 +5,7 @@ import { endpoint, type Endpoint } from '../http/endpoint.js';
 import { originOf } from '../http/origin.js';
 import type { Authorizer } from '../authz/enforcer.js';
 import { toPublicUser, type User, type UserRecord } from './model.js';
-import { listQuerySchema } from './list-query.js';
+import { listQuerySchema, nextLink } from './list-query.js';
 import { dropUnchanged, mayHoldUnchanged } from './read-only.js';
 import { SELF_FIELDS, publicUserSchema, userIdParams, type UserSchemas } from './schemas.js';
 import type { UserService, UserPatch } from './service.js';
@@ -170,21 +170,27 @@ export function userEndpoints({ base, users, authz, schemas, grantsOf, applyUpda
       path: '/users',
       tag: TAG,
       summary: 'List users',
-      description: 'Paged and filtered; the total before paging is in `X-Total-Count` (react-admin, Navidrome).',
+      description:
+        'Paged and filtered; the total before paging is in `X-Total-Count` (react-admin, Navidrome). Page by `offset`, or follow the `Link` header\'s next page (a cursor in `after`: as fast on the last page as on the first).',
       access: 'users:list',
       query: listQuerySchema,
       responses: {
         200: {
           description: 'One page of users.',
           body: z.array(publicUserSchema),
-          headers: { 'X-Total-Count': { description: 'Users matching the filters, all pages.', schema: z.string().regex(/^\d+$/) } },
+          headers: {
+            'X-Total-Count': { description: 'Users matching the filters, all pages.', schema: z.string().regex(/^\d+$/) },
+            Link: { description: 'The next page (`<…?after=…>; rel="next"`), when there is one.', schema: z.string().optional() },
+          },
         },
       },
-      handle: async ({ query, caller }) => {
+      handle: async ({ req, query, caller }) => {
         // Holding users.list only through an organisation role: that organisation's members alone (0 is no organisation's id).
         if (!authz.canIn(caller, null, 'users', 'list')) query.orgId = caller.orgId ?? 0;
-        const { users: page, total } = await users.list(query);
-        return { headers: { 'X-Total-Count': String(total) }, body: page.map(toPublicUser) };
+        const { users: page, total, next } = await users.list(query);
+        const headers: Record<string, string> = { 'X-Total-Count': String(total) };
+        if (next) headers.Link = nextLink(req.originalUrl, query, next);
+        return { headers, body: page.map(toPublicUser) };
       },
     }),
     endpoint({

@@ -139,6 +139,8 @@ export class UserService {
     private readonly keys: ServerKeys,
     private readonly log: Logger,
     readonly events: EventStream,
+    /** Where lists and counts read (src/db/connect.ts openReads); never reads a change must see. */
+    private readonly reads: Db = db,
   ) {}
 
   /**
@@ -206,11 +208,11 @@ export class UserService {
   }
 
   list(query: ListQuery) {
-    return usersRepo.list(this.db, query);
+    return usersRepo.list(this.reads, query);
   }
 
   async count(): Promise<number> {
-    return usersRepo.count(this.db);
+    return usersRepo.count(this.reads);
   }
 
   /** Creates a user with a fresh API key (returned once, to be shown to its owner). */
