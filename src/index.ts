@@ -43,7 +43,8 @@ import { SessionManager, sessionOf } from './sessions/manager.js';
 import { sessionEndpoints } from './sessions/routes.js';
 import { DeviceTokens } from './sessions/devices.js';
 import { publicAuthEndpoints } from './authn/routes.js';
-import { jsonBody, noStore } from './http/body.js';
+import { jsonBody } from './http/body.js';
+import { inSeries } from './http/in-series.js';
 import { staticRouteMatcher } from './http/route-match.js';
 import { AppError, Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
@@ -211,6 +212,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   let devices: DeviceTokens | undefined;
   let audit: AuditLog | undefined;
   let metricsServer: Server | undefined;
+  let started: UsherMetrics | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
@@ -289,6 +291,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
           metricsProbes(db, backend, audit),
         )
       : undefined;
+    started = metrics;
     metrics?.listenTo(events);
 
     const scopedKeys = new ScopedKeyService(db, keys, authz, events);
@@ -349,7 +352,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       errors: CHAIN_ERRORS,
     });
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
-    router.use(API_BASE, noStore, (req, _res, next) => {
+    router.use(API_BASE, (req, res, next) => {
+      res.setHeader('Cache-Control', 'no-store');
       // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
       try {
         refuseKeyInUrl(req);
@@ -368,7 +372,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
     endpoints.mount(router, API_BASE, oidcEndpoints(oidcLogin, API_BASE), { errors: [Errors.keyInUrl, Errors.sessionStoreUnavailable] });
-    router.use(API_BASE, jsonBody, authenticate);
+    // One layer: each layer Express walks costs on every request.
+    router.use(API_BASE, inSeries(jsonBody, authenticate));
     endpoints.mount(
       router,
       API_BASE,
@@ -431,6 +436,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       },
       async close() {
         await policyPoll.stop();
+        metrics?.close();
         if (metricsServer) await closeServer(metricsServer);
         devices?.close();
         await audit?.close();
@@ -439,6 +445,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       },
     };
   } catch (err) {
+    started?.close();
     if (metricsServer) await closeServer(metricsServer);
     devices?.close();
     await audit?.close();
