@@ -48,9 +48,19 @@ interface Original {
  */
 function originalRequest(req: Request, isTrustedPeer: (address: string | undefined) => boolean): Original | undefined {
   if (!isTrustedPeer(req.socket.remoteAddress)) return undefined;
+  // Read from rawHeaders: req.headersDistinct builds an array of every header on each request.
+  const raw = req.rawHeaders;
   const one = (name: string) => {
-    const values = req.headersDistinct[name];
-    return values?.length === 1 ? values[0] : undefined;
+    let value: string | undefined;
+    let seen = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const header = raw[i]!;
+      if (header.length === name.length && header.toLowerCase() === name) {
+        value = raw[i + 1];
+        seen++;
+      }
+    }
+    return seen === 1 ? value : undefined;
   };
   const url = one('x-original-url');
   if (url) return { url, authRequest: true };
