@@ -298,9 +298,11 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs, scopedKeys);
     // Forward auth's requests, as Express routes them (marked by the route itself below), or as it would
     // route them (for a host app's `authenticate`, which runs before any routing).
-    const forwardAuthRequests = new WeakSet<Request>();
+    // A symbol property rather than a WeakSet: no entry for the garbage collector to track per request.
+    const forwardAuth = Symbol('usher.forwardAuth');
+    type Marked = Request & { [forwardAuth]?: true };
     const isVerifyUrl = staticRouteMatcher(`${API_BASE}/verify`);
-    const isForwardAuth = (req: Request) => forwardAuthRequests.has(req) || isVerifyUrl(req.originalUrl);
+    const isForwardAuth = (req: Request) => (req as Marked)[forwardAuth] === true || isVerifyUrl(req.originalUrl);
     const deviceMethod = new DeviceTokenMethod(users, deviceTokens, config.apiKeyCacheTtlMs);
     const methods = [
       apiKeyMethod,
@@ -341,7 +343,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // spelled, that a trusted proxy's query string there is the proxied app's (see registerVerifyRoute).
     // The route Express matched marks the request, so the proxy method never reads identity headers there.
     const forwardAuthenticate: RequestHandler = (req, res, next) => {
-      forwardAuthRequests.add(req);
+      (req as Marked)[forwardAuth] = true;
       authenticate(req, res, next);
     };
     const endpoints = new EndpointTable((caller, object, action) => authz.can(caller, object, action));

@@ -251,11 +251,13 @@ export class UsherMetrics {
    * one that proved it, else the first that recognised a credential in it, else 'none'.
    */
   countAuthOutcomes(authenticate: RequestHandler, methods: readonly { name: string; applies(req: Request): boolean }[]): RequestHandler {
-    const counted = new WeakSet<Request>();
+    // A symbol property rather than a WeakSet: no entry for the garbage collector to track per request.
+    const counted = Symbol('usher.authCounted');
     return (req, res, next) => {
       authenticate(req, res, (err?: unknown) => {
-        if (!counted.has(req)) {
-          counted.add(req);
+        const marked = req as Request & { [counted]?: true };
+        if (!marked[counted]) {
+          marked[counted] = true;
           const method = req.user?.authMethod ?? methods.find((m) => m.applies(req))?.name ?? 'none';
           this.auth.inc({ method: this.method(method), result: outcome(err, req.user !== undefined, method !== 'none') });
         }
