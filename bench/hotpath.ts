@@ -14,9 +14,10 @@
  * the best round of each is kept. The machine may be shared: absolute figures are noisy, the ratios to the
  * floor measured in the same run are what counts.
  *
- * Environment: BENCH_DURATION (seconds per measurement, default 10); BENCH_ROUNDS (default 2); BENCH_ONLY=bracketed; BENCH_BASE_DIR, another checkout of Usher
- * (with this bench/servers.ts and node_modules): its two Usher servers are measured too, as `base ...` rows,
- * for a before/after comparison within one run.
+ * Environment: BENCH_DURATION (seconds per measurement, default 10); BENCH_ROUNDS (default 2);
+ * BENCH_ONLY=bracketed (one best-of round only); BENCH_ROWS (a regular expression: only the Usher rows it
+ * matches); BENCH_BASE_DIR, another checkout of Usher (with this bench/servers.ts and node_modules): its two
+ * Usher servers are measured too, as `base ...` rows, for a before/after comparison within one run.
  * Exit 1 when a server fails to start or a row answers anything but 200; exit 0 otherwise, target met or not.
  */
 import { randomBytes } from 'node:crypto';
@@ -126,6 +127,9 @@ async function main(): Promise<number> {
     ...(await usherRows('', usher, proxy)),
     ...(baseDir ? await usherRows('base ', baseUsher, baseProxy) : []),
   ];
+  // BENCH_ROWS=<regular expression>: only the Usher rows whose names match (the floors always run).
+  const only = process.env.BENCH_ROWS === undefined ? undefined : new RegExp(process.env.BENCH_ROWS, 'i');
+  if (only) rows.splice(0, rows.length, ...rows.filter((t) => !t.mode.startsWith('usher') || only.test(t.name)));
   const floorMe = parsed(await request(`${floor.url}${PATH}`));
   const floorVerify = parsed(await request(`${floor.url}${VERIFY}`));
   for (const r of rows.filter((t) => t.mode.startsWith('usher'))) await check(r, r.path === VERIFY ? floorVerify : floorMe);
