@@ -36,7 +36,7 @@ describe('inSeries', () => {
     expect(order).toEqual(['a', 'b', 'c']);
   });
 
-  it('skips the rest after an error passed to next or thrown', async () => {
+  it('skips the rest after an error passed to next, thrown or rejected', async () => {
     const passed = new Error('passed');
     const thrown = new Error('thrown');
     const reached: string[] = [];
@@ -56,6 +56,8 @@ describe('inSeries', () => {
         ),
       ),
     ).toBe(thrown);
+    const rejected = new Error('rejected');
+    expect(await run(inSeries(async () => Promise.reject(rejected), after))).toBe(rejected);
     expect(reached).toEqual([]);
   });
 
