@@ -53,6 +53,8 @@ export interface Target {
   path?: string;
   /** The username GET /me must answer (Usher targets). */
   username?: string;
+  /** The server script (default bench/servers.ts): another checkout's, for an A/B run. */
+  script?: string;
   child?: ChildProcess;
   url?: string;
 }
@@ -158,7 +160,7 @@ export function usherEnv(dirPrefix: string, adminPassword: string, apiKey: strin
 
 /** Forks one server and waits for the port it reports. */
 function startServer(target: Target, env: NodeJS.ProcessEnv): Promise<string> {
-  const child = fork(SERVER_SCRIPT, [target.mode], {
+  const child = fork(target.script ?? SERVER_SCRIPT, [target.mode], {
     cwd: ROOT,
     execArgv: ['--import', 'tsx'],
     env,
@@ -357,7 +359,7 @@ function checkResult(target: Target, phase: string, r: autocannon.Result, accept
 }
 
 /** One checked run. */
-async function measure(target: Target, seconds: number, phase: string, accept: Accept): Promise<Figures> {
+export async function measure(target: Target, seconds: number, phase: string, accept: Accept): Promise<Figures> {
   const r = await load(target, seconds);
   checkResult(target, phase, r, accept);
   return { rps: r.requests.mean, p50: r.latency.p50, p99: r.latency.p99, latencyMean: r.latency.mean, requests: r['2xx'] };

@@ -2,7 +2,8 @@
  * One benchmark target per process, started by bench/run.ts and bench/sessions.ts (through bench/lib.ts)
  * with `node --import tsx bench/servers.ts <mode>`.
  *
- *   bare          Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON.
+ *   bare          Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON, and GET /api/v1/auth/verify
+ *                 with `{ user }` and the four Remote-* headers, as Usher's forward auth answers.
  *   bare-dressed  The same with helmet and a JSON request log line, as every Usher response has.
  *   usher         The standalone Usher app (buildApp) on a fresh SQLite data dir, sessions in SQL.
  *   usher-pg      The same on PostgreSQL (BENCH_PG_URL, BENCH_PG_SCHEMA).
@@ -16,7 +17,8 @@
  *                 inherits `cert.create` is sent to the parent with the port.
  *
  * Settings come from the environment: BENCH_DATA_DIR, BENCH_ADMIN_USERNAME, BENCH_ADMIN_PASSWORD, BENCH_API_KEY
- * (the bootstrap admin), and per mode the ones above. The port is reported to the parent over IPC as
+ * (the bootstrap admin), BENCH_METRICS_TOKEN (Usher modes: /metrics on, behind this bearer token), and per
+ * mode the ones above. The port is reported to the parent over IPC as
  * { type: 'ready', port }; the process exits when the parent disconnects or sends SIGTERM/SIGINT.
  */
 import type { Server } from 'node:http';
@@ -57,6 +59,9 @@ const BARE_USER = Object.freeze({
   lastLoginAt: null,
   recoveryCode: 'none',
 });
+
+/** The headers GET /verify answers for the bootstrap admin. */
+const BARE_REMOTE = Object.freeze({ 'Remote-User': 'bench', 'Remote-Groups': 'admin,user', 'Remote-Email': '', 'Remote-Name': '' });
 
 function required(name: string): string {
   const value = process.env[name];
@@ -130,11 +135,15 @@ async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher; h
     app.get('/api/v1/auth/me', (_req, res) => {
       res.json(BARE_USER);
     });
+    app.get('/api/v1/auth/verify', (_req, res) => {
+      res.set(BARE_REMOTE).json({ user: BARE_USER });
+    });
     return { app };
   }
   const database =
     mode === 'usher-pg' ? { url: required('BENCH_PG_URL'), schema: required('BENCH_PG_SCHEMA') } : undefined;
   const redis = mode === 'usher-redis' ? { url: required('BENCH_REDIS_URL'), keyPrefix: required('BENCH_REDIS_PREFIX') } : undefined;
+  const metricsToken = process.env.BENCH_METRICS_TOKEN;
   const usher = await createUsher({
     config: {
       dataDir: required('BENCH_DATA_DIR'),
@@ -142,6 +151,7 @@ async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher; h
       log: { level: 'info' },
       bootstrap: { adminUsername: required('BENCH_ADMIN_USERNAME'), adminPassword: required('BENCH_ADMIN_PASSWORD'), adminApiKey: required('BENCH_API_KEY') },
       ...(redis ? { redis } : {}),
+      ...(metricsToken ? { metrics: { enabled: true, token: metricsToken } } : {}),
       ...(mode === 'usher-proxy'
         ? { server: { trustedProxies: ['127.0.0.1'] }, auth: { proxy: { enabled: true, adminGroups: ['bench-admins'] } } }
         : {}),

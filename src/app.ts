@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import type { Usher } from './index.js';
 import { compileTrustedProxies } from './config/trusted-proxies.js';
 import { errorHandler, notFound } from './http/error-handler.js';
+import { inSeries } from './http/in-series.js';
 import { serverEndpoints } from './server-routes.js';
 import { requestLog } from './http/request-log.js';
 import { securityHeaders } from './http/security-headers.js';
@@ -15,13 +16,13 @@ export function buildApp(usher: Usher): Express {
   app.set('query parser', 'simple');
   // X-Forwarded-* (client address, HTTPS) is believed only from the configured proxies.
   app.set('trust proxy', compileTrustedProxies(usher.config.trustedProxies));
-  app.use(securityHeaders());
-  app.use(requestLog(usher.log));
   const metrics = usher.metrics;
-  if (metrics) app.use(metrics.timeRequests);
-  // With metrics.listen, /metrics is served there only; else here, behind metrics.token (config requires one).
-  usher.endpoints.mount(app, '', serverEndpoints(usher, metrics && usher.config.metrics.listen === undefined ? metrics.respond : undefined), { errors: [] });
+  // One layer for what every response gets: each layer Express walks costs on every request.
+  app.use(inSeries(securityHeaders(), requestLog(usher.log), ...(metrics ? [metrics.timeRequests] : [])));
   app.use(usher.router);
+  // With metrics.listen, /metrics is served there only; else here, behind metrics.token (config requires one).
+  // After the API's router, so that API requests are not matched against these first.
+  usher.endpoints.mount(app, '', serverEndpoints(usher, metrics && usher.config.metrics.listen === undefined ? metrics.respond : undefined), { errors: [] });
   // The console's pages and assets at /; /api/* never reaches it.
   app.use(usher.console);
   app.use(notFound);

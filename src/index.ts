@@ -44,7 +44,8 @@ import { SessionManager, sessionOf } from './sessions/manager.js';
 import { sessionEndpoints } from './sessions/routes.js';
 import { DeviceTokens } from './sessions/devices.js';
 import { publicAuthEndpoints } from './authn/routes.js';
-import { jsonBody, noStore } from './http/body.js';
+import { jsonBody } from './http/body.js';
+import { inSeries } from './http/in-series.js';
 import { staticRouteMatcher } from './http/route-match.js';
 import { AppError, Errors } from './errors.js';
 import { errorHandler, notFound } from './http/error-handler.js';
@@ -216,6 +217,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
   let audit: AuditLog | undefined;
   let metricsServer: Server | undefined;
   let cluster: Cluster | undefined;
+  let started: UsherMetrics | undefined;
   try {
     const applied = await migrateLatest(db, config);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
@@ -306,15 +308,18 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
           metricsProbes(db, backend, audit),
         )
       : undefined;
+    started = metrics;
     metrics?.listenTo(events);
 
     const scopedKeys = new ScopedKeyService(db, keys, authz, events);
     const apiKeyMethod = new ApiKeyMethod(users, config.apiKeyCacheTtlMs, scopedKeys);
     // Forward auth's requests, as Express routes them (marked by the route itself below), or as it would
     // route them (for a host app's `authenticate`, which runs before any routing).
-    const forwardAuthRequests = new WeakSet<Request>();
+    // A symbol property rather than a WeakSet: no entry for the garbage collector to track per request.
+    const forwardAuth = Symbol('usher.forwardAuth');
+    type Marked = Request & { [forwardAuth]?: true };
     const isVerifyUrl = staticRouteMatcher(`${API_BASE}/verify`);
-    const isForwardAuth = (req: Request) => forwardAuthRequests.has(req) || isVerifyUrl(req.originalUrl);
+    const isForwardAuth = (req: Request) => (req as Marked)[forwardAuth] === true || isVerifyUrl(req.originalUrl);
     const deviceMethod = new DeviceTokenMethod(users, deviceTokens, config.apiKeyCacheTtlMs);
     const methods = [
       apiKeyMethod,
@@ -355,7 +360,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     // spelled, that a trusted proxy's query string there is the proxied app's (see registerVerifyRoute).
     // The route Express matched marks the request, so the proxy method never reads identity headers there.
     const forwardAuthenticate: RequestHandler = (req, res, next) => {
-      forwardAuthRequests.add(req);
+      (req as Marked)[forwardAuth] = true;
       authenticate(req, res, next);
     };
     const endpoints = new EndpointTable((caller, object, action) => authz.can(caller, object, action));
@@ -366,7 +371,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       errors: CHAIN_ERRORS,
     });
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
-    router.use(API_BASE, noStore, (req, _res, next) => {
+    router.use(API_BASE, (req, res, next) => {
+      res.setHeader('Cache-Control', 'no-store');
       // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
       try {
         refuseKeyInUrl(req);
@@ -385,7 +391,8 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       starts: backend.limiter('oidc-start', config.oidc.startsPerMinute, 60_000),
     });
     endpoints.mount(router, API_BASE, oidcEndpoints(oidcLogin, API_BASE), { errors: [Errors.keyInUrl, Errors.sessionStoreUnavailable] });
-    router.use(API_BASE, jsonBody, authenticate);
+    // One layer: each layer Express walks costs on every request.
+    router.use(API_BASE, inSeries(jsonBody, authenticate));
     endpoints.mount(
       router,
       API_BASE,
@@ -450,6 +457,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
       async close() {
         await policyPoll.stop();
         await cluster?.close();
+        metrics?.close();
         if (metricsServer) await closeServer(metricsServer);
         devices?.close();
         await audit?.close();
@@ -460,6 +468,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     };
   } catch (err) {
     await cluster?.close();
+    started?.close();
     if (metricsServer) await closeServer(metricsServer);
     devices?.close();
     await audit?.close();

@@ -143,6 +143,12 @@ describe.each(DB_KINDS)('metrics behind a token on %s', (kind) => {
     // prom-client's process metrics are on Usher's registry too; no Redis configured, no Redis gauge
     expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
     expect(families(text).has('usher_redis_up')).toBe(false);
+    // The event loop's own delay over a recent window (src/metrics/loop-delay.ts)
+    expect(families(text).get('usher_event_loop_delay_p99_seconds')).toBe('gauge');
+    const p99 = sample(text, 'usher_event_loop_delay_p99_seconds')!;
+    const max = sample(text, 'usher_event_loop_delay_max_seconds')!;
+    expect(p99).toBeGreaterThanOrEqual(0);
+    expect(max).toBeGreaterThanOrEqual(p99);
   });
 
   it("keeps its own registry: a host app's metrics on the global one never appear", async () => {

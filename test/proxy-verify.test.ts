@@ -238,6 +238,14 @@ describe.each(DB_KINDS)('forward auth for nginx auth_request (X-Original-URL) on
     expect(res.status).toBe(401);
     expect(res.headers.get('location')).toBeNull();
   });
+
+  it('believes an X-Original-URL sent only once, in any case of its name', async () => {
+    const twice = await getFrom(server, '127.0.0.1', { 'X-Original-URL': [original, original], ...HTML }, VERIFY);
+    expect(twice.status).toBe(401);
+    expect(twice.headers.get('location')).toBeNull();
+    const lower = await getFrom(server, '127.0.0.1', { 'x-original-url': original, ...HTML }, VERIFY);
+    expect(new URL(lower.headers.get('location')!).searchParams.get('rd')).toBe(original);
+  });
 });
 
 describe.each(DB_KINDS)('forward auth and identity headers on %s', (kind) => {

@@ -8,16 +8,20 @@ import type { AuthMethod, Identity, PostAuthHook } from './types.js';
 const isKeyName = (name: string) => name.toLowerCase().replace(/[^a-z0-9]/g, '').includes('apikey');
 
 
-/** Requests already checked: the API router checks before every route, and the chain again for host apps. */
-const checked = new WeakSet<Request>();
+/**
+ * Marks a request already checked: the API router checks before every route, and the chain again for host
+ * apps. A symbol property rather than a WeakSet: no entry for the garbage collector to track per request.
+ */
+const CHECKED = Symbol('usher.keyInUrlChecked');
+type Checked = Request & { [CHECKED]?: true };
 
 /**
  * Refuses a key in the URL, where logs, browser history and Referer headers keep it: a key-shaped value
  * anywhere in the path or the query (percent-encoded or not), or a parameter named like a key.
  */
 export function refuseKeyInUrl(req: Request): void {
-  if (checked.has(req)) return;
-  checked.add(req);
+  if ((req as Checked)[CHECKED]) return;
+  (req as Checked)[CHECKED] = true;
   const url = req.url;
   if (holdsApiKey(url)) throw Errors.keyInUrl();
   if (!url.includes('?')) return;
@@ -35,7 +39,7 @@ export function refuseKeyInUrl(req: Request): void {
 
 /** For a request whose query string is not Usher's (forward auth: a trusted proxy passing the app's URL on). */
 export function ignoreQueryKeys(req: Request): void {
-  checked.add(req);
+  (req as Checked)[CHECKED] = true;
 }
 
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T>)?.then === 'function';

@@ -4,6 +4,7 @@ import { AppError } from '../errors.js';
 import type { AuditBacklog } from '../events/audit.js';
 import { EVENT_TYPES, type EventStream, type UsherEvent } from '../events/stream.js';
 import type { OidcRequest } from '../authn/oidc/observed-fetch.js';
+import { LoopDelay } from './loop-delay.js';
 
 /** What the gauges read at scrape time; each probe is given `probeTimeoutMs` and counts as down past it. */
 export interface MetricsProbes {
@@ -60,6 +61,7 @@ export class UsherMetrics {
   private readonly duration: Histogram<'route' | 'status_class'>;
   private readonly oidcRequests: Histogram<'provider' | 'operation' | 'result'>;
   private readonly delivery: Histogram<'type'>;
+  private readonly loopDelay = new LoopDelay();
 
   constructor(labels: MetricsLabels, probes: MetricsProbes, probeTimeoutMs = 2_000) {
     const registers = [this.registry];
@@ -167,6 +169,24 @@ export class UsherMetrics {
         this.inc({ reason: 'write_failed' }, lost.writeFailed);
       },
     });
+    const loopDelay = this.loopDelay;
+    const window = `the last ${loopDelay.windowMs / 1000} to ${(2 * loopDelay.windowMs) / 1000} s`;
+    new Gauge({
+      name: 'usher_event_loop_delay_p99_seconds',
+      help: `p99 of how long a ready callback waited for the event loop over ${window} (perf_hooks.monitorEventLoopDelay, sampled every 10 ms, the sampling period not counted).`,
+      registers,
+      collect() {
+        this.set(loopDelay.percentile(99));
+      },
+    });
+    new Gauge({
+      name: 'usher_event_loop_delay_max_seconds',
+      help: `The longest the event loop kept a ready callback waiting over ${window}.`,
+      registers,
+      collect() {
+        this.set(loopDelay.max());
+      },
+    });
     if (probes.redis) {
       const redis = probes.redis;
       new Gauge({
@@ -195,6 +215,11 @@ export class UsherMetrics {
         this.set(events.listenersRunning);
       },
     });
+  }
+
+  /** Stops sampling the event loop. */
+  close(): void {
+    this.loopDelay.close();
   }
 
   /** One request to an OpenID provider (OidcClient's observer). */
@@ -226,11 +251,13 @@ export class UsherMetrics {
    * one that proved it, else the first that recognised a credential in it, else 'none'.
    */
   countAuthOutcomes(authenticate: RequestHandler, methods: readonly { name: string; applies(req: Request): boolean }[]): RequestHandler {
-    const counted = new WeakSet<Request>();
+    // A symbol property rather than a WeakSet: no entry for the garbage collector to track per request.
+    const counted = Symbol('usher.authCounted');
     return (req, res, next) => {
       authenticate(req, res, (err?: unknown) => {
-        if (!counted.has(req)) {
-          counted.add(req);
+        const marked = req as Request & { [counted]?: true };
+        if (!marked[counted]) {
+          marked[counted] = true;
           const method = req.user?.authMethod ?? methods.find((m) => m.applies(req))?.name ?? 'none';
           this.auth.inc({ method: this.method(method), result: outcome(err, req.user !== undefined, method !== 'none') });
         }
