@@ -4,7 +4,8 @@
  * beside Express 5 + helmet + a JSON request log line serving the same JSON (the floor: every Usher response
  * carries those headers and that line), and bare Express.
  *
- * Four servers (bench/servers.ts), each in its own process: bare, bare-dressed (the floor), usher (SQLite:
+ * Five servers (bench/servers.ts), each in its own process: bare, bare-dressed (the floor), passport (the floor
+ * plus passport's API-key strategy and one SQLite lookup per request: what an app writes by hand), usher (SQLite:
  * API-key and session rows) and usher-proxy (SQLite, proxy auth on, 127.0.0.1 trusted: the proxy rows).
  * Both Usher servers have /metrics on (behind a token), as a deployment that is watched runs. The proxy row
  * of /verify is what nginx's auth_request sends for every request of a protected app: the client's session
@@ -96,6 +97,7 @@ async function main(): Promise<number> {
   const env = () => ({ ...usherEnv('usher-bench-hotpath-', password, apiKey), BENCH_METRICS_TOKEN: metricsToken });
   const bare: Target = { name: 'bare express', mode: 'bare', env: {}, headers: {} };
   const floor: Target = { name: FLOOR, mode: 'bare-dressed', env: {}, headers: {} };
+  const passportRef: Target = { name: 'passport', mode: 'passport', env: env(), headers: {} };
   const usher: Target = { name: 'usher', mode: 'usher', env: env(), headers: {} };
   const proxy: Target = { name: 'usher proxy', mode: 'usher-proxy', env: env(), headers: {} };
   const baseDir = process.env.BENCH_BASE_DIR;
@@ -103,7 +105,7 @@ async function main(): Promise<number> {
   const baseUsher: Target = { name: 'base usher', mode: 'usher', env: env(), headers: {}, script };
   const baseProxy: Target = { name: 'base usher proxy', mode: 'usher-proxy', env: env(), headers: {}, script };
   log(`bench: GET /me and /verify against ${FLOOR}, ${CONNECTIONS} connections, ${duration} s per run, best of ${ROUNDS}; node ${process.version}, ${cpus().length} CPUs`);
-  await startServers([bare, floor, usher, proxy, ...(baseDir ? [baseUsher, baseProxy] : [])], (t) => withoutUsherEnv(t.env));
+  await startServers([bare, floor, passportRef, usher, proxy, ...(baseDir ? [baseUsher, baseProxy] : [])], (t) => withoutUsherEnv(t.env));
 
   const key = { 'x-api-key': apiKey };
   const proxyHeaders = { 'remote-user': 'bench-proxy', 'remote-groups': 'staff,bench-admins', 'remote-email': 'bench-proxy@example.com', 'remote-name': 'Bench Proxy' };
@@ -122,6 +124,7 @@ async function main(): Promise<number> {
   const rows: Target[] = [
     row(bare, 'bare express /me', PATH, {}),
     row(floor, `${FLOOR} /me`, PATH, {}),
+    row(passportRef, 'passport + SQL lookup /me api key', PATH, key),
     row(bare, 'bare express /verify', VERIFY, {}),
     row(floor, `${FLOOR} /verify`, VERIFY, {}),
     ...(await usherRows('', usher, proxy)),
@@ -234,6 +237,9 @@ function report(rows: Target[], best: Map<string, Measured>, brackets: Map<strin
       verdicts.push(`target: ${r.name} req/s >= ${TARGET_RATIO} × ${FLOOR}, bracketed: ${showRatio(pair)}; best rounds: ${showRatio(toFloor)}; CPU: ${showRatio(bracket?.cpu ?? null)} (${met ? 'meets target' : 'BELOW TARGET'})`);
     }
   }
+  const pass = best.get('passport + SQL lookup /me api key');
+  const usherKey = best.get('usher /me api key');
+  if (pass && usherKey) verdicts.push(`usher /me api key serves ${showRatio(ratio(usherKey.rps, pass.rps))} the requests/s of passport + SQL lookup`);
   const out = process.stdout;
   out.write(
     `\nGET /me and /verify, ${CONNECTIONS} connections, best of ${process.env.BENCH_ROUNDS ?? ROUNDS} × ${duration} s (ratios from this run; absolute req/s depend on the machine's load). ` +

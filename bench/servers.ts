@@ -5,6 +5,9 @@
  *   bare          Express 5 alone, answering GET /api/v1/auth/me with a fixed user JSON, and GET /api/v1/auth/verify
  *                 with `{ user }` and the four Remote-* headers, as Usher's forward auth answers.
  *   bare-dressed  The same with helmet and a JSON request log line, as every Usher response has.
+ *   passport      What an app writes by hand instead: bare-dressed plus passport with passport-headerapikey,
+ *                 each request's X-API-Key looked up by its SHA-256 in a SQLite table (knex, no cache), GET
+ *                 /api/v1/auth/me answering the same JSON.
  *   usher         The standalone Usher app (buildApp) on a fresh SQLite data dir, sessions in SQL.
  *   usher-pg      The same on PostgreSQL (BENCH_PG_URL, BENCH_PG_SCHEMA).
  *   usher-proxy   The standalone app on SQLite with proxy auth on, trusting 127.0.0.1 (the bench's own address),
@@ -23,7 +26,12 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import express, { type Express } from 'express';
+import knex from 'knex';
+import passport from 'passport';
+import { HeaderAPIKeyStrategy } from 'passport-headerapikey';
 import helmet from 'helmet';
 import { requestLog } from '../src/http/request-log.js';
 import { createLogger } from '../src/logger.js';
@@ -31,8 +39,8 @@ import { buildApp } from '../src/app.js';
 import { createUsher, type Usher } from '../src/index.js';
 
 // Only types may be imported from this file: importing a value would start a server in the importer.
-export type ServerMode = 'bare' | 'bare-dressed' | 'usher' | 'usher-pg' | 'usher-proxy' | 'usher-redis' | 'usher-library';
-const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'usher', 'usher-pg', 'usher-proxy', 'usher-redis', 'usher-library'];
+export type ServerMode = 'bare' | 'bare-dressed' | 'passport' | 'usher' | 'usher-pg' | 'usher-proxy' | 'usher-redis' | 'usher-library';
+const MODES: readonly ServerMode[] = ['bare', 'bare-dressed', 'passport', 'usher', 'usher-pg', 'usher-proxy', 'usher-redis', 'usher-library'];
 
 /** The guarded route of usher-library. */
 const GUARDED_PATH = '/api/certs';
@@ -105,6 +113,36 @@ async function seedPolicy(usher: Usher): Promise<string> {
   return apiKey;
 }
 
+/** The `passport` mode: a hand-written API-key check of the kind Usher replaces, one SQL lookup per request. */
+async function passportApp(): Promise<{ app: Express }> {
+  const db = knex({ client: 'sqlite3', connection: { filename: join(required('BENCH_DATA_DIR'), 'passport.db') }, useNullAsDefault: true, pool: { min: 1, max: 1 } });
+  await db.schema.createTable('users', (t) => {
+    t.increments('id');
+    t.string('key_hash').notNullable().unique();
+    t.text('profile').notNullable();
+  });
+  const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+  await db('users').insert({ key_hash: digest(required('BENCH_API_KEY')), profile: JSON.stringify(BARE_USER) });
+  passport.use(
+    new HeaderAPIKeyStrategy({ header: 'X-API-Key', prefix: '' }, false, (key, done) => {
+      db('users')
+        .where({ key_hash: digest(key) })
+        .first()
+        .then(
+          (row: { profile: string } | undefined) => done(null, row ? (JSON.parse(row.profile) as object) : false),
+          (err: Error) => done(err),
+        );
+    }),
+  );
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(helmet(), requestLog(createLogger('info')), passport.initialize());
+  app.get('/api/v1/auth/me', passport.authenticate('headerapikey', { session: false }), (req, res) => {
+    res.json(req.user);
+  });
+  return { app };
+}
+
 async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher; headers?: Record<string, string> }> {
   if (mode === 'usher-library') {
     const usher = await createUsher({
@@ -127,6 +165,7 @@ async function build(mode: ServerMode): Promise<{ app: Express; usher?: Usher; h
     app.use(usher.router);
     return { app, usher, headers: { 'x-api-key': apiKey } };
   }
+  if (mode === 'passport') return passportApp();
   if (mode === 'bare' || mode === 'bare-dressed') {
     const app = express();
     app.disable('x-powered-by');

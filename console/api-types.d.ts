@@ -177,7 +177,7 @@ export interface paths {
         };
         /**
          * List users
-         * @description Paged and filtered; the total before paging is in `X-Total-Count` (react-admin, Navidrome).
+         * @description Paged and filtered; the total before paging is in `X-Total-Count` (react-admin, Navidrome). Page by `offset`, or follow the `Link` header's next page (a cursor in `after`: as fast on the last page as on the first).
          *
          *     Capability `users:list`.
          */
@@ -2616,8 +2616,10 @@ export interface operations {
     getUsers: {
         parameters: {
             query?: {
-                /** @description Rows to skip (default 0). */
+                /** @description Rows to skip (default 0). A deep offset walks an index; `after` is faster. */
                 offset?: string;
+                /** @description Opaque cursor from the `Link: <…>; rel="next"` header of the previous page: the rows after its last one. Needs the same sort and order; not with offset. */
+                after?: string;
                 /** @description Rows to return, 1-1000 (default 50). */
                 limit?: string;
                 /** @description Navidrome/react-admin spelling of offset. */
@@ -2632,7 +2634,7 @@ export interface operations {
                 order?: string;
                 /** @description Navidrome/react-admin spelling of order. */
                 _order?: string;
-                /** @description Text found in the username, name or email (at most 256 characters). */
+                /** @description Search, case-insensitive (at most 256 characters): from 3 characters, text found anywhere in the username, name or email; shorter, the start of the username. */
                 q?: string;
                 /** @description Only users of this role. */
                 role?: string;
@@ -2652,6 +2654,8 @@ export interface operations {
                 headers: {
                     /** @description Users matching the filters, all pages. */
                     "X-Total-Count": string;
+                    /** @description The next page (`<…?after=…>; rel="next"`), when there is one. */
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {
