@@ -30,4 +30,18 @@ describe.each(DB_KINDS)('the SQL session cache on %s', (kind) => {
     await server.usher.db('sessions').where({ sid }).delete();
     expect(await storeGet(backend.store, sid)).toBeNull();
   });
+
+  it('never writes back a session another instance ended while this one still had it cached', async () => {
+    const backend = server.usher.sessions.backend;
+    const sid = 'cache-resurrect-sid';
+    const cookie = { originalMaxAge: 600_000, expires: new Date(Date.now() + 600_000), httpOnly: true, path: '/' };
+    const data = { cookie, userId: 4343, lastSeenAt: 1 } as unknown as SessionData;
+    await new Promise<void>((resolve, reject) => backend.store.set(sid, { ...data, fresh: true } as SessionData, (err?: unknown) => (err ? reject(err) : resolve())));
+    expect(await storeGet(backend.store, sid)).toMatchObject({ userId: 4343 });
+    // Logged out through another instance: the row is gone, this instance has not heard yet.
+    await server.usher.db('sessions').where({ sid }).delete();
+    // A request here writes lastSeenAt back (an update, never a creation).
+    await new Promise<void>((resolve, reject) => backend.store.set(sid, { ...data, lastSeenAt: Date.now() } as SessionData, (err?: unknown) => (err ? reject(err) : resolve())));
+    expect(await server.usher.db('sessions').where({ sid }).first()).toBeUndefined();
+  });
 });

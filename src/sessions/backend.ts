@@ -159,7 +159,8 @@ class GuardedStore extends session.Store implements SessionStore {
     }
     this.call(
       () =>
-        this.inner.get(sid, (err, existing) => {
+        // The store's answer, not the cache's: a session another instance ended may still be cached here.
+        (this.cached ? this.cached.getStored.bind(this.cached) : this.inner.get.bind(this.inner))(sid, (err, existing) => {
           if (err) return this.guard(cb)(err);
           if (!existing || this.wasEnded(sid)) return cb?.();
           this.call(() => this.inner.set(sid, data, this.guard(cb)), cb);
@@ -231,6 +232,11 @@ class CachedStore extends session.Store {
       cb(err, data);
     });
   }
+  /** What the store holds now, never the cache's copy (nor cached); answers what the store's get() returns. */
+  getStored(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): unknown {
+    return this.inner.get(sid, cb) as unknown;
+  }
+
   /** The cached session, parsed and frozen; undefined when it is not cached (ask get()). */
   peek(sid: string): Readonly<session.SessionData> | undefined {
     const hit = this.cache.get(sid);
