@@ -93,3 +93,27 @@ describe.each(DB_KINDS)('first external logins at once on %s', (kind) => {
     expect(await count('users', { username_key: 'longsub' })).toBe(kind === 'postgres' ? 0 : 1);
   });
 });
+
+// A full batch records an event per account and per default grant: on SQLite one multi-row INSERT holds at
+// most 500 rows (a compound SELECT of 500 terms), which 100 accounts of 6 default grants (700 audit rows) pass.
+describe.each(DB_KINDS)('a full batch of first logins with many default grants on %s', (kind) => {
+  let server: TestServer;
+  const GRANTS = ['1', '2', '3', '4', '5', '6'];
+
+  beforeAll(async () => {
+    server = await startServer(kind, { settings: { resources: [{ type: 'library', actions: ['read', 'write'], defaultForNewUsers: GRANTS }] } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('creates every account with its grants and audit rows', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 100 }, (_, i) => server.usher.users.provisionExternal(account({ subject: `many-${i}`, username: `many-${i}` }), ORIGIN)),
+    );
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason).slice(0, 120))).toEqual([]);
+    const ids = results.map((r) => (r as PromiseFulfilledResult<{ user: { id: number } } | null>).value!.user.id);
+    const audited = (await server.usher.db('audit_log').where({ type: 'grant.created' }).whereIn('target_user_id', ids).count({ n: '*' })) as { n: number | string }[];
+    expect(Number(audited[0]!.n)).toBe(100 * GRANTS.length);
+  });
+});

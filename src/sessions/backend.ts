@@ -159,7 +159,8 @@ class GuardedStore extends session.Store implements SessionStore {
     }
     this.call(
       () =>
-        this.inner.get(sid, (err, existing) => {
+        // The store's answer, not the cache's: a session another instance ended may still be cached here.
+        (this.cached ? this.cached.getStored.bind(this.cached) : this.inner.get.bind(this.inner))(sid, (err, existing) => {
           if (err) return this.guard(cb)(err);
           if (!existing || this.wasEnded(sid)) return cb?.();
           this.call(() => this.inner.set(sid, data, this.guard(cb)), cb);
@@ -212,6 +213,8 @@ class GuardedStore extends session.Store implements SessionStore {
 class CachedStore extends session.Store {
   /** `json` for get(), whose caller (express-session) changes what it gets; `frozen` for read(), parsed once. */
   private readonly cache = new Map<string, { json: string; frozen?: Readonly<session.SessionData>; expires: number; userId: number | undefined }>();
+  /** Moves on at each forget(): a read that began before it answers, but is not cached (it may predate the change). */
+  private generation = 0;
 
   constructor(
     private readonly inner: session.Store,
@@ -223,11 +226,17 @@ class CachedStore extends session.Store {
   override get(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): void {
     const hit = this.cache.get(sid);
     if (hit && hit.expires > Date.now()) return cb(undefined, JSON.parse(hit.json) as session.SessionData);
+    const generation = this.generation;
     this.inner.get(sid, (err, data) => {
-      if (!err && data) this.remember(sid, data);
+      if (!err && data && generation === this.generation) this.remember(sid, data);
       cb(err, data);
     });
   }
+  /** What the store holds now, never the cache's copy (nor cached); answers what the store's get() returns. */
+  getStored(sid: string, cb: (err: unknown, data?: session.SessionData | null) => void): unknown {
+    return this.inner.get(sid, cb) as unknown;
+  }
+
   /** The cached session, parsed and frozen; undefined when it is not cached (ask get()). */
   peek(sid: string): Readonly<session.SessionData> | undefined {
     const hit = this.cache.get(sid);
@@ -252,6 +261,7 @@ class CachedStore extends session.Store {
 
   /** Drops the cached sessions of a user (every one for null): another instance ended or changed them. */
   forget(userId: number | null): void {
+    this.generation++;
     if (userId === null) this.cache.clear();
     else for (const [sid, entry] of this.cache) if (entry.userId === userId) this.cache.delete(sid);
   }

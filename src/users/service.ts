@@ -103,6 +103,12 @@ export interface UserGuard {
 const MAX_BATCH = 100;
 /** At most this many identities are looked up in one query. */
 const MAX_LOOKUPS = 500;
+/**
+ * A batch's events are recorded this many at a time: each recorder writes one multi-row INSERT per call, and
+ * SQLite takes at most 500 rows in one (a compound SELECT of 500 terms); a batch has an event per account and
+ * per default grant.
+ */
+const RECORD_CHUNK = 250;
 
 /**
  * An error one row of a batch may cause: PostgreSQL's data exceptions, integrity violations and rollbacks
@@ -686,7 +692,7 @@ export class UserService {
       made.set(c, { user, events: own });
       events.push(...own);
     }
-    await this.events.record(trx, events);
+    for (let i = 0; i < events.length; i += RECORD_CHUNK) await this.events.record(trx, events.slice(i, i + RECORD_CHUNK));
     return made;
   }
 
