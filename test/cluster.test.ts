@@ -223,4 +223,37 @@ describe('the change log on postgres (SQLite has one writer: numbers are taken i
     await b.sync();
     expect(told).toEqual([1002, 1001]);
   });
+
+  it('tells an instance that starts while a change is still open of that change once it commits', async () => {
+    const db = server.usher.db;
+    const quiet = pino({ level: 'silent' });
+    const onA = new EventStream(quiet);
+    new ChangeLog(db, onA, 'instance-a', quiet);
+    const change = (user: number) => eventOf(SYSTEM_ORIGIN, 'user.disabled', user);
+    await db.transaction((trx) => onA.record(trx, [change(2000)]));
+    let commitSlow!: () => void;
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const slow = db.transaction(async (trx) => {
+      await onA.record(trx, [change(2001)]);
+      opened();
+      await new Promise<void>((resolve) => (commitSlow = resolve));
+    });
+    await open;
+    await db.transaction((trx) => onA.record(trx, [change(2002)]));
+    // B starts now: the top number it sees is 2002's, and 2001's is still open.
+    const onB = new EventStream(quiet);
+    const b = new ChangeLog(db, onB, 'instance-b', quiet);
+    const told: (number | null)[] = [];
+    onB.onChangedElsewhere((id) => told.push(id));
+    await b.start();
+    await b.sync();
+    expect(told).toEqual([]);
+    commitSlow();
+    await slow;
+    await b.sync();
+    expect(told).toEqual([2001]);
+    await b.sync();
+    expect(told).toEqual([2001]);
+  });
 });

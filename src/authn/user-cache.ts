@@ -67,6 +67,8 @@ export class UserCache<K, V extends Entry = UserRecord> {
         if (value && this.ttlMs > 0 && generation === this.generation) {
           // Full: the oldest entry goes (a Map iterates in insertion order), never everyone's at once.
           if (this.cache.size >= MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value as K);
+          // Set anew at the end, so the oldest entry is the one cached longest ago.
+          this.cache.delete(key);
           this.cache.set(key, { value, expires: Date.now() + this.ttlMs });
         }
         return value;

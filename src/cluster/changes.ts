@@ -24,6 +24,8 @@ const WINDOW_MS = 60_000;
 
 /** Past this many numbers missing at once, they are not tracked (a jump, not a few transactions still open). */
 const MAX_GAPS = 10_000;
+/** How far below the top start() looks for numbers still open. */
+const START_GAPS = 1_000;
 
 /**
  * The database's log of changes other instances cache (table cluster_changes), for instances sharing a
@@ -90,9 +92,14 @@ export class ChangeLog {
   }
 
   /** Starts past what is noted already (this instance's caches were empty then): before the instance serves anything. */
-  async start(): Promise<void> {
+  async start(now = Date.now()): Promise<void> {
     const row = (await this.db('cluster_changes').max({ high: 'seq' }).first()) as { high: number | string | null } | undefined;
     this.high = Number(row?.high ?? 0);
+    // A number below the top that is not there yet may be a transaction still open: read it when it commits.
+    // Only above the lowest row read: those below it were pruned, not left open.
+    const recent = ((await this.db('cluster_changes').where('seq', '>', this.high - START_GAPS).select('seq')) as { seq: number | string }[]).map((r) => Number(r.seq));
+    const present = new Set(recent);
+    for (let seq = Math.min(...recent) + 1; seq < this.high; seq++) if (!present.has(seq)) this.gaps.set(seq, now);
   }
 
   /** Tells the event stream about the changes other instances noted since the last call; answers how many users (or everyone) it told of. */
