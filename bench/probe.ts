@@ -40,7 +40,9 @@ const wallClock = () => performance.timeOrigin + performance.now();
  * back at the start of that second, and its latency histogram has a 1 ms resolution.
  */
 async function paced({ url, headers, rate, connections, seconds }: ProbeRequest): Promise<Paced> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  // fifo: every socket takes its turn, so none sits idle past the server's keep-alive timeout (5 s) and is
+  // then reused just as the server closes it (an ECONNRESET that is the client's doing, not the server's).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, scheduling: 'fifo' });
   const total = Math.max(1, Math.round(rate * seconds));
   const interval = 1000 / rate;
   const latencies: number[] = [];
