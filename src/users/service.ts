@@ -11,6 +11,7 @@ import { eventOf, SYSTEM_ORIGIN, type EventDetail, type EventStream, type EventT
 import { normalizeUsername, usernameKey } from '../names.js';
 import { usersRepo, type ListQuery, type UserChanges } from './repository.js';
 import { identitiesRepo } from './identity-repository.js';
+import { Batches, type Waiting } from './batches.js';
 import { orgsRepo } from '../orgs/repository.js';
 
 /** The actor is the user acted on (their own account: no target check). */
@@ -134,11 +135,9 @@ export class UserService {
   private creationSteps: CreationStep[] = [];
   private guard: UserGuard | undefined;
   /** New external accounts waiting for the batch being written to end (createFree). */
-  private waiting: Creation[] = [];
-  private batching = false;
+  private readonly creations = new Batches<NewAccount, UserRecord | null>(MAX_BATCH, (batch) => this.createBatch(batch));
   /** Identity lookups waiting for the one running to end (findByIdentity). */
-  private lookups: { provider: string; subject: string; resolve: (user: UserRecord | null) => void; reject: (err: unknown) => void }[] = [];
-  private lookingUp = false;
+  private readonly lookups = new Batches<{ provider: string; subject: string }, UserRecord | null>(MAX_LOOKUPS, (batch) => this.lookUp(batch));
 
   constructor(
     private readonly db: Db,
@@ -494,29 +493,18 @@ export class UserService {
    * queued for the pool ahead of the creations they lead to).
    */
   findByIdentity(provider: string, subject: string): Promise<UserRecord | null> {
-    return new Promise((resolve, reject) => {
-      this.lookups.push({ provider, subject, resolve, reject });
-      if (!this.lookingUp) void this.lookUp();
-    });
+    return this.lookups.add({ provider, subject });
   }
 
-  private async lookUp(): Promise<void> {
-    this.lookingUp = true;
-    try {
-      while (this.lookups.length > 0) {
-        const batch = this.lookups.splice(0, MAX_LOOKUPS);
-        for (const provider of new Set(batch.map((l) => l.provider))) {
-          const mine = batch.filter((l) => l.provider === provider);
-          try {
-            const found = await usersRepo.findBySubjects(this.db, provider, [...new Set(mine.map((l) => l.subject))]);
-            for (const l of mine) l.resolve(found.get(l.subject) ?? null);
-          } catch (err) {
-            for (const l of mine) l.reject(err);
-          }
-        }
+  private async lookUp(batch: Waiting<{ provider: string; subject: string }, UserRecord | null>[]): Promise<void> {
+    for (const provider of new Set(batch.map((l) => l.provider))) {
+      const mine = batch.filter((l) => l.provider === provider);
+      try {
+        const found = await usersRepo.findBySubjects(this.db, provider, [...new Set(mine.map((l) => l.subject))]);
+        for (const l of mine) l.resolve(found.get(l.subject) ?? null);
+      } catch (err) {
+        for (const l of mine) l.reject(err);
       }
-    } finally {
-      this.lookingUp = false;
     }
   }
 
@@ -599,23 +587,7 @@ export class UserService {
    * written in one transaction: a few statements for the lot (createBatch).
    */
   private createFree(input: ExternalAccount, prepared: Prepared, origin: Origin): Promise<UserRecord | null> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ input, prepared, origin, resolve, reject });
-      if (!this.batching) void this.createBatches();
-    });
-  }
-
-  private async createBatches(): Promise<void> {
-    this.batching = true;
-    try {
-      while (this.waiting.length > 0) {
-        const batch = this.waiting.splice(0, MAX_BATCH);
-        // createBatch answers each creation; should it throw nonetheless, none is left waiting.
-        await this.createBatch(batch).catch((err: unknown) => batch.forEach((c) => c.reject(err)));
-      }
-    } finally {
-      this.batching = false;
-    }
+    return this.creations.add({ input, prepared, origin });
   }
 
   /**
@@ -638,7 +610,7 @@ export class UserService {
         now.push(c);
       }
     }
-    this.waiting.unshift(...later);
+    this.creations.putBack(later);
     // One order for every batch (instances sharing a database included): two batches never wait on each other's names crosswise.
     now.sort((a, b) => (a.prepared.row.username_key < b.prepared.row.username_key ? -1 : 1));
     let made: Map<Creation, { user: UserRecord; events: UsherEvent[] }>;
@@ -929,11 +901,11 @@ export class UserService {
 
 type Prepared = Awaited<ReturnType<UserService['prepareNew']>>;
 
-/** A new external account waiting for its batch (createFree). */
-interface Creation {
-  input: ExternalAccount;
-  prepared: Prepared;
-  origin: Origin;
-  resolve: (user: UserRecord | null) => void;
-  reject: (err: unknown) => void;
+/** A new external account for a batch (createFree). */
+interface NewAccount {
+  readonly input: ExternalAccount;
+  readonly prepared: Prepared;
+  readonly origin: Origin;
 }
+/** A new external account waiting for its batch. */
+type Creation = Waiting<NewAccount, UserRecord | null>;
