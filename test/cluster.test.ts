@@ -257,3 +257,37 @@ describe('the change log on postgres (SQLite has one writer: numbers are taken i
     expect(told).toEqual([2001]);
   });
 });
+
+describe.each(DB_KINDS)('two instances on %s and Redis: a new admin on A releases what B held back', (kind) => {
+  let a: TestServer;
+  let b: TestServer;
+  const prefix = freshPrefix();
+
+  beforeAll(async () => {
+    await pingRedis();
+    [a, b] = await startInstances(kind, 2, {
+      settings: {
+        redis: { url: REDIS_URL, keyPrefix: prefix },
+        server: { trustedProxies: ['127.0.0.1'] },
+        auth: { apiKeyCacheTtl: HOUR, proxy: { enabled: true, adminGroups: ['admins'] } },
+        cluster: { pollInterval: HOUR },
+      },
+    });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await deletePrefix(prefix);
+  });
+
+  it("drops B's answer kept admin by the last-admin rail once A makes another admin", async () => {
+    const me = (server: TestServer, user: string, groups: string) =>
+      client(server.url).get('/api/v1/auth/me', { headers: { 'remote-user': user, 'remote-groups': groups } });
+    expect((await me(a, 'pat', 'admins')).body.role).toBe('admin');
+    // pat, the only admin, comes to B without the admin group: the rail holds the demotion back, twice (cached).
+    expect((await me(b, 'pat', 'staff')).body.role).toBe('admin');
+    expect((await me(b, 'pat', 'staff')).body.role).toBe('admin');
+    expect((await me(a, 'quinn', 'admins')).body.role).toBe('admin');
+    await expect.poll(async () => (await me(b, 'pat', 'staff')).body.role, { timeout: 10_000, interval: 20 }).toBe('user');
+  });
+});

@@ -4,7 +4,8 @@ import type { EventStream, EventType, UsherEvent } from '../events/stream.js';
 
 /**
  * Events that change nothing another instance caches of the user: authentication noise, and a creation (no
- * instance holds an entry of a user who did not exist; a first login must not cost a row). Never a row.
+ * instance holds an entry of a user who did not exist; a first login must not cost a row), save an admin's.
+ * Never a row.
  */
 const NOT_CHANGES: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.failed', 'login.rate_limited', 'session.created', 'proxy.untrusted_headers', 'invite.redeem_failed', 'user.created']);
 
@@ -14,6 +15,9 @@ const NOT_CHANGES: ReadonlySet<EventType> = new Set(['login.succeeded', 'login.f
  * user's entry: the policy poll installs it).
  */
 export function staleUserOf(event: UsherEvent): number | null | undefined {
+  // A new admin raises the admin count: answers another instance held back by the last-admin rail (a
+  // proxy login's role sync) must go, and telling of the new user drops them (UserCache.forgetUser).
+  if (event.type === 'user.created' && event.detail.role === 'admin') return event.targetUserId;
   if (NOT_CHANGES.has(event.type)) return undefined;
   if (event.targetUserId !== null) return event.targetUserId;
   return event.type === 'session.ended' ? null : undefined;
