@@ -619,6 +619,8 @@ export class UserService {
     } catch (err) {
       // A row at fault (too long, a deadlock with another instance's batch): each alone. The database at fault: all fail now.
       if (now.length > 1 && rowAtFault(err)) for (const c of now) await this.createBatch([c]);
+      // Alone and still crossed by another transaction (a deadlock, a serialization failure): the locked path decides.
+      else if (now.length === 1 && /^40/.test(String((err as { code?: unknown } | null)?.code))) now[0]!.resolve(null);
       else for (const c of now) c.reject(err);
       return;
     }
