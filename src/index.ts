@@ -44,7 +44,7 @@ import { SessionManager, sessionOf } from './sessions/manager.js';
 import { sessionEndpoints } from './sessions/routes.js';
 import { DeviceTokens } from './sessions/devices.js';
 import { publicAuthEndpoints } from './authn/routes.js';
-import { jsonBody } from './http/body.js';
+import { jsonBody, noStore } from './http/body.js';
 import { inSeries } from './http/in-series.js';
 import { staticRouteMatcher } from './http/route-match.js';
 import { AppError, Errors } from './errors.js';
@@ -372,7 +372,7 @@ export async function createUsher(options: UsherOptions = {}): Promise<Usher> {
     });
     // Everything Usher answers is about a person (keys, sessions, profiles): never stored by a cache.
     router.use(API_BASE, (req, res, next) => {
-      res.setHeader('Cache-Control', 'no-store');
+      noStore(res);
       // Before every route, the public OIDC ones included: a key in the URL is refused everywhere.
       try {
         refuseKeyInUrl(req);

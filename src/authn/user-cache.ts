@@ -1,4 +1,5 @@
 import type { EventStream } from '../events/stream.js';
+import { setBounded } from '../bounded-map.js';
 import type { UserRecord } from '../users/model.js';
 
 /** What a cache holds: a user, or something of one user's (a scoped key with its owner). */
@@ -65,11 +66,7 @@ export class UserCache<K, V extends Entry = UserRecord> {
       (value) => {
         forget();
         if (value && this.ttlMs > 0 && generation === this.generation) {
-          // Full: the oldest entry goes (a Map iterates in insertion order), never everyone's at once.
-          if (this.cache.size >= MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value as K);
-          // Set anew at the end, so the oldest entry is the one cached longest ago.
-          this.cache.delete(key);
-          this.cache.set(key, { value, expires: Date.now() + this.ttlMs });
+          setBounded(this.cache, key, { value, expires: Date.now() + this.ttlMs }, MAX_ENTRIES);
         }
         return value;
       },

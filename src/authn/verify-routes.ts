@@ -2,6 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Authorizer } from '../authz/enforcer.js';
 import type { UsherConfig } from '../config/schema.js';
+import { noStore } from '../http/body.js';
 import { Errors } from '../errors.js';
 import { toPublicUser } from '../users/model.js';
 import { endpoint, type Endpoint } from '../http/endpoint.js';
@@ -75,7 +76,7 @@ export function verifyMiddleware(isTrustedPeer: (address: string | undefined) =>
   // One handler rather than two: each costs the route's bookkeeping on every request.
   return [
     (req, res, next) => {
-      res.setHeader('Cache-Control', 'no-store');
+      noStore(res);
       if (originalRequest(req, isTrustedPeer)) ignoreQueryKeys(req);
       else refuseKeyInUrl(req);
       next();

@@ -17,24 +17,27 @@ export function openDatabase(config: UsherConfig): Db {
       acquireConnectionTimeout: 10_000,
     });
   }
-  const dir = resolve(config.dataDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  // One connection: SQLite has one writer, and this serialises our transactions.
+  return openSqlite(config, { min: 1, max: 1 }, ['journal_mode = WAL', 'foreign_keys = ON', 'busy_timeout = 5000']);
+}
+
+type SqliteConnection = { run(sql: string, cb: (err: Error | null) => void): void };
+
+/** The data dir's SQLite file, each connection given `pragmas` in order as it opens. */
+function openSqlite(config: UsherConfig, size: { min: number; max: number }, pragmas: readonly string[]): Db {
   return knex({
     client: 'sqlite3',
-    connection: { filename: join(dir, 'usher.db') },
+    connection: { filename: join(resolve(config.dataDir), 'usher.db') },
     useNullAsDefault: true,
-    // One connection: SQLite has one writer, and this serialises our transactions.
     pool: {
-      min: 1,
-      max: 1,
-      afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null) => void) {
-        conn.run('PRAGMA journal_mode = WAL', (err) => {
-          if (err) return done(err);
-          conn.run('PRAGMA foreign_keys = ON', (err2) => {
-            if (err2) return done(err2);
-            conn.run('PRAGMA busy_timeout = 5000', done);
-          });
-        });
+      ...size,
+      afterCreate(conn: SqliteConnection, done: (err: Error | null) => void) {
+        const next = (i: number): void => {
+          if (i === pragmas.length) return done(null);
+          conn.run(`PRAGMA ${pragmas[i]}`, (err) => (err ? done(err) : next(i + 1)));
+        };
+        next(0);
       },
     },
   });
@@ -50,21 +53,7 @@ export const SQLITE_READERS = 4;
  */
 export function openReads(config: UsherConfig, writer: Db): Db {
   if (config.database.url) return writer;
-  return knex({
-    client: 'sqlite3',
-    connection: { filename: join(resolve(config.dataDir), 'usher.db') },
-    useNullAsDefault: true,
-    pool: {
-      min: 0,
-      max: SQLITE_READERS,
-      afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null) => void) {
-        conn.run('PRAGMA query_only = ON', (err) => {
-          if (err) return done(err);
-          conn.run('PRAGMA busy_timeout = 5000', done);
-        });
-      },
-    },
-  });
+  return openSqlite(config, { min: 0, max: SQLITE_READERS }, ['query_only = ON', 'busy_timeout = 5000']);
 }
 
 /** True when the error is a unique-constraint violation (SQLite or PostgreSQL). */

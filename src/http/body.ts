@@ -40,7 +40,6 @@ export function bodyParserError(err: unknown) {
 }
 
 /** `Cache-Control: no-store`: answers about people (keys, sessions, profiles) are never cached. */
-export function noStore(_req: Request, res: Response, next: NextFunction) {
+export function noStore(res: Response): void {
   res.setHeader('Cache-Control', 'no-store');
-  next();
 }

@@ -1,4 +1,5 @@
 import session from 'express-session';
+import { setBounded } from '../bounded-map.js';
 import { ConnectSessionKnexStore } from 'connect-session-knex';
 import { RedisStore } from 'connect-redis';
 import { createClient, type RedisClientType } from 'redis';
@@ -268,8 +269,7 @@ class CachedStore extends session.Store {
 
   private remember(sid: string, data: session.SessionData) {
     if (this.ttlMs <= 0) return;
-    if (this.cache.size >= 10_000) this.cache.clear();
-    this.cache.set(sid, { json: JSON.stringify(data), expires: Date.now() + this.ttlMs, userId: data.userId });
+    setBounded(this.cache, sid, { json: JSON.stringify(data), expires: Date.now() + this.ttlMs, userId: data.userId }, 10_000);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { setBounded } from '../bounded-map.js';
 import { fingerprintDeviceToken, generateDevicePublicId, generateDeviceToken } from '../crypto/device-tokens.js';
 import type { ServerKeys } from '../crypto/secret.js';
 import type { Db } from '../db/connect.js';
@@ -123,8 +124,7 @@ export class DeviceTokens {
         (device) => {
           forget();
           if (device && this.settings.cacheTtlMs > 0 && generation === this.generation) {
-            if (this.cache.size >= CACHE_MAX) this.cache.clear();
-            this.cache.set(fingerprint, { device, expires: Date.now() + this.settings.cacheTtlMs });
+            setBounded(this.cache, fingerprint, { device, expires: Date.now() + this.settings.cacheTtlMs }, CACHE_MAX);
           }
           return device;
         },
@@ -153,8 +153,7 @@ export class DeviceTokens {
   touch(device: DeviceRecord, ip: string | undefined): void {
     const now = this.clock();
     if (now - this.lastUse(device) < SEEN_EVERY_MS) return;
-    if (this.usedAt.size >= CACHE_MAX) this.usedAt.clear();
-    this.usedAt.set(device.rowId, now);
+    setBounded(this.usedAt, device.rowId, now, CACHE_MAX);
     const write = devicesRepo.touch(this.db, device.rowId, now, ip ?? null).then(
       () => {
         this.writes.delete(write);
